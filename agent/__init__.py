@@ -1,0 +1,1 @@
+"""The agent: LLM backends, planner, action schema, rule engine, sessions, explanations, CLI."""

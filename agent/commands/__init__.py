@@ -1,0 +1,1 @@
+"""Thin CLI subcommands: each module adds one parser and calls the library."""

@@ -1,0 +1,16 @@
+"""`autoglm plan`: placeholder until its owner lands it."""
+
+from __future__ import annotations
+
+import argparse
+
+from graph_ml.errors import SetupError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("plan", help="(not built yet)")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    raise SetupError("'autoglm plan' is not built yet.")

@@ -1,0 +1,1 @@
+"""Prompt and explanation templates, loaded with importlib.resources and rendered by Jinja2."""
