@@ -1,0 +1,47 @@
+"""The interface every language-model backend implements."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+
+class Message(TypedDict):
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass
+class Completion:
+    """One model answer and what it cost."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    backend: str = ""
+    model: str = ""
+
+
+class LLMBackend(abc.ABC):
+    """Turns a chat into text, optionally constrained to a JSON schema.
+
+    Backends that can constrain decoding (xgrammar, a server's `response_format`) must do
+    so when `json_schema` is given; the planner validates the text either way.
+    """
+
+    name: str = "base"
+    model: str = ""
+
+    @abc.abstractmethod
+    def complete(
+        self,
+        messages: list[Message],
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int = 256,
+    ) -> Completion:
+        """Return the model's answer to `messages`."""
+
+    def close(self) -> None:
+        """Release the model or connection (default: nothing to release)."""
