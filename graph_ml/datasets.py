@@ -1,0 +1,441 @@
+"""The dataset catalogue: one registry of named datasets and one `load_dataset` for all of them.
+
+Where files come from, in order:
+
+1. The data directory (`--data-dir` > `AUTOGLM_DATA_DIR` > the user cache), laid out as PyG
+   expects: `<data_dir>/<Folder>/raw/<files>`. Files found there are used as they are and never
+   written to, because CI points at a shared read-only copy.
+2. The processing cache (`AUTOGLM_CACHE_DIR`/datasets, default the user cache): raw files are
+   linked (or copied) into `<cache>/datasets/<Folder>/raw` and PyG writes `processed/` there.
+3. Online, PyG downloads into the cache as usual. Offline with no files, `load_dataset` raises a
+   `SetupError` naming every file and the directory to put it in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from urllib.error import URLError
+
+import torch
+from torch_geometric.data import Data, HeteroData
+
+from graph_ml.errors import SetupError, UserInputError
+from graph_ml.registry import Registry
+
+Task = Literal["node_classification", "link_prediction", "graph_classification"]
+Level = Literal["node", "graph"]
+Source = Literal["planetoid", "tu", "karate", "synthetic", "ogb", "csv"]
+
+NODE_TASKS: tuple[Task, ...] = ("node_classification", "link_prediction")
+GRAPH_TASKS: tuple[Task, ...] = ("graph_classification",)
+APP_NAME = "open-autoglm"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One catalogue entry.
+
+    `raw_files` are paths relative to `<data_dir>/<folder>`; all of them must be present for
+    the dataset to load offline.
+    """
+
+    name: str
+    aliases: tuple[str, ...]
+    level: Level
+    tasks: tuple[Task, ...]
+    default_task: Task
+    source: Source
+    needs_download: bool
+    raw_files: tuple[str, ...]
+    description: str
+    homepage: str = ""
+    folder: str = ""  # directory name under the data dir ("Cora", "MUTAG", "ogbn_arxiv")
+    pyg_name: str = ""  # the name PyG's dataset class takes ("Cora", "IMDB-BINARY")
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def _planetoid(name: str, pyg: str, description: str) -> DatasetSpec:
+    low = pyg.lower()
+    parts = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
+    return DatasetSpec(
+        name=name,
+        aliases=(pyg,),
+        level="node",
+        tasks=NODE_TASKS,
+        default_task="node_classification",
+        source="planetoid",
+        needs_download=True,
+        raw_files=tuple(f"raw/ind.{low}.{part}" for part in parts),
+        description=description,
+        homepage="https://github.com/kimiyoung/planetoid",
+        folder=pyg,
+        pyg_name=pyg,
+    )
+
+
+def _tu(name: str, pyg: str, extra: tuple[str, ...], description: str) -> DatasetSpec:
+    parts = ("A", "graph_indicator", "graph_labels", *extra)
+    return DatasetSpec(
+        name=name,
+        aliases=(pyg,),
+        level="graph",
+        tasks=GRAPH_TASKS,
+        default_task="graph_classification",
+        source="tu",
+        needs_download=True,
+        raw_files=tuple(f"raw/{pyg}_{part}.txt" for part in parts),
+        description=description,
+        homepage="https://chrsmrrs.github.io/datasets/",
+        folder=pyg,
+        pyg_name=pyg,
+    )
+
+
+for _spec in (
+    _planetoid("cora", "Cora", "Citation network, 2708 papers, 1433 bag-of-words, 7 classes."),
+    _planetoid("citeseer", "CiteSeer", "Citation network, 3327 papers, 3703 features, 6 classes."),
+    _planetoid("pubmed", "PubMed", "Citation network, 19717 papers, 500 TF-IDF, 3 classes."),
+    _tu("mutag", "MUTAG", ("node_labels", "edge_labels"), "188 molecules, mutagenic or not."),
+    _tu("proteins", "PROTEINS", ("node_labels",), "1113 proteins, enzyme or not."),
+    _tu("enzymes", "ENZYMES", ("node_labels",), "600 enzymes in 6 EC classes."),
+    _tu("imdb-binary", "IMDB-BINARY", (), "1000 ego-networks of actors, 2 genres; no features."),
+    DatasetSpec(
+        name="karate",
+        aliases=("karateclub", "zachary"),
+        level="node",
+        tasks=NODE_TASKS,
+        default_task="node_classification",
+        source="karate",
+        needs_download=False,
+        raw_files=(),
+        description="Zachary's karate club, 34 members, 4 communities; built into PyG.",
+        homepage="https://en.wikipedia.org/wiki/Zachary%27s_karate_club",
+    ),
+    DatasetSpec(
+        name="sbm",
+        aliases=("stochastic-block-model", "synthetic"),
+        level="node",
+        tasks=NODE_TASKS,
+        default_task="node_classification",
+        source="synthetic",
+        needs_download=False,
+        raw_files=(),
+        description="Synthetic stochastic block model, 4 blocks x 100 nodes, 16 noisy features.",
+    ),
+    DatasetSpec(
+        name="ogbn-arxiv",
+        aliases=("arxiv",),
+        level="node",
+        tasks=NODE_TASKS,
+        default_task="node_classification",
+        source="ogb",
+        needs_download=True,
+        raw_files=(
+            "RELEASE_v1.txt",
+            "raw/edge.csv.gz",
+            "raw/node-feat.csv.gz",
+            "raw/node-label.csv.gz",
+            "raw/node_year.csv.gz",
+            "raw/num-edge-list.csv.gz",
+            "raw/num-node-list.csv.gz",
+            "split/time/train.csv.gz",
+            "split/time/valid.csv.gz",
+            "split/time/test.csv.gz",
+        ),
+        description="arXiv CS citation graph, 169343 papers, 40 subject areas (needs `ogb`).",
+        homepage="https://ogb.stanford.edu/docs/nodeprop/#ogbn-arxiv",
+        folder="ogbn_arxiv",
+    ),
+):
+    DATASETS.register(_spec.name, _spec, aliases=_spec.aliases)
+
+
+@dataclass
+class LoadedDataset:
+    """A dataset ready for training.
+
+    Attributes:
+        spec: its catalogue entry (a `source="csv"` spec for imported graphs).
+        graphs: one element for node-level datasets, one per graph for graph-level ones.
+        target_node_type: for a `HeteroData` import, the node type that carries labels.
+    """
+
+    spec: DatasetSpec
+    graphs: list[Data | HeteroData]
+    target_node_type: str | None = None
+    _num_classes: int | None = field(default=None, repr=False)
+
+    @property
+    def data(self) -> Data | HeteroData:
+        return self.graphs[0]
+
+    @property
+    def is_hetero(self) -> bool:
+        return isinstance(self.data, HeteroData)
+
+    def _store(self, graph: Data | HeteroData):
+        if isinstance(graph, HeteroData):
+            node_type = self.target_node_type or graph.node_types[0]
+            return graph[node_type]
+        return graph
+
+    @property
+    def num_features(self) -> int:
+        x = self._store(self.data).get("x")
+        return 0 if x is None else int(x.size(-1)) if x.dim() > 1 else 1
+
+    @property
+    def num_classes(self) -> int:
+        if self._num_classes is not None:
+            return self._num_classes
+        labels = [self._store(g).get("y") for g in self.graphs]
+        labels = [y for y in labels if y is not None and y.numel() > 0]
+        if not labels:
+            return 0
+        return int(max(int(y.max()) for y in labels)) + 1
+
+    @property
+    def num_nodes(self) -> int:
+        return sum(int(g.num_nodes) for g in self.graphs)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 hex of every tensor (key, dtype, shape, bytes); stable across loads."""
+        digest = hashlib.sha256()
+        for index, graph in enumerate(self.graphs):
+            digest.update(f"graph:{index}".encode())
+            for store in graph.stores:
+                prefix = getattr(store, "_key", None) or ""
+                for key in sorted(store.keys()):
+                    value = store[key]
+                    if not isinstance(value, torch.Tensor):
+                        continue
+                    tensor = value.detach().cpu().contiguous()
+                    digest.update(f"{prefix}/{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+                    digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """`data_dir` if given, else `AUTOGLM_DATA_DIR`, else `<user cache>/datasets`."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    env = os.environ.get("AUTOGLM_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    return cache_dir() / "datasets"
+
+
+def cache_dir() -> Path:
+    """`AUTOGLM_CACHE_DIR`, else the platform's user cache directory for open-autoglm."""
+    env = os.environ.get("AUTOGLM_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+def _missing_files(spec: DatasetSpec, root: Path) -> list[str]:
+    return [f for f in spec.raw_files if not (root / spec.folder / f).is_file()]
+
+
+def available_offline(spec: DatasetSpec | str, data_dir: str | os.PathLike | None = None) -> bool:
+    """True if `spec` loads without a network: built in, or its raw files are in the data dir
+    (or were downloaded into the processing cache before)."""
+    spec = DATASETS.get(spec) if isinstance(spec, str) else spec
+    if not spec.needs_download:
+        return True
+    roots = (resolve_data_dir(data_dir), cache_dir() / "datasets")
+    return any(not _missing_files(spec, root) for root in roots)
+
+
+def _stage_raw(spec: DatasetSpec, data_dir: Path) -> Path:
+    """Return the root PyG should use, with the raw files linked from `data_dir` if present.
+
+    The data dir may be read-only, so PyG always works under the cache; raw files are
+    symlinked (copied where links are not allowed), never moved or modified.
+    """
+    work_root = cache_dir() / "datasets"
+    if _missing_files(spec, data_dir):
+        return work_root  # nothing to stage: reuse an earlier download or download now
+    for rel in spec.raw_files:
+        source = (data_dir / spec.folder / rel).resolve()
+        target = work_root / spec.folder / rel
+        if target.exists() and target.resolve() == source:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        try:
+            target.symlink_to(source)
+        except OSError:
+            shutil.copyfile(source, target)
+    return work_root
+
+
+def missing_files_message(spec: DatasetSpec, data_dir: Path) -> str:
+    """'put a, b in DIR; c in DIR2' for the files of `spec` that `data_dir` lacks."""
+    by_dir: dict[Path, list[str]] = {}
+    for rel in _missing_files(spec, data_dir) or spec.raw_files:
+        path = data_dir / spec.folder / rel
+        by_dir.setdefault(path.parent, []).append(path.name)
+    return "; ".join(f"put {', '.join(names)} in {where}" for where, names in by_dir.items())
+
+
+def _offline_error(spec: DatasetSpec, data_dir: Path, cause: BaseException) -> SetupError:
+    return SetupError(
+        f"Dataset {spec.name!r} is not in the data directory {data_dir} and could not be "
+        f"downloaded ({type(cause).__name__}: {cause}). To use it offline, "
+        f"{missing_files_message(spec, data_dir)} "
+        f"(from {spec.homepage or 'the dataset homepage'}), or point --data-dir / "
+        "AUTOGLM_DATA_DIR at a directory that has them, then run the command again."
+    )
+
+
+def _download_errors() -> tuple[type[BaseException], ...]:
+    """What a failed download raises: urllib's errors, and aiohttp's where PyG uses it."""
+    errors: tuple[type[BaseException], ...] = (URLError, ConnectionError, TimeoutError, OSError)
+    try:
+        import aiohttp
+    except ImportError:
+        return errors
+    return (*errors, aiohttp.ClientError)
+
+
+_DOWNLOAD_ERRORS = _download_errors()
+
+
+def _with_download(spec: DatasetSpec, data_dir: Path, build: Callable[[Path], object]):
+    root = _stage_raw(spec, data_dir)
+    try:
+        return build(root)
+    except _DOWNLOAD_ERRORS as error:
+        if _missing_files(spec, root):
+            raise _offline_error(spec, data_dir, error) from error
+        raise
+
+
+def _load_planetoid(spec: DatasetSpec, data_dir: Path) -> list[Data]:
+    from torch_geometric.datasets import Planetoid
+
+    dataset = _with_download(spec, data_dir, lambda root: Planetoid(str(root), spec.pyg_name))
+    return [dataset[0]]
+
+
+def _load_tu(spec: DatasetSpec, data_dir: Path) -> list[Data]:
+    from torch_geometric.datasets import TUDataset
+
+    dataset = _with_download(spec, data_dir, lambda root: TUDataset(str(root), spec.pyg_name))
+    graphs = [dataset[i] for i in range(len(dataset))]
+    if graphs and graphs[0].get("x") is None:
+        graphs = _one_hot_degree(graphs)
+    return graphs
+
+
+def _one_hot_degree(graphs: list[Data]) -> list[Data]:
+    """Featureless graphs (IMDB-BINARY) get one-hot node degrees, the usual GIN input."""
+    from torch_geometric.utils import degree
+
+    degrees = [degree(g.edge_index[0], g.num_nodes, dtype=torch.long) for g in graphs]
+    max_degree = max(int(d.max()) if d.numel() else 0 for d in degrees)
+    for graph, deg in zip(graphs, degrees, strict=True):
+        graph.x = torch.nn.functional.one_hot(deg, max_degree + 1).float()
+    return graphs
+
+
+def _load_karate(spec: DatasetSpec, data_dir: Path) -> list[Data]:
+    from torch_geometric.datasets import KarateClub
+
+    return [KarateClub()[0]]
+
+
+def _load_ogb(spec: DatasetSpec, data_dir: Path) -> list[Data]:
+    try:
+        from ogb.nodeproppred import PygNodePropPredDataset
+    except ImportError as error:
+        raise SetupError(
+            f"Dataset {spec.name!r} needs the optional 'ogb' package: "
+            "pip install 'open-autoglm[ogb]' (or pip install ogb), then run the command again."
+        ) from error
+    dataset = _with_download(
+        spec, data_dir, lambda root: PygNodePropPredDataset(spec.name, root=str(root))
+    )
+    data = dataset[0]
+    data.y = data.y.view(-1)
+    for split, name in (("train", "train"), ("valid", "val"), ("test", "test")):
+        mask = torch.zeros(data.num_nodes, dtype=torch.bool)
+        mask[dataset.get_idx_split()[split]] = True
+        data[f"{name}_mask"] = mask
+    return [data]
+
+
+def make_sbm(
+    block_sizes: tuple[int, ...] = (100, 100, 100, 100),
+    p_in: float = 0.08,
+    p_out: float = 0.005,
+    num_features: int = 16,
+    feature_noise: float = 2.0,
+    seed: int = 0,
+) -> Data:
+    """A stochastic block model graph with block labels and noisy class-centred features.
+
+    Deterministic under `seed` (its own `torch.Generator`; the global RNG is not touched).
+    Undirected, no self-loops; `y` is the block index.
+    """
+    if not block_sizes or min(block_sizes) < 1:
+        raise UserInputError(f"SBM block sizes must be positive, got {block_sizes}.")
+    if not (0.0 <= p_out <= 1.0 and 0.0 <= p_in <= 1.0):
+        raise UserInputError(f"SBM probabilities must be in [0, 1], got {p_in=}, {p_out=}.")
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.repeat_interleave(torch.arange(len(block_sizes)), torch.tensor(block_sizes))
+    n = int(y.numel())
+    probs = torch.full((n, n), p_out)
+    probs[y.view(-1, 1) == y.view(1, -1)] = p_in
+    upper = torch.triu(torch.rand(n, n, generator=gen) < probs, diagonal=1)
+    src, dst = upper.nonzero(as_tuple=True)
+    edge_index = torch.cat([torch.stack([src, dst]), torch.stack([dst, src])], dim=1)
+    order = torch.argsort(edge_index[0] * n + edge_index[1])
+    centres = torch.randn(len(block_sizes), num_features, generator=gen)
+    x = centres[y] + feature_noise * torch.randn(n, num_features, generator=gen)
+    return Data(x=x, edge_index=edge_index[:, order], y=y, num_nodes=n)
+
+
+def _load_sbm(spec: DatasetSpec, data_dir: Path) -> list[Data]:
+    return [make_sbm()]
+
+
+_LOADERS: dict[str, Callable[[DatasetSpec, Path], list]] = {
+    "planetoid": _load_planetoid,
+    "tu": _load_tu,
+    "karate": _load_karate,
+    "synthetic": _load_sbm,
+    "ogb": _load_ogb,
+}
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> LoadedDataset:
+    """Load a catalogue dataset by name or alias.
+
+    Args:
+        name: a catalogue name ("cora", "MUTAG", "imdb_binary", ...).
+        data_dir: directory with `<Folder>/raw/` files; default `resolve_data_dir()`.
+
+    Raises:
+        UserInputError: unknown name (the message lists the catalogue).
+        SetupError: the files are missing and cannot be downloaded, or an extra is missing.
+    """
+    spec = DATASETS.get(name)
+    if spec.source == "csv":
+        raise UserInputError(f"{name!r} is an imported graph; load it with load_csv_graph().")
+    graphs = _LOADERS[spec.source](spec, resolve_data_dir(data_dir))
+    return LoadedDataset(spec=spec, graphs=graphs)
