@@ -1,0 +1,553 @@
+"""The model zoo: one encoder base class, eight families, three task heads.
+
+Every family is a `GNNEncoder` that overrides one hook, `init_conv` (the shape of PyG's
+`BasicGNN.init_conv`). The task heads wrap an encoder:
+
+- node classification: the encoder itself, `out_channels = num_classes`, logits per node;
+- link prediction: encoder -> node embeddings, then a dot-product or MLP decoder scores
+  node pairs (negatives are sampled by the trainer);
+- graph classification: encoder -> node embeddings -> sum/mean readout -> MLP -> logits.
+
+`MODELS` holds a `ModelSpec` per family with the tasks it supports and its published default
+hyper-parameters, which the trainer and the rule engine use to fill what the user left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import (
+    APPNP,
+    GATConv,
+    GATv2Conv,
+    GCNConv,
+    GINConv,
+    SAGEConv,
+    SGConv,
+    global_add_pool,
+    global_mean_pool,
+)
+
+from graph_ml.errors import UserInputError
+from graph_ml.registry import Registry
+
+Task = Literal["node_classification", "link_prediction", "graph_classification"]
+TASKS: tuple[Task, ...] = ("node_classification", "link_prediction", "graph_classification")
+ALL_TASKS = TASKS
+NODE_AND_LINK: tuple[Task, ...] = ("node_classification", "link_prediction")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model family in the zoo.
+
+    Attributes:
+        name: registry name ("gcn").
+        tasks: tasks the family supports.
+        description: one line for listings and explanations.
+        paper: the reference the defaults come from.
+        defaults: hyper-parameters for any task (hidden_channels, num_layers, dropout, lr,
+            weight_decay, heads, epochs, ...).
+        task_defaults: per-task overrides of `defaults`.
+        aliases: other names users type ("graphsage").
+    """
+
+    name: str
+    tasks: tuple[Task, ...]
+    description: str
+    paper: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    task_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+    def hparams(self, task: Task) -> dict[str, Any]:
+        """The default hyper-parameters of this family for `task`."""
+        return {**BASE_DEFAULTS, **self.defaults, **self.task_defaults.get(task, {})}
+
+
+# Used where a family says nothing; the GCN paper's recipe, which suits most small graphs.
+BASE_DEFAULTS: dict[str, Any] = {
+    "hidden_channels": 16,
+    "num_layers": 2,
+    "dropout": 0.5,
+    "lr": 0.01,
+    "weight_decay": 5e-4,
+    "heads": 1,
+    "epochs": 200,
+}
+
+# Graph classification: the GIN paper's protocol (Xu et al. 2019, section 7).
+GRAPH_DEFAULTS: dict[str, Any] = {
+    "hidden_channels": 64,
+    "num_layers": 5,
+    "dropout": 0.5,
+    "lr": 0.01,
+    "weight_decay": 0.0,
+    "epochs": 350,
+    "batch_size": 32,
+    "pooling": "sum",
+}
+
+# Link prediction: a wider embedding and no dropout on the scores (Kipf & Welling GAE).
+LINK_DEFAULTS: dict[str, Any] = {
+    "hidden_channels": 128,
+    "out_channels": 64,
+    "dropout": 0.0,
+    "weight_decay": 0.0,
+    "epochs": 100,
+    "decoder": "dot",
+}
+
+
+class _Linear(nn.Linear):
+    """A linear layer with the `(x, edge_index)` call signature of a graph convolution."""
+
+    def forward(self, x: Tensor, edge_index: Tensor | None = None) -> Tensor:  # noqa: ARG002
+        return super().forward(x)
+
+
+class FeatureDropout(nn.Module):
+    """Dropout on input features that draws random numbers only for the non-zero entries.
+
+    Same distribution as `F.dropout` (a zero stays zero whether or not it is dropped), but on
+    sparse bag-of-words features (Cora: 1.3% non-zero) it avoids a Bernoulli draw per entry of
+    the dense matrix, which was ~90% of a CPU GCN epoch. The non-zero positions are cached per
+    input tensor, so full-batch training finds them once.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self._key: tuple | None = None
+        self._index: Tensor | None = None  # [nnz] flat positions of the non-zeros
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.requires_grad or not x.is_contiguous():
+            return F.dropout(x, self.p, training=True)
+        key = (x.data_ptr(), tuple(x.shape), x._version, x.device)
+        if key != self._key:
+            flat = x.reshape(-1)
+            self._index = flat.nonzero().view(-1)
+            self._key = key
+        index = self._index
+        if index.numel() > x.numel() // 2:  # dense input: nothing to gain
+            return F.dropout(x, self.p, training=True)
+        values = x.reshape(-1)[index]
+        keep = torch.rand(values.shape, device=x.device) >= self.p
+        out = torch.zeros_like(x)
+        out.view(-1)[index] = values * keep / (1.0 - self.p)
+        return out
+
+
+class GNNEncoder(nn.Module):
+    """A stack of `num_layers` convolutions, `in -> hidden -> ... -> out`.
+
+    Subclasses override `init_conv`. Between layers: activation then dropout; dropout is also
+    applied to the input features (as in the GCN and GAT papers).
+
+    Args:
+        in_channels: input feature size.
+        hidden_channels: width of each hidden layer (per head for attention models).
+        out_channels: width of the last layer.
+        num_layers: number of convolutions (>= 1).
+        dropout: dropout probability on inputs and hidden activations.
+        heads: attention heads of hidden layers (attention models only).
+        act_last: apply the activation after the last layer (embeddings for readout).
+        cached: cache the graph normalisation (only for a fixed, full-batch graph).
+    """
+
+    act: nn.Module = nn.ReLU()
+    concat_heads = False  # hidden outputs are hidden_channels * heads wide
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        out_channels: int,
+        num_layers: int = 2,
+        dropout: float = 0.5,
+        heads: int = 1,
+        act_last: bool = False,
+        cached: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise UserInputError(f"num_layers must be at least 1, got {num_layers}.")
+        self.heads, self.cached, self.kwargs = heads, cached, kwargs
+        self.num_layers, self.dropout, self.act_last = num_layers, dropout, act_last
+        self.input_dropout = FeatureDropout(dropout)
+        width = hidden_channels * heads if self.concat_heads else hidden_channels
+        self.out_channels = out_channels
+        self.convs = nn.ModuleList()
+        for i in range(num_layers):
+            last = i == num_layers - 1
+            c_in = in_channels if i == 0 else width
+            self.convs.append(self.init_conv(c_in, out_channels if last else hidden_channels, last))
+
+    def init_conv(self, in_channels: int, out_channels: int, last: bool) -> nn.Module:
+        """Build one layer mapping `[N, in_channels]` to `[N, out_channels(*heads)]`."""
+        raise NotImplementedError
+
+    def propagate_out(self, x: Tensor, edge_index: Tensor) -> Tensor:  # noqa: ARG002
+        """Post-processing of the last layer's output (APPNP's propagation); identity here."""
+        return x
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        x = self.input_dropout(x)  # [N, in]
+        for i, conv in enumerate(self.convs):
+            x = conv(x, edge_index)  # [N, hidden(*heads)] or [N, out] for the last
+            if i < self.num_layers - 1 or self.act_last:
+                x = self.act(x)
+            if i < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, training=self.training)
+        return self.propagate_out(x, edge_index)  # [N, out]
+
+
+class GCN(GNNEncoder):
+    def init_conv(self, in_channels: int, out_channels: int, last: bool) -> nn.Module:
+        return GCNConv(in_channels, out_channels, cached=self.cached)
+
+
+class GAT(GNNEncoder):
+    """GAT (Velickovic et al. 2018): hidden heads concatenated, output heads averaged."""
+
+    act = nn.ELU()
+    concat_heads = True
+    conv_cls: type = GATConv
+
+    def init_conv(self, in_channels: int, out_channels: int, last: bool) -> nn.Module:
+        heads = self.kwargs.get("output_heads", 1) if last else self.heads
+        return self.conv_cls(
+            in_channels, out_channels, heads=heads, concat=not last, dropout=self.dropout
+        )
+
+
+class GATv2(GAT):
+    conv_cls = GATv2Conv
+
+
+class SAGE(GNNEncoder):
+    def init_conv(self, in_channels: int, out_channels: int, last: bool) -> nn.Module:
+        return SAGEConv(in_channels, out_channels, aggr=self.kwargs.get("aggr", "mean"))
+
+
+class GIN(GNNEncoder):
+    """GIN (Xu et al. 2019): each layer is an MLP (Linear-BatchNorm-ReLU-Linear) over sums."""
+
+    def init_conv(self, in_channels: int, out_channels: int, last: bool) -> nn.Module:
+        mlp = nn.Sequential(
+            nn.Linear(in_channels, out_channels),
+            nn.BatchNorm1d(out_channels),
+            nn.ReLU(),
+            nn.Linear(out_channels, out_channels),
+        )
+        return GINConv(mlp, train_eps=False)
+
+
+class MLP(GNNEncoder):
+    """No graph at all: the baseline that tells whether the edges help."""
+
+    def init_conv(self, in_channels: int, out_channels: int, last: bool) -> nn.Module:
+        return _Linear(in_channels, out_channels)
+
+
+class SGC(GNNEncoder):
+    """SGC (Wu et al. 2019): K propagation steps then one linear layer, no nonlinearity.
+
+    `num_layers` is K, the number of hops; the model always has a single layer.
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, **kw: Any):
+        self.K = kw.pop("num_layers", 2)
+        super().__init__(in_channels, hidden_channels, out_channels, num_layers=1, **kw)
+
+    def init_conv(self, in_channels: int, out_channels: int, last: bool) -> nn.Module:
+        return SGConv(in_channels, out_channels, K=self.K, cached=self.cached)
+
+
+class APPNPNet(GNNEncoder):
+    """APPNP (Klicpera et al. 2019): an MLP, then K steps of personalised-PageRank propagation."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.prop = APPNP(
+            K=self.kwargs.get("K", 10), alpha=self.kwargs.get("alpha", 0.1), cached=self.cached
+        )
+
+    def init_conv(self, in_channels: int, out_channels: int, last: bool) -> nn.Module:
+        return _Linear(in_channels, out_channels)
+
+    def propagate_out(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        return self.prop(x, edge_index)  # [N, out]
+
+
+class LinkPredictor(nn.Module):
+    """Encoder + decoder scoring node pairs; `forward` returns one logit per pair.
+
+    Args:
+        encoder: maps `(x [N, F], edge_index [2, E])` to embeddings `[N, D]`.
+        decoder: "dot" (inner product, as in GAE) or "mlp" (MLP on the Hadamard product).
+    """
+
+    def __init__(self, encoder: GNNEncoder, decoder: str = "dot") -> None:
+        super().__init__()
+        if decoder not in ("dot", "mlp"):
+            raise UserInputError(f"Unknown link decoder {decoder!r}; choose from: dot, mlp.")
+        self.encoder, self.decoder = encoder, decoder
+        dim = encoder.out_channels
+        self.mlp = (
+            nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 1))
+            if decoder == "mlp"
+            else None
+        )
+
+    def encode(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        return self.encoder(x, edge_index)  # [N, D]
+
+    def decode(self, z: Tensor, pairs: Tensor) -> Tensor:
+        h = z[pairs[0]] * z[pairs[1]]  # [P, D]
+        if self.mlp is None:
+            return h.sum(dim=-1)  # [P]
+        return self.mlp(h).view(-1)  # [P]
+
+    def forward(self, x: Tensor, edge_index: Tensor, pairs: Tensor) -> Tensor:
+        return self.decode(self.encode(x, edge_index), pairs)
+
+
+class GraphClassifier(nn.Module):
+    """Encoder -> readout pooling over each graph's nodes -> MLP -> class logits.
+
+    Args:
+        encoder: produces node embeddings `[N, hidden]` (built with `act_last=True`).
+        num_classes: number of graph classes.
+        pooling: "sum" (GIN's choice: injective on multisets) or "mean".
+        dropout: dropout before the classifier's last layer.
+    """
+
+    def __init__(
+        self, encoder: GNNEncoder, num_classes: int, pooling: str = "sum", dropout: float = 0.5
+    ):
+        super().__init__()
+        pools = {"sum": global_add_pool, "mean": global_mean_pool}
+        if pooling not in pools:
+            raise UserInputError(f"Unknown pooling {pooling!r}; choose from: mean, sum.")
+        self.encoder, self.pool, self.dropout = encoder, pools[pooling], dropout
+        dim = encoder.out_channels
+        self.head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, num_classes))
+
+    def forward(self, x: Tensor, edge_index: Tensor, batch: Tensor | None = None) -> Tensor:
+        h = self.encoder(x, edge_index)  # [N, hidden]
+        if batch is None:
+            batch = torch.zeros(x.size(0), dtype=torch.long, device=x.device)
+        g = self.pool(h, batch)  # [num_graphs, hidden]
+        g = self.head[1](self.head[0](g))  # [num_graphs, hidden]
+        g = F.dropout(g, self.dropout, training=self.training)
+        return self.head[2](g)  # [num_graphs, num_classes]
+
+
+MODELS: Registry[ModelSpec] = Registry("model")
+ENCODERS: dict[str, type[GNNEncoder]] = {}
+
+
+def _register(spec: ModelSpec, encoder: type[GNNEncoder]) -> None:
+    MODELS.register(spec.name, spec, spec.aliases)
+    ENCODERS[spec.name] = encoder
+
+
+_register(
+    ModelSpec(
+        "gcn",
+        ALL_TASKS,
+        "Graph Convolutional Network: degree-normalised neighbour averaging.",
+        "Kipf & Welling, ICLR 2017",
+        task_defaults={"link_prediction": LINK_DEFAULTS, "graph_classification": GRAPH_DEFAULTS},
+    ),
+    GCN,
+)
+_GAT_DEFAULTS = {"hidden_channels": 8, "heads": 8, "dropout": 0.6, "lr": 0.005, "output_heads": 1}
+_register(
+    ModelSpec(
+        "gat",
+        ALL_TASKS,
+        "Graph Attention Network: learned attention weights over neighbours.",
+        "Velickovic et al., ICLR 2018",
+        defaults=_GAT_DEFAULTS,
+        task_defaults={
+            "link_prediction": {**LINK_DEFAULTS, "hidden_channels": 16, "lr": 0.01},
+            "graph_classification": {**GRAPH_DEFAULTS, "hidden_channels": 16, "heads": 4},
+        },
+    ),
+    GAT,
+)
+_register(
+    ModelSpec(
+        "gatv2",
+        ALL_TASKS,
+        "GATv2: dynamic attention (the ranking of neighbours depends on the query node).",
+        "Brody et al., ICLR 2022",
+        defaults=_GAT_DEFAULTS,
+        task_defaults={
+            "link_prediction": {**LINK_DEFAULTS, "hidden_channels": 16, "lr": 0.01},
+            "graph_classification": {**GRAPH_DEFAULTS, "hidden_channels": 16, "heads": 4},
+        },
+    ),
+    GATv2,
+)
+_register(
+    ModelSpec(
+        "sage",
+        ALL_TASKS,
+        "GraphSAGE: separate self and mean-of-neighbours weights; inductive, samples well.",
+        "Hamilton et al., NeurIPS 2017",
+        defaults={"hidden_channels": 64},
+        task_defaults={"link_prediction": LINK_DEFAULTS, "graph_classification": GRAPH_DEFAULTS},
+        aliases=("graphsage",),
+    ),
+    SAGE,
+)
+_register(
+    ModelSpec(
+        "gin",
+        ALL_TASKS,
+        "Graph Isomorphism Network: sum aggregation + MLP, as expressive as the WL test.",
+        "Xu et al., ICLR 2019",
+        defaults={"hidden_channels": 64},
+        task_defaults={"link_prediction": LINK_DEFAULTS, "graph_classification": GRAPH_DEFAULTS},
+    ),
+    GIN,
+)
+_register(
+    ModelSpec(
+        "mlp",
+        ALL_TASKS,
+        "Multi-layer perceptron on node features only: the no-graph baseline.",
+        "baseline",
+        defaults={"hidden_channels": 64},
+        task_defaults={"link_prediction": LINK_DEFAULTS, "graph_classification": GRAPH_DEFAULTS},
+    ),
+    MLP,
+)
+_register(
+    ModelSpec(
+        "sgc",
+        NODE_AND_LINK,
+        "Simplified Graph Convolution: K-hop feature propagation then a linear classifier.",
+        "Wu et al., ICML 2019",
+        defaults={"num_layers": 2, "dropout": 0.0, "lr": 0.2, "weight_decay": 5e-5, "epochs": 100},
+        task_defaults={"link_prediction": {**LINK_DEFAULTS, "lr": 0.01}},
+    ),
+    SGC,
+)
+_register(
+    ModelSpec(
+        "appnp",
+        NODE_AND_LINK,
+        "APPNP: an MLP whose predictions are spread by personalised PageRank (K=10, alpha=0.1).",
+        "Klicpera et al., ICLR 2019",
+        defaults={"hidden_channels": 64, "K": 10, "alpha": 0.1},
+        task_defaults={"link_prediction": LINK_DEFAULTS},
+    ),
+    APPNPNet,
+)
+
+
+def supported_tasks() -> dict[str, tuple[Task, ...]]:
+    """Model name -> the tasks it supports."""
+    return {name: spec.tasks for name, spec in MODELS.items()}
+
+
+def _describe_choices() -> str:
+    return "; ".join(f"{name} ({', '.join(tasks)})" for name, tasks in supported_tasks().items())
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec of model `name` (aliases accepted).
+
+    Raises:
+        UserInputError: unknown name; the message lists each model and its tasks.
+    """
+    if name not in MODELS:
+        raise UserInputError(f"Unknown model {name!r}; choose from: {_describe_choices()}.")
+    return MODELS.get(name)
+
+
+def check_task(name: str, task: str) -> ModelSpec:
+    """The spec of `name` after checking it supports `task`.
+
+    Raises:
+        UserInputError: unknown model or task, or a mismatch (the message names the models
+            that do support the task).
+    """
+    spec = get_spec(name)
+    if task not in TASKS:
+        raise UserInputError(f"Unknown task {task!r}; choose from: {', '.join(TASKS)}.")
+    if task not in spec.tasks:
+        others = [n for n, tasks in supported_tasks().items() if task in tasks]
+        raise UserInputError(
+            f"Model {spec.name!r} does not support {task}; it supports "
+            f"{', '.join(spec.tasks)}. For {task} choose from: {', '.join(others)}."
+        )
+    return spec
+
+
+def default_hparams(name: str, task: Task) -> dict[str, Any]:
+    """Published default hyper-parameters of model `name` for `task` (for the rule engine)."""
+    return check_task(name, task).hparams(task)
+
+
+def build_model(
+    name: str,
+    task: Task,
+    in_channels: int,
+    out_channels: int,
+    **hparams: Any,
+) -> nn.Module:
+    """Build model `name` for `task`.
+
+    Args:
+        name: a registry name or alias ("gcn", "graphsage", ...).
+        task: node_classification, link_prediction or graph_classification.
+        in_channels: node feature size.
+        out_channels: number of classes (node/graph classification) or the embedding size
+            (link prediction).
+        **hparams: hidden_channels, num_layers, dropout, heads, cached, pooling, decoder,
+            output_heads, K, alpha, aggr; missing or None values take the model's defaults.
+
+    Returns:
+        A module: `(x, edge_index) -> [N, C]` for nodes, `(x, edge_index, pairs) -> [P]` for
+        links, `(x, edge_index, batch) -> [G, C]` for graphs.
+
+    Raises:
+        UserInputError: unknown model, model/task mismatch, or an unusable value.
+    """
+    spec = check_task(name, task)
+    hp = {**spec.hparams(task), **{k: v for k, v in hparams.items() if v is not None}}
+    for key in ("lr", "weight_decay", "epochs", "batch_size", "out_channels"):
+        hp.pop(key, None)
+    decoder, pooling = hp.pop("decoder", "dot"), hp.pop("pooling", "sum")
+    _check_ranges(hp)
+    encoder_cls = ENCODERS[spec.name]
+    hidden = hp.pop("hidden_channels")
+    if task == "node_classification":
+        return encoder_cls(in_channels, hidden, out_channels, **hp)
+    if task == "link_prediction":
+        return LinkPredictor(encoder_cls(in_channels, hidden, out_channels, **hp), decoder)
+    # Dropout only before the classifier (GIN paper): dropping one-hot atom types hurts.
+    dropout = hp.pop("dropout", 0.5)
+    encoder = encoder_cls(in_channels, hidden, hidden, act_last=True, dropout=0.0, **hp)
+    return GraphClassifier(encoder, out_channels, pooling, dropout)
+
+
+def _check_ranges(hp: dict[str, Any]) -> None:
+    if not 0.0 <= hp.get("dropout", 0.0) < 1.0:
+        raise UserInputError(f"dropout must be in [0, 1), got {hp['dropout']}.")
+    for key in ("hidden_channels", "num_layers", "heads"):
+        if key in hp and int(hp[key]) < 1:
+            raise UserInputError(f"{key} must be a positive integer, got {hp[key]}.")
