@@ -31,7 +31,7 @@ MAX_MODELS = 8  # the model zoo's size; a compare or tune over more is a typo
 MAX_NODES = 16  # nodes one explanation covers
 MAX_RUNS = 8  # runs one report or comparison refers to
 MAX_TEXT = 300  # characters of a clarifying question or a question about earlier results
-RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+MAX_RUN_ID = 1_000_000_000  # the experiment store numbers runs 1, 2, 3, ...
 
 # Used only while the registries cannot be imported (they load torch); kept in step with them.
 _FALLBACK_DATASETS = (
@@ -72,7 +72,7 @@ def model_names() -> tuple[str, ...]:
 DatasetName = Literal[dataset_names()]  # type: ignore[valid-type]
 ModelName = Literal[model_names()]  # type: ignore[valid-type]
 TaskName = Literal[TASKS]  # type: ignore[valid-type]
-RunId = Annotated[str, Field(pattern=RUN_ID_PATTERN, max_length=64)]
+RunId = Annotated[int, Field(ge=1, le=MAX_RUN_ID)]
 
 # Field definitions shared by the actions, so every action reads the same.
 _DATASET = Field(None, description="dataset, canonical catalogue name")
