@@ -107,7 +107,12 @@ for _spec in (
     _tu("mutag", "MUTAG", ("node_labels", "edge_labels"), "188 molecules, mutagenic or not."),
     _tu("proteins", "PROTEINS", ("node_labels",), "1113 proteins, enzyme or not."),
     _tu("enzymes", "ENZYMES", ("node_labels",), "600 enzymes in 6 EC classes."),
-    _tu("imdb-binary", "IMDB-BINARY", (), "1000 ego-networks of actors, 2 genres; no features."),
+    _tu(
+        "imdb-binary",
+        "IMDB-BINARY",
+        (),
+        "1000 actor ego-networks, 2 genres; one-hot degrees as features.",
+    ),
     DatasetSpec(
         name="karate",
         aliases=("karateclub", "zachary"),
@@ -167,12 +172,17 @@ class LoadedDataset:
         spec: its catalogue entry (a `source="csv"` spec for imported graphs).
         graphs: one element for node-level datasets, one per graph for graph-level ones.
         target_node_type: for a `HeteroData` import, the node type that carries labels.
+        class_names: label names by class index, where the source has them (CSV imports).
+        node_ids: the source's node ids by node index, per node type ("node" if homogeneous).
+        edge_type_names: names of the `edge_type` values of a CSV import with a type column.
     """
 
     spec: DatasetSpec
     graphs: list[Data | HeteroData]
     target_node_type: str | None = None
-    _num_classes: int | None = field(default=None, repr=False)
+    class_names: list[str] | None = None
+    node_ids: dict[str, list[str]] | None = field(default=None, repr=False)
+    edge_type_names: list[str] | None = None
 
     @property
     def data(self) -> Data | HeteroData:
@@ -195,8 +205,8 @@ class LoadedDataset:
 
     @property
     def num_classes(self) -> int:
-        if self._num_classes is not None:
-            return self._num_classes
+        if self.class_names is not None:
+            return len(self.class_names)
         labels = [self._store(g).get("y") for g in self.graphs]
         labels = [y for y in labels if y is not None and y.numel() > 0]
         if not labels:
