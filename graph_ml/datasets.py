@@ -8,7 +8,8 @@ Where files come from, in order:
 2. The processing cache (`AUTOGLM_CACHE_DIR`/datasets, default the user cache): raw files are
    linked (or copied) into `<cache>/datasets/<Folder>/raw` and PyG writes `processed/` there.
 3. Online, PyG downloads into the cache as usual. Offline with no files, `load_dataset` raises a
-   `SetupError` naming every file and the directory to put it in.
+   `SetupError` naming every file and the directory to put it in. `AUTOGLM_OFFLINE=1` skips
+   the download attempt altogether.
 """
 
 from __future__ import annotations
@@ -325,8 +326,18 @@ def _download_errors() -> tuple[type[BaseException], ...]:
 _DOWNLOAD_ERRORS = _download_errors()
 
 
+def offline_mode() -> bool:
+    """`AUTOGLM_OFFLINE=1` (or HF_HUB_OFFLINE=1): never try a download, fail fast instead."""
+    return any(
+        os.environ.get(var, "").strip().lower() in ("1", "true", "yes")
+        for var in ("AUTOGLM_OFFLINE", "HF_HUB_OFFLINE")
+    )
+
+
 def _with_download(spec: DatasetSpec, data_dir: Path, build: Callable[[Path], object]):
     root = _stage_raw(spec, data_dir)
+    if offline_mode() and _missing_files(spec, root):
+        raise _offline_error(spec, data_dir, ConnectionError("offline mode (AUTOGLM_OFFLINE)"))
     try:
         return build(root)
     except _DOWNLOAD_ERRORS as error:
