@@ -1,0 +1,654 @@
+"""Templated explanations of stored results, in the language the user wrote in.
+
+Python reads the facts out of a stored run (`agent.store.RunRecord`) and decides what they
+mean (over-fitting, significance, homophily); the words live in `prompts/explain_<kind>.<lang>.j2`
+(Jinja2, `StrictUndefined`), English and Chinese. Every number an explanation shows comes
+from the record passed in, or from the small table of published reference figures below;
+none is typed into a template.
+
+`explain_node(model, data, node_ids)` gives feature and edge attributions for chosen nodes of
+a trained node classifier through `torch_geometric.explain` (GNNExplainer).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+
+from graph_ml.errors import UserInputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from agent.store import ExperimentStore, RunRecord
+
+LANGUAGES = ("en", "zh")
+SIGNIFICANCE_LEVEL = 0.05  # the usual two-sided threshold; the p-value is shown either way
+# Train-minus-validation metric gap (at the best epoch) above which we call it over-fitting:
+# on the Planetoid splits GCN's usual gap is 0.1-0.2, so only clearly larger gaps count.
+OVERFIT_GAP = 0.25
+# Validation loss this far (relative) above its minimum by the end means it peaked early.
+VAL_LOSS_RISE = 0.2
+UNDERFIT_TRAIN_METRIC = 0.6  # a model below this on its own training data lacks capacity
+HOMOPHILY_LOW, HOMOPHILY_HIGH = 0.5, 0.7
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published test figure (percent) and where it comes from."""
+
+    value: float
+    source: str
+
+
+# (model, dataset) -> published test accuracy on the standard split / protocol.
+PUBLISHED: dict[tuple[str, str], Published] = {
+    ("gcn", "cora"): Published(81.5, "Kipf & Welling, ICLR 2017"),
+    ("gat", "cora"): Published(83.0, "Veličković et al., ICLR 2018"),
+    ("mlp", "cora"): Published(55.1, "Veličković et al., ICLR 2018"),
+    ("gcn", "citeseer"): Published(70.3, "Kipf & Welling, ICLR 2017"),
+    ("gat", "citeseer"): Published(72.5, "Veličković et al., ICLR 2018"),
+    ("mlp", "citeseer"): Published(46.5, "Veličković et al., ICLR 2018"),
+    ("gin", "mutag"): Published(89.4, "Xu et al., ICLR 2019"),
+}
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+
+
+def detect_language(text: str | None) -> str:
+    """`zh` when the text contains CJK characters, else `en`."""
+    return "zh" if text and _CJK.search(text) else "en"
+
+
+# -- number formatting (the only place numbers become text) --------------------------------
+
+
+def fmt_num(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def fmt_pct(value: float | None) -> str:
+    """0.8123 -> '81.23' (a metric in [0, 1] as percent)."""
+    return "n/a" if value is None else f"{100 * value:.2f}"
+
+
+def fmt_p(value: float | None) -> str:
+    """A p-value: 3 significant digits, scientific below 0.001."""
+    if value is None:
+        return "n/a"
+    return f"{value:.2e}" if value < 1e-3 else f"{value:.3f}"
+
+
+def fmt_value(value: Any) -> str:
+    """A stored value as text: floats to 4 significant digits, the rest as is."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def fmt_seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def _environment() -> jinja2.Environment:
+    def load(name: str) -> str:
+        return (resources.files("prompts") / name).read_text(encoding="utf-8")
+
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(load),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        autoescape=False,
+    )
+    env.filters.update(num=fmt_num, pct=fmt_pct, p=fmt_p, sec=fmt_seconds, val=fmt_value)
+    return env
+
+
+_ENV: jinja2.Environment | None = None
+
+
+def render(kind: str, language: str, /, **facts: Any) -> str:
+    """Render `prompts/explain_<kind>.<language>.j2` with `facts` (missing facts raise)."""
+    global _ENV
+    if language not in LANGUAGES:
+        raise UserInputError(f"Unknown language {language!r}; choose from: {', '.join(LANGUAGES)}.")
+    if _ENV is None:
+        _ENV = _environment()
+    text = _ENV.get_template(f"explain_{kind}.{language}.j2").render(**facts)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+# -- dispatch ---------------------------------------------------------------------------
+
+
+def explain_run(
+    record: RunRecord,
+    language: str = "en",
+    store: ExperimentStore | None = None,
+    *,
+    user_text: str | None = None,
+) -> str:
+    """Explain a stored run of any kind.
+
+    Args:
+        record: the run from the store.
+        language: `en` or `zh`; ignored when `user_text` is given (detected from it).
+        store: lets the explanation look up related runs (the MLP baseline on the same
+            dataset, a comparison's members). Optional.
+        user_text: the user's request, to answer in the language they wrote in.
+
+    Returns:
+        A few sentences of plain text.
+    """
+    if user_text is not None:
+        language = detect_language(user_text)
+    if record.status != "succeeded" or record.result is None:
+        return explain_error(record, language)
+    explainers = {
+        "train": explain_train,
+        "tune": explain_tune,
+        "compare": explain_compare,
+        "inspect": explain_inspect,
+        "explain": explain_attributions,
+    }
+    return explainers[record.kind](record, language, store)
+
+
+def explain_error(record: RunRecord, language: str = "en", store: Any = None) -> str:
+    """A failed, interrupted or still-running run: what happened and what to do."""
+    return render(
+        "error",
+        language,
+        run_id=record.id,
+        kind=record.kind,
+        title=record.title,
+        status=record.status,
+        error=record.error or "",
+        seconds=record.seconds,
+    )
+
+
+# -- training ---------------------------------------------------------------------------
+
+
+def train_result(record: RunRecord) -> dict[str, Any]:
+    """The `TrainResult` dict of a train run (also unwraps the train tool's output)."""
+    result = record.result or {}
+    if "runs" not in result and isinstance(result.get("result"), dict):
+        result = result["result"]
+    if "runs" not in result:
+        raise UserInputError(f"Run {record.id} holds no training result to explain.")
+    return result
+
+
+def _config_value(result: dict[str, Any], record: RunRecord, key: str) -> Any:
+    return (result.get("config") or {}).get(key, record.config.get(key))
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def fit_diagnosis(runs: list[dict[str, Any]], epochs: int | None) -> dict[str, Any]:
+    """Read over- or under-fitting out of the per-seed curves.
+
+    Args:
+        runs: `SeedRun` dicts, each with `best_epoch`, `stopped_epoch` and `curves`
+            (per-epoch dicts with `train_loss`, `val_metric`, optionally `train_metric`,
+            `val_loss`).
+        epochs: the configured epoch budget.
+
+    Returns:
+        `kind` (overfit_gap, overfit_early_peak, still_improving, underfit, good) with the
+        numbers behind it (means over seeds): `train_metric`, `val_metric` (at the best epoch),
+        `gap`, `best_epoch`, `last_epoch`, `val_loss_min`, `val_loss_last`.
+    """
+    at_best_train, at_best_val, loss_min, loss_last, bests, lasts = [], [], [], [], [], []
+    for run in runs:
+        curves = run.get("curves") or []
+        if not curves:
+            continue
+        by_epoch = {int(c.get("epoch", i + 1)): c for i, c in enumerate(curves)}
+        best = int(run.get("best_epoch") or max(by_epoch, key=lambda e: by_epoch[e]["val_metric"]))
+        row = by_epoch.get(best) or curves[-1]
+        if row.get("train_metric") is not None:
+            at_best_train.append(float(row["train_metric"]))
+        if row.get("val_metric") is not None:
+            at_best_val.append(float(row["val_metric"]))
+        losses = [float(c["val_loss"]) for c in curves if c.get("val_loss") is not None]
+        if losses:
+            loss_min.append(min(losses))
+            loss_last.append(losses[-1])
+        bests.append(best)
+        lasts.append(int(run.get("stopped_epoch") or max(by_epoch)))
+    facts: dict[str, Any] = {
+        "train_metric": _mean(at_best_train),
+        "val_metric": _mean(at_best_val),
+        "best_epoch": _mean(bests),
+        "last_epoch": _mean(lasts),
+        "val_loss_min": _mean(loss_min),
+        "val_loss_last": _mean(loss_last),
+        "epochs": epochs,
+    }
+    train_m, val_m = facts["train_metric"], facts["val_metric"]
+    facts["gap"] = None if train_m is None or val_m is None else train_m - val_m
+    facts["kind"] = _fit_kind(facts)
+    return facts
+
+
+def _fit_kind(f: dict[str, Any]) -> str:
+    if f["best_epoch"] is None:
+        return "no_curves"
+    if f["gap"] is not None and f["gap"] >= OVERFIT_GAP:
+        return "overfit_gap"
+    rose = (
+        f["val_loss_min"] is not None
+        and f["val_loss_last"] > f["val_loss_min"] * (1 + VAL_LOSS_RISE)
+        and f["best_epoch"] <= 0.5 * f["last_epoch"]
+    )
+    if rose:
+        return "overfit_early_peak"
+    if f["train_metric"] is not None and f["train_metric"] < UNDERFIT_TRAIN_METRIC:
+        return "underfit"
+    if f["epochs"] and f["best_epoch"] >= f["last_epoch"] - 1 and f["last_epoch"] >= f["epochs"]:
+        return "still_improving"
+    return "good"
+
+
+def mlp_baseline(
+    record: RunRecord, store: ExperimentStore | None, model: str, dataset: str, task: str
+) -> dict[str, Any] | None:
+    """The MLP run on the same dataset and task from the store, if there is one."""
+    if store is None or model == "mlp":
+        return None
+    for other in store.list_runs(limit=200, kind="train", status="succeeded"):
+        cfg = other.config
+        same = (
+            str(cfg.get("model", "")).lower() == "mlp"
+            and str(cfg.get("dataset", "")).lower() == dataset
+            and cfg.get("task") == task
+        )
+        if same and other.id != record.id and other.result:
+            base = train_result(other)
+            return {
+                "run_id": other.id,
+                "test_mean": base["test_mean"],
+                "test_std": base["test_std"],
+            }
+    return None
+
+
+def _distinct(values: list[Any]) -> list[Any]:
+    """`[120, 120, 120]` -> `[120]`: one number when every seed agrees."""
+    return values[:1] if len(set(values)) == 1 else values
+
+
+def training_facts(record: RunRecord, store: ExperimentStore | None = None) -> dict[str, Any]:
+    """Everything the training template says, read from the record."""
+    result = train_result(record)
+    model = str(_config_value(result, record, "model")).lower()
+    dataset = str(_config_value(result, record, "dataset"))
+    task = str(_config_value(result, record, "task"))
+    epochs = _config_value(result, record, "epochs")
+    runs = result.get("runs") or []
+    published = PUBLISHED.get((model, dataset.lower()))
+    stopped = [int(r["stopped_epoch"]) for r in runs if r.get("stopped_epoch") is not None]
+    early = bool(epochs) and any(s < int(epochs) for s in stopped)
+    return {
+        "run_id": record.id,
+        "model": model,
+        "dataset": dataset,
+        "task": task,
+        "metric": result.get("metric", "accuracy"),
+        "n_seeds": len(runs),
+        "seeds": [r.get("seed") for r in runs],
+        "test_mean": result["test_mean"],
+        "test_std": result.get("test_std") or 0.0,
+        "val_mean": result.get("val_mean"),
+        "test_values": [r.get("test_metric") for r in runs],
+        "macro_f1": _mean(
+            [
+                r["metrics"]["macro_f1"]
+                for r in runs
+                if r.get("metrics", {}).get("macro_f1") is not None
+            ]
+        ),
+        "published": None
+        if published is None
+        else {
+            "value": published.value,
+            "source": published.source,
+            "delta": 100 * result["test_mean"] - published.value,
+        },
+        "mlp": mlp_baseline(record, store, model, dataset.lower(), task),
+        "fit": fit_diagnosis(runs, int(epochs) if epochs else None),
+        "early_stopped": early,
+        "stopped_epochs": _distinct(stopped),
+        "best_epochs": _distinct([r.get("best_epoch") for r in runs]),
+        "epochs": epochs,
+        "seconds": result.get("seconds", record.seconds),
+        "device": result.get("device", "cpu"),
+    }
+
+
+def explain_train(
+    record: RunRecord, language: str = "en", store: ExperimentStore | None = None
+) -> str:
+    """Test metric with its spread, against baselines, fit read from the curves."""
+    return render("train", language, **training_facts(record, store))
+
+
+# -- tuning -----------------------------------------------------------------------------
+
+
+def tuning_facts(record: RunRecord) -> dict[str, Any]:
+    """Best configuration, importances, pruned trials and the retrained result."""
+    result = record.result or {}
+    history = result.get("history") or []
+    states = [str(t.get("state", "COMPLETE")).upper() for t in history]
+    importances = sorted(
+        (result.get("importances") or {}).items(), key=lambda kv: kv[1], reverse=True
+    )
+    retrained = result.get("retrained")
+    models = result.get("models") or record.config.get("models") or []
+    return {
+        "run_id": record.id,
+        "model": result.get("best_model") or record.config.get("model") or "/".join(models),
+        "models": models,
+        "dataset": result.get("dataset") or record.config.get("dataset", ""),
+        "metric": result.get("metric", "accuracy"),
+        "best_params": result.get("best_params") or {},
+        "best_value": result.get("best_value"),
+        "best_trial": result.get("best_trial"),
+        "n_trials": result.get("n_trials", len(history)),
+        "n_pruned": int(result.get("n_pruned", states.count("PRUNED"))),
+        "n_failed": int(result.get("n_failed", states.count("FAIL"))),
+        "importances": importances,
+        "top": importances[:3],
+        "importance_note": result.get("importance_note"),
+        "retrained": None
+        if not retrained
+        else {
+            "test_mean": retrained["test_mean"],
+            "test_std": retrained.get("test_std") or 0.0,
+            "n_seeds": len(retrained.get("runs") or []),
+        },
+    }
+
+
+def explain_tune(record: RunRecord, language: str = "en", store: Any = None) -> str:
+    """Best configuration, which parameters mattered, trials pruned."""
+    return render("tune", language, **tuning_facts(record))
+
+
+# -- comparison -------------------------------------------------------------------------
+
+
+def welch_test(a: list[float], b: list[float]) -> tuple[float | None, float | None]:
+    """Welch's two-sided t-test (scipy); (None, None) when either side has < 2 values."""
+    if len(a) < 2 or len(b) < 2:
+        return None, None
+    from scipy import stats
+
+    if max(a) == min(a) and max(b) == min(b):
+        # No spread on either side: the t statistic is undefined.
+        return (0.0, 1.0) if a[0] == b[0] else (math.copysign(math.inf, a[0] - b[0]), 0.0)
+    out = stats.ttest_ind(a, b, equal_var=False)
+    return float(out.statistic), float(out.pvalue)
+
+
+def _std(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def _entry_from_train(record: RunRecord, label: str | None = None) -> dict[str, Any]:
+    result = train_result(record)
+    values = [float(r["test_metric"]) for r in result.get("runs") or []]
+    return {
+        "label": label or f"{record.config.get('model', 'run')} (run {record.id})",
+        "run_id": record.id,
+        "values": values,
+        "n": len(values),
+        "mean": result["test_mean"],
+        "std": _std(values),
+        "metric": result.get("metric", "accuracy"),
+    }
+
+
+def comparison_facts(
+    runs: list[RunRecord] | RunRecord, store: ExperimentStore | None = None
+) -> dict[str, Any]:
+    """Rank entries by mean test metric and Welch-test the top two.
+
+    Args:
+        runs: train runs to compare, or one `compare` run whose result lists `entries`
+            (with `run_id` and/or per-seed `values`, else `n`, `mean`, `std`).
+        store: to read per-seed values of a compare run's member runs.
+    """
+    if isinstance(runs, list):
+        entries = [_entry_from_train(r) for r in runs]
+        run_id = None
+    else:
+        entries = [_entry_from_compare(e, store) for e in (runs.result or {}).get("entries", [])]
+        run_id = runs.id
+    if len(entries) < 2:
+        raise UserInputError("A comparison needs at least two runs with results.")
+    ranked = sorted(entries, key=lambda e: -e["mean"])
+    best, second = ranked[0], ranked[1]
+    if best["values"] and second["values"]:
+        t, p = welch_test(best["values"], second["values"])
+    else:
+        t, p = _welch_from_stats(best, second)
+    return {
+        "run_id": run_id,
+        "metric": entries[0].get("metric", "accuracy"),
+        "entries": entries,
+        "best": best,
+        "runner_up": second,
+        "difference": best["mean"] - second["mean"],
+        "t": t,
+        "p_value": p,
+        "alpha": SIGNIFICANCE_LEVEL,
+        "significant": None if p is None else p < SIGNIFICANCE_LEVEL,
+        "too_few_seeds": p is None,
+        "min_seeds": min(best["n"], second["n"]),
+    }
+
+
+def _entry_from_compare(entry: dict[str, Any], store: ExperimentStore | None) -> dict[str, Any]:
+    if store is not None and entry.get("run_id") is not None and not entry.get("values"):
+        member = store.get_run(entry["run_id"])
+        if member.kind == "train" and member.result:
+            return _entry_from_train(member, entry.get("label"))
+    values = [float(v) for v in entry.get("values") or []]
+    mean = entry.get("mean", _mean(values))
+    return {
+        "label": entry.get("label") or f"run {entry.get('run_id')}",
+        "run_id": entry.get("run_id"),
+        "values": values,
+        "n": entry.get("n", len(values)),
+        "mean": mean,
+        "std": entry.get("std", _std(values)),
+        "metric": entry.get("metric", "accuracy"),
+    }
+
+
+def _welch_from_stats(a: dict[str, Any], b: dict[str, Any]) -> tuple[float | None, float | None]:
+    if a["n"] < 2 or b["n"] < 2 or (a["std"] == 0 and b["std"] == 0):
+        return None, None
+    from scipy import stats
+
+    out = stats.ttest_ind_from_stats(
+        a["mean"], a["std"], a["n"], b["mean"], b["std"], b["n"], equal_var=False
+    )
+    return float(out.statistic), float(out.pvalue)
+
+
+def explain_compare(
+    record: RunRecord | list[RunRecord], language: str = "en", store: ExperimentStore | None = None
+) -> str:
+    """Which is better and whether the difference is significant across seeds."""
+    return render("compare", language, **comparison_facts(record, store))
+
+
+# -- inspection -------------------------------------------------------------------------
+
+
+def inspection_facts(record: RunRecord) -> dict[str, Any]:
+    """Dataset statistics (`graph_ml.preprocess.DatasetStats`) and what they imply."""
+    result = record.result or {}
+    stats = result.get("stats", result)
+    homophily = stats.get("edge_homophily")
+    if homophily is None:
+        band = "unknown"
+    elif homophily < HOMOPHILY_LOW:
+        band = "low"
+    else:
+        band = "high" if homophily >= HOMOPHILY_HIGH else "mid"
+    balance = stats.get("class_balance")  # smallest / largest class
+    level = result.get("level") or stats.get("level", "node")
+    return {
+        "run_id": record.id,
+        "dataset": result.get("dataset") or stats.get("name") or record.config.get("dataset", ""),
+        "level": level,
+        "num_graphs": stats.get("num_graphs") if level == "graph" else None,
+        "num_nodes": stats.get("avg_nodes" if level == "graph" else "num_nodes"),
+        "num_edges": stats.get("avg_edges" if level == "graph" else "num_edges"),
+        "num_features": stats.get("num_features"),
+        "num_classes": stats.get("num_classes"),
+        "avg_degree": (stats.get("degree") or {}).get("mean"),
+        "homophily": homophily,
+        "homophily_band": band,
+        "isolated": stats.get("isolated_nodes"),
+        "imbalance": None if not balance else 1.0 / balance,
+        "problems": list(stats.get("advice") or []),
+    }
+
+
+def explain_inspect(record: RunRecord, language: str = "en", store: Any = None) -> str:
+    """What the statistics mean for the choice of model (e.g. low homophily)."""
+    return render("inspect", language, **inspection_facts(record))
+
+
+# -- attributions -----------------------------------------------------------------------
+
+
+def explain_attributions(record: RunRecord, language: str = "en", store: Any = None) -> str:
+    """Top features and edges behind chosen nodes' predictions (from `explain_node`)."""
+    result = record.result or {}
+    return render(
+        "explain",
+        language,
+        run_id=record.id,
+        parent_id=record.parent_id,
+        model=record.config.get("model", ""),
+        dataset=record.config.get("dataset", ""),
+        nodes=result.get("nodes") or [],
+    )
+
+
+def explain_node(
+    model: torch.nn.Module,
+    data: Any,
+    node_ids: list[int],
+    *,
+    top_k: int = 5,
+    epochs: int = 100,
+    feature_names: list[str] | None = None,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Feature and edge attributions of a node classifier's predictions, via GNNExplainer.
+
+    Each node is explained on its own (a joint mask over several nodes would blur them).
+
+    Args:
+        model: a trained node classifier, `(x, edge_index) -> [N, C]` logits.
+        data: a PyG `Data` with `x`, `edge_index` (and `y`, reported when present).
+        node_ids: nodes to explain.
+        top_k: how many features and edges to keep per node.
+        epochs: GNNExplainer optimisation steps per node.
+        feature_names: names of the feature columns, if known.
+        seed: torch seed, so the masks are reproducible.
+
+    Returns:
+        One dict per node: `node`, `predicted`, `label`, `top_features`
+        (`[{"index", "name", "score"}]`, node mask summed over the subgraph) and `top_edges`
+        (`[{"source", "target", "score"}]`).
+
+    Raises:
+        UserInputError: a node id is out of range.
+    """
+    import torch
+    from torch_geometric.explain import Explainer, GNNExplainer
+
+    num_nodes = int(data.num_nodes)
+    bad = [n for n in node_ids if not 0 <= int(n) < num_nodes]
+    if bad or not node_ids:
+        raise UserInputError(
+            f"Nodes to explain must be ids in 0..{num_nodes - 1}; got {bad or 'none'}."
+        )
+    explainer = Explainer(
+        model=model,
+        algorithm=GNNExplainer(epochs=epochs),
+        explanation_type="model",
+        node_mask_type="attributes",
+        edge_mask_type="object",
+        model_config={
+            "mode": "multiclass_classification",
+            "task_level": "node",
+            "return_type": "raw",
+        },
+    )
+    model.eval()
+    with torch.no_grad():
+        predicted = model(data.x, data.edge_index).argmax(dim=-1)  # [N]
+    out = []
+    for node in node_ids:
+        torch.manual_seed(seed)
+        explanation = explainer(data.x, data.edge_index, index=int(node))
+        out.append(_node_attribution(explanation, data, int(node), predicted, top_k, feature_names))
+    return out
+
+
+def _node_attribution(explanation, data, node, predicted, top_k, feature_names) -> dict[str, Any]:
+    feature_score = explanation.node_mask.sum(dim=0)  # [F]
+    k = min(top_k, feature_score.numel())
+    scores, index = feature_score.topk(k)
+    features = [
+        {
+            "index": int(i),
+            "name": feature_names[int(i)] if feature_names else f"feature {int(i)}",
+            "score": float(s),
+        }
+        for s, i in zip(scores, index, strict=True)
+        if float(s) > 0
+    ]
+    edge_mask = explanation.edge_mask  # [E]
+    k = min(top_k, int((edge_mask > 0).sum()))
+    scores, index = edge_mask.topk(k)
+    edges = [
+        {
+            "source": int(data.edge_index[0, i]),
+            "target": int(data.edge_index[1, i]),
+            "score": float(s),
+        }
+        for s, i in zip(scores, index, strict=True)
+    ]
+    y = getattr(data, "y", None)
+    return {
+        "node": node,
+        "predicted": int(predicted[node]),
+        "label": None if y is None or y.dim() != 1 else int(y[node]),
+        "top_features": features,
+        "top_edges": edges,
+    }

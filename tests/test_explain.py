@@ -1,0 +1,260 @@
+"""Templated explanations: every number quoted from the stored record, en and zh."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+import torch
+from scipy import stats
+
+from agent.explain import (
+    comparison_facts,
+    detect_language,
+    explain_node,
+    explain_run,
+    fit_diagnosis,
+    fmt_p,
+    fmt_pct,
+    render,
+)
+from agent.store import ExperimentStore
+
+
+def curves(val_metric: list[float], val_loss: list[float]) -> list[dict[str, float]]:
+    return [
+        {"epoch": i + 1, "train_loss": 1.0 / (i + 1), "val_metric": m, "val_loss": v}
+        for i, (m, v) in enumerate(zip(val_metric, val_loss, strict=True))
+    ]
+
+
+def train_result(
+    model: str, tests: list[float], epochs: int = 200, stopped: int = 120, best: int = 20
+) -> dict[str, Any]:
+    n = len(tests)
+    mean = sum(tests) / n
+    std = (sum((t - mean) ** 2 for t in tests) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    # Validation peaks at `best`, then its loss climbs: over-fitting after an early peak.
+    val = [0.5 + 0.3 * min(e, best) / best for e in range(1, stopped + 1)]
+    loss = [
+        1.0 - 0.5 * min(e, best) / best + 0.01 * max(0, e - best) for e in range(1, stopped + 1)
+    ]
+    runs = [
+        {
+            "seed": s,
+            "best_epoch": best,
+            "stopped_epoch": stopped,
+            "val_metric": 0.8,
+            "test_metric": t,
+            "metrics": {"accuracy": t, "macro_f1": t - 0.01},
+            "curves": curves(val, loss),
+            "checkpoint": None,
+            "seconds": 1.5,
+            "confusion": [[5, 1], [2, 7]],
+        }
+        for s, t in enumerate(tests)
+    ]
+    config = {"dataset": "Cora", "task": "node_classification", "model": model, "epochs": epochs}
+    return {
+        "config": config,
+        "metric": "accuracy",
+        "runs": runs,
+        "test_mean": mean,
+        "test_std": std,
+        "val_mean": 0.8,
+        "val_std": 0.0,
+        "seconds": 4.56,
+        "device": "cpu",
+    }
+
+
+def stored(store: ExperimentStore, kind: str, config: dict, result: dict, status="succeeded"):
+    run_id = store.start_run(kind, config)
+    store.finish_run(run_id, status, result=result, error="boom" if status == "failed" else None)
+    return store.get_run(run_id)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ExperimentStore:
+    return ExperimentStore(tmp_path)
+
+
+def test_language_detection() -> None:
+    assert detect_language("train GCN on Cora") == "en"
+    assert detect_language("在 Cora 上训练 GCN") == "zh"
+    assert detect_language(None) == "en"
+
+
+def test_training_explanation_quotes_stored_numbers(store: ExperimentStore) -> None:
+    mlp = train_result("mlp", [0.571, 0.583, 0.562])
+    stored(store, "train", mlp["config"], mlp)
+    result = train_result("gcn", [0.8123, 0.8071, 0.8194])
+    record = stored(store, "train", result["config"], result)
+    text = explain_run(record, store=store)
+    mean = record.result["test_mean"]
+    assert f"{100 * mean:.2f}%" in text and f"{mean:.4f}" in text
+    assert f"{100 * record.result['test_std']:.2f}" in text
+    assert "over 3 seeds" in text
+    # Against the published figure (81.5, Kipf & Welling) and the MLP run in the store.
+    assert "81.5%" in text and "Kipf & Welling" in text
+    assert f"{abs(100 * mean - 81.5):.2f} points" in text
+    assert f"{100 * mlp['test_mean']:.2f}%" in text
+    assert f"adds {100 * (mean - mlp['test_mean']):.2f} points" in text
+    # Curves: val loss rose after epoch 20 of 120; early stopping at 120 of 200.
+    assert "Over-fitting after an early peak" in text and "epoch 20 of 120" in text
+    assert "Early stopping ended training at epoch 120 of 200 (best epoch 20)" in text
+
+
+def test_chinese_text_gets_chinese_explanation(store: ExperimentStore) -> None:
+    result = train_result("gat", [0.8312])
+    record = stored(store, "train", result["config"], result)
+    text = explain_run(record, user_text="在 Cora 上训练 GAT")
+    assert "测试" in text and "过拟合" in text
+    assert "83.12%" in text and "83.0%" in text  # the run and the published GAT figure
+    assert "只有一个种子" in text
+    assert "Over-fitting" not in text
+
+
+def test_fit_diagnosis_kinds() -> None:
+    rising = train_result("gcn", [0.8], stopped=120, best=20)["runs"]
+    assert fit_diagnosis(rising, 200)["kind"] == "overfit_early_peak"
+    improving = train_result("gcn", [0.8], stopped=200, best=200)["runs"]
+    assert fit_diagnosis(improving, 200)["kind"] == "still_improving"
+    gap = [{"best_epoch": 2, "stopped_epoch": 3, "curves": [
+        {"epoch": e, "train_metric": 0.99, "val_metric": 0.6, "val_loss": 1.0} for e in (1, 2, 3)
+    ]}]  # fmt: skip
+    facts = fit_diagnosis(gap, 3)
+    assert facts["kind"] == "overfit_gap" and facts["gap"] == pytest.approx(0.39)
+    assert fit_diagnosis([{"best_epoch": 1, "curves": []}], 10)["kind"] == "no_curves"
+
+
+def test_comparison_welch_p_value_matches_scipy(store: ExperimentStore) -> None:
+    a = train_result("gcn", [0.811, 0.815, 0.809, 0.813])
+    b = train_result("mlp", [0.571, 0.590, 0.562, 0.575])
+    ra, rb = stored(store, "train", a["config"], a), stored(store, "train", b["config"], b)
+    facts = comparison_facts([rb, ra])
+    expected = stats.ttest_ind(
+        [r["test_metric"] for r in a["runs"]],
+        [r["test_metric"] for r in b["runs"]],
+        equal_var=False,
+    )
+    assert facts["best"]["run_id"] == ra.id
+    assert facts["p_value"] == pytest.approx(float(expected.pvalue), rel=1e-12)
+    assert facts["significant"] is True
+    text = render("compare", "en", **facts)
+    assert f"p = {fmt_p(float(expected.pvalue))}" in text and "significant" in text
+    assert f"by {fmt_pct(a['test_mean'] - b['test_mean'])} points" in text
+
+    # A compare run that lists its members by run id reads their per-seed values.
+    compare = stored(
+        store, "compare", {"runs": [ra.id, rb.id]},
+        {"entries": [{"label": "gcn", "run_id": ra.id}, {"label": "mlp", "run_id": rb.id}]},
+    )  # fmt: skip
+    text = explain_run(compare, "zh", store=store)
+    assert "Welch" in text and fmt_p(float(expected.pvalue)) in text and "差异显著" in text
+
+
+def test_comparison_not_significant_and_too_few_seeds(store: ExperimentStore) -> None:
+    a = stored(store, "train", {"model": "gcn"}, train_result("gcn", [0.80, 0.82, 0.81]))
+    b = stored(store, "train", {"model": "gat"}, train_result("gat", [0.81, 0.80, 0.82]))
+    facts = comparison_facts([a, b])
+    assert facts["significant"] is False and facts["p_value"] > 0.5
+    assert "not significant" in render("compare", "en", **facts)
+    one = stored(store, "train", {"model": "sage"}, train_result("sage", [0.79]))
+    facts = comparison_facts([a, one])
+    assert facts["p_value"] is None and facts["too_few_seeds"]
+    assert "Too few seeds" in render("compare", "en", **facts)
+    assert "种子太少" in render("compare", "zh", **facts)
+
+
+def test_tuning_explanation(store: ExperimentStore) -> None:
+    result = {
+        "dataset": "Cora",
+        "metric": "accuracy",
+        "models": ["gcn"],
+        "best_model": "gcn",
+        "best_params": {"lr": 0.0123456, "hidden_channels": 64, "dropout": 0.55},
+        "best_value": 0.7946,
+        "best_trial": 7,
+        "n_trials": 12,
+        "n_complete": 9,
+        "n_pruned": 3,
+        "n_failed": 0,
+        "history": [],
+        "importances": {"dropout": 0.15, "lr": 0.7, "hidden_channels": 0.15},
+        "retrained": train_result("gcn", [0.815, 0.812]),
+    }
+    record = stored(store, "tune", {"dataset": "Cora", "models": ["gcn"]}, result)
+    text = explain_run(record)
+    assert "12 trials, 3 pruned" in text
+    assert "79.46%" in text and "lr=0.01235" in text and "hidden_channels=64" in text
+    assert text.index("lr (0.70)") < text.index("dropout (0.15)")  # most important first
+    assert f"{100 * result['retrained']['test_mean']:.2f}%" in text
+    zh = explain_run(record, "zh")
+    assert "剪枝" in zh and "79.46%" in zh
+
+
+def test_inspection_explanation_low_homophily(store: ExperimentStore) -> None:
+    stats_ = {
+        "name": "Chameleon", "level": "node", "num_graphs": 1, "num_nodes": 2277,
+        "num_edges": 62742, "avg_nodes": 2277.0, "avg_edges": 62742.0, "num_features": 2325,
+        "num_classes": 5, "class_counts": [100, 500], "class_balance": 0.2,
+        "isolated_nodes": 3, "degree": {"min": 1, "max": 700, "mean": 27.55, "median": 10.0,
+        "std": 40.0}, "edge_homophily": 0.23, "advice": ["3 isolated nodes."],
+    }  # fmt: skip
+    record = stored(
+        store, "inspect", {"dataset": "Chameleon"}, {"dataset": "Chameleon", "stats": stats_}
+    )
+    text = explain_run(record)
+    assert "Edge homophily is 0.23" in text and "GraphSAGE" in text and "GAT" in text
+    assert "2277 nodes" in text and "27.55" in text and "ratio 5.0" in text
+    assert "3 nodes are isolated" in text
+    zh = explain_run(record, user_text="这个数据集怎么样？")
+    assert "边同质性为 0.23" in zh
+
+
+def test_failed_and_interrupted_runs(store: ExperimentStore) -> None:
+    failed = stored(store, "train", {"model": "gcn", "dataset": "Cora"}, None, status="failed")
+    assert "failed: boom" in explain_run(failed)
+    run_id = store.start_run("train", {"model": "gat", "dataset": "Cora"})
+    store.finish_run(run_id, "interrupted", error="killed")
+    assert "被中断" in explain_run(store.get_run(run_id), "zh")
+
+
+def test_templates_are_strict() -> None:
+    with pytest.raises(jinja2.UndefinedError):
+        render("error", "en", run_id=1, kind="train", title="x", status="failed")  # no error
+
+
+def test_explain_node_finds_the_informative_feature() -> None:
+    """Labels are feature 2's sign on a small ring: the explainer must rank feature 2 first."""
+    torch.manual_seed(0)
+    from torch_geometric.data import Data
+
+    from graph_ml.models import build_model
+
+    n = 40
+    x = torch.randn(n, 6)
+    y = (x[:, 2] > 0).long()
+    ring = torch.arange(n)
+    edge_index = torch.cat(
+        [torch.stack([ring, (ring + 1) % n]), torch.stack([(ring + 1) % n, ring])], dim=1
+    )
+    data = Data(x=x, edge_index=edge_index, y=y)
+    model = build_model("gcn", "node_classification", 6, 2, hidden_channels=16, dropout=0.0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(150):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(data.x, data.edge_index), y)
+        loss.backward()
+        optimizer.step()
+    out = explain_node(model, data, [3, 17], top_k=3, epochs=150)
+    assert [o["node"] for o in out] == [3, 17]
+    for item in out:
+        assert item["top_features"][0]["index"] == 2
+        # Only edges of the node's 2-hop neighbourhood can matter to a 2-layer GCN.
+        near = {(item["node"] + d) % n for d in (-2, -1, 0, 1, 2)}
+        assert all({e["source"], e["target"]} <= near for e in item["top_edges"])
+        assert item["label"] == int(y[item["node"]])
