@@ -1,0 +1,58 @@
+"""Tuning as a tool: an Optuna search over models and hyper-parameters, then a retrain."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from graph_ml.tune import TuneResult, make_config, tune
+from tools.base import ToolArgs, ToolContext, ToolResult, tool
+from tools.data import load
+
+
+class TuneArgs(ToolArgs):
+    dataset: str
+    task: str | None = None
+    model: str | None = None  # one model; `models` for several; neither: the whole zoo
+    models: list[str] | None = None
+    n_trials: int = Field(20, ge=1)
+    epochs: int | None = Field(None, ge=1)  # per trial
+    seeds: int | None = Field(None, ge=1)  # retraining seeds of the best configuration
+    timeout: float | None = Field(None, gt=0)
+    study: str | None = None  # the caller names it so each request is a fresh study
+
+
+class TuneOutput(ToolResult):
+    result: TuneResult
+    fingerprint: str
+
+
+@tool("tune")
+def tune_model(args: TuneArgs, ctx: ToolContext) -> TuneOutput:
+    """Search hyper-parameters (and the model, when several or none are named) with Optuna.
+
+    Args:
+        args: dataset, task, models, trial budget, epochs per trial, retraining seeds.
+        ctx: directories, the study storage, the per-trial callback, progress.
+
+    Returns:
+        The `TuneResult`: best parameters, history, importances, pruned trials, and the
+        best configuration retrained over `seeds` seeds.
+    """
+    ds = load(args.dataset, ctx.workspace, ctx.data_dir)
+    models = args.models or ([args.model] if args.model else None)
+    fields = {
+        "dataset": ds.spec.name,
+        "task": args.task,
+        "models": models,
+        "n_trials": args.n_trials,
+        "timeout": args.timeout,
+        "storage": ctx.study_storage,
+        "study": args.study,
+    }
+    if args.epochs is not None:
+        fields["epochs"] = args.epochs
+    if args.seeds is not None:
+        fields["retrain_seeds"] = args.seeds
+    config = make_config(**{k: v for k, v in fields.items() if v is not None})
+    result = tune(config, on_trial=ctx.on_trial, progress=ctx.progress, dataset=ds)
+    return TuneOutput(result=result, fingerprint=ds.fingerprint)
