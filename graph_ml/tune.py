@@ -1,0 +1,999 @@
+"""Hyper-parameter and model search on Optuna: the "Auto" in open-autoglm.
+
+`tune(config)` searches the zoo models that support a task (or the ones asked for), each with
+its own sub-space (`SEARCH_SPACES`), within a budget of trials and/or seconds:
+
+- Search space: one place, `SEARCH_SPACES`; the model is a categorical and each model's
+  parameters are conditional on it (named `model.param` when several models are searched).
+  `TuneConfig.space` narrows or overrides any range; it is validated before any trial runs.
+- Samplers (`SAMPLERS`): TPE (default, multivariate), random, grid, CMA-ES. Pruners
+  (`PRUNERS`): median, hyperband, none, fed by the best validation metric after every epoch.
+- Storage: an SQLite file in the workspace by default; any SQLAlchemy URL (postgresql://...)
+  lets several processes or machines work on one study. `n_trials` is the study's total, so
+  running the same command again resumes a killed study: finished trials are kept and only
+  the missing ones run. A heartbeat marks trials of dead workers failed, and the budget counts
+  running trials, so workers together finish exactly `n_trials` trials.
+- After the search: the best configuration is retrained over `retrain_seeds` seeds (test mean
+  and std), with parameter importances and the optimisation history as plain data.
+
+Objectives have Optuna's shape, `objective(trial)`, and are unit-testable with
+`optuna.trial.FixedTrial`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import sqlite3
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import optuna
+from optuna.trial import TrialState
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from graph_ml.datasets import DATASETS, LoadedDataset, load_dataset
+from graph_ml.errors import SetupError, UserInputError
+from graph_ml.models import MODELS, check_task
+from graph_ml.registry import Registry
+
+Task = Literal["node_classification", "link_prediction", "graph_classification"]
+Value = int | float | str
+
+# ----------------------------------------------------------------------------- search spaces
+
+
+class FloatRange(BaseModel):
+    """A float drawn from [low, high], log-uniformly when `log`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["float"] = "float"
+    low: float
+    high: float
+    log: bool = False
+
+
+class IntRange(BaseModel):
+    """An integer drawn from [low, high] (log-uniformly when `log`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["int"] = "int"
+    low: int
+    high: int
+    log: bool = False
+
+
+class Choice(BaseModel):
+    """One of `choices`; a single choice is a fixed value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["choice"] = "choice"
+    choices: tuple[Value, ...]
+
+
+Param = Annotated[FloatRange | IntRange | Choice, Field(discriminator="kind")]
+Space = dict[str, dict[str, Param]]  # model -> parameter -> range
+
+# Learning rate below 1e-3 never converges within the epoch budgets used here.
+_LR = FloatRange(low=1e-3, high=5e-2, log=True)
+_WD = FloatRange(low=1e-6, high=1e-2, log=True)  # log scale: 0 is not needed, 1e-6 ~ none
+_DROPOUT = FloatRange(low=0.0, high=0.8)
+_COMMON: dict[str, Param] = {
+    "lr": _LR,
+    "hidden_channels": IntRange(low=16, high=256, log=True),
+    "num_layers": IntRange(low=1, high=3),
+    "dropout": _DROPOUT,
+    "weight_decay": _WD,
+}
+_ATTENTION: dict[str, Param] = {
+    **_COMMON,
+    "hidden_channels": IntRange(low=4, high=64, log=True),  # per head; heads concatenate
+    "num_layers": IntRange(low=2, high=3),
+    "heads": Choice(choices=(1, 2, 4, 8)),
+}
+
+SEARCH_SPACES: dict[str, dict[str, Param]] = {
+    "gcn": _COMMON,
+    "gat": _ATTENTION,
+    "gatv2": _ATTENTION,
+    "sage": {**_COMMON, "aggr": Choice(choices=("mean", "max", "sum"))},
+    "gin": {**_COMMON, "num_layers": IntRange(low=2, high=5)},
+    "mlp": _COMMON,
+    # SGC has one linear layer; num_layers is K, the number of propagation hops.
+    "sgc": {
+        "lr": FloatRange(low=1e-2, high=0.5, log=True),
+        "weight_decay": _WD,
+        "num_layers": IntRange(low=1, high=3),
+    },  # fmt: skip
+    "appnp": {
+        **_COMMON,
+        "K": IntRange(low=5, high=20),
+        "alpha": FloatRange(low=0.05, high=0.3),
+    },
+}
+
+# Hard limits a user override must stay inside: (low, high, low_inclusive).
+LIMITS: dict[str, tuple[float, float, bool]] = {
+    "lr": (0.0, 1.0, False),
+    "weight_decay": (0.0, 1.0, True),
+    "dropout": (0.0, 0.99, True),
+    "hidden_channels": (1, 4096, True),
+    "num_layers": (1, 16, True),
+    "heads": (1, 32, True),
+    "K": (1, 64, True),
+    "alpha": (0.0, 1.0, False),
+}
+CATEGORIES: dict[str, tuple[str, ...]] = {"aggr": ("mean", "max", "sum", "min")}
+
+
+class RangeOverride(BaseModel):
+    """A user's (or the planner's) change to one parameter's range.
+
+    Give `low`/`high` (either may be left out to keep the default bound; `log` to change the
+    scale), or `choices`, or a fixed `value`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    low: float | None = None
+    high: float | None = None
+    log: bool | None = None
+    choices: list[Value] | None = None
+    value: Value | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RangeOverride:
+        kinds = [
+            self.low is not None or self.high is not None or self.log is not None,
+            self.choices is not None,
+            self.value is not None,
+        ]
+        if sum(kinds) != 1:
+            raise ValueError("give exactly one of: low/high(/log), choices, value")
+        return self
+
+
+def _check_value(name: str, value: Value, integer: bool) -> Value:
+    """One value of parameter `name`, checked against its type and hard limits."""
+    if name in CATEGORIES:
+        if value not in CATEGORIES[name]:
+            raise UserInputError(
+                f"{name} cannot be {value!r}; choose from: {', '.join(CATEGORIES[name])}."
+            )
+        return value
+    if isinstance(value, str) or isinstance(value, bool):
+        raise UserInputError(f"{name} must be a number, got {value!r}.")
+    if integer:
+        if float(value) != int(value):
+            raise UserInputError(f"{name} must be a whole number, got {value}.")
+        value = int(value)
+    low, high, inclusive = LIMITS[name]
+    if value > high or value < low or (value == low and not inclusive):
+        what = "positive" if name == "lr" and value <= 0 else "within limits"
+        bound = "[" if inclusive else "("
+        raise UserInputError(
+            f"{name} must be {what}: {value} is outside {bound}{low:g}, {high:g}]."
+            + (" A learning rate must be greater than 0." if name == "lr" else "")
+        )
+    return value
+
+
+def narrow(name: str, base: Param, override: RangeOverride) -> Param:
+    """Apply `override` to parameter `name`'s default range `base`.
+
+    Raises:
+        UserInputError: low > high, a value outside the parameter's limits, a log range that
+            reaches 0, a non-integer for an integer parameter, an unknown category.
+    """
+    integer = isinstance(base, IntRange) or (
+        isinstance(base, Choice) and all(isinstance(c, int) for c in base.choices)
+    )
+    if override.value is not None:
+        return Choice(choices=(_check_value(name, override.value, integer),))
+    if override.choices is not None:
+        if not override.choices:
+            raise UserInputError(f"{name}: the list of choices is empty.")
+        return Choice(choices=tuple(_check_value(name, c, integer) for c in override.choices))
+    if name in CATEGORIES:
+        raise UserInputError(f"{name} is a category; give choices, not a range.")
+    old_low = base.low if not isinstance(base, Choice) else min(base.choices)
+    old_high = base.high if not isinstance(base, Choice) else max(base.choices)
+    low = _check_value(name, old_low if override.low is None else override.low, integer)
+    high = _check_value(name, old_high if override.high is None else override.high, integer)
+    log = override.log if override.log is not None else getattr(base, "log", False)
+    if low > high:
+        raise UserInputError(f"{name}: low ({low:g}) is greater than high ({high:g}).")
+    if log and low <= 0:
+        raise UserInputError(f"{name}: a log-scale range needs low > 0, got {low:g}.")
+    if integer:
+        return IntRange(low=int(low), high=int(high), log=log)
+    return FloatRange(low=float(low), high=float(high), log=log)
+
+
+def build_space(models: list[str], overrides: dict[str, RangeOverride] | None = None) -> Space:
+    """The search space over `models`, with `overrides` applied.
+
+    Args:
+        models: registry names (already resolved).
+        overrides: keys are `param` (every searched model that has it) or `model.param`.
+
+    Raises:
+        UserInputError: an unknown parameter or model in a key, or a bad range.
+    """
+    tunable = trainer_fields()
+    space: Space = {m: {p: r for p, r in SEARCH_SPACES[m].items() if p in tunable} for m in models}
+    for key, override in (overrides or {}).items():
+        model_name, _, param = key.rpartition(".")
+        if model_name:
+            model = MODELS.resolve(model_name)
+            if model not in space:
+                raise UserInputError(
+                    f"Search-space key {key!r} names model {model!r}, which is not searched; "
+                    f"searched: {', '.join(space)}."
+                )
+            targets = [model]
+        else:
+            targets = [m for m in space if param in space[m]]
+        if not targets or param not in space[targets[0]]:
+            known = sorted({p for m in (targets or space) for p in space[m]})
+            raise UserInputError(
+                f"Unknown search parameter {param!r} for {', '.join(targets or space)}; "
+                f"choose from: {', '.join(known)}."
+            )
+        for model in targets:
+            space[model][param] = narrow(param, space[model][param], override)
+    return space
+
+
+def trainer_fields() -> set[str]:
+    """The hyper-parameters `TrainConfig` accepts; search parameters outside it are skipped
+    (SAGE's `aggr`, APPNP's `K` and `alpha` until the trainer takes them)."""
+    from graph_ml.train import TrainConfig
+
+    return set(TrainConfig.model_fields)
+
+
+def param_name(model: str, param: str, space: Space) -> str:
+    """The Optuna name of a parameter: plain for one model, `model.param` for several."""
+    return param if len(space) == 1 else f"{model}.{param}"
+
+
+def _suggest(trial: optuna.Trial, name: str, param: Param) -> Value:
+    if isinstance(param, Choice):
+        if len(param.choices) == 1:
+            return param.choices[0]
+        return trial.suggest_categorical(name, list(param.choices))
+    if param.low == param.high:
+        return param.low
+    if isinstance(param, IntRange):
+        return trial.suggest_int(name, param.low, param.high, log=param.log)
+    return trial.suggest_float(name, param.low, param.high, log=param.log)
+
+
+def suggest(trial: optuna.Trial, space: Space) -> tuple[str, dict[str, Value]]:
+    """Draw a model and its parameters from `space` (fixed values are not suggested).
+
+    Returns:
+        (model name, {parameter: value}) with plain parameter names.
+    """
+    models = list(space)
+    model = trial.suggest_categorical("model", models) if len(models) > 1 else models[0]
+    params = {p: _suggest(trial, param_name(model, p, space), r) for p, r in space[model].items()}
+    return model, params
+
+
+def grid_values(param: Param, points: int = 3) -> list[Value]:
+    """A few representative values of a range, for grid search."""
+    if isinstance(param, Choice):
+        return list(param.choices)
+    if param.low == param.high:
+        return [param.low]
+    if param.log:
+        ratio = (param.high / param.low) ** (1 / (points - 1))
+        values = [param.low * ratio**i for i in range(points)]
+    else:
+        values = [param.low + (param.high - param.low) * i / (points - 1) for i in range(points)]
+    if isinstance(param, IntRange):
+        return sorted({int(round(v)) for v in values})
+    return [float(f"{v:.6g}") for v in values]
+
+
+# ------------------------------------------------------------------------ samplers and pruners
+
+SamplerFactory = Callable[[Space, "int | None"], optuna.samplers.BaseSampler]
+PrunerFactory = Callable[[int], optuna.pruners.BasePruner]
+SAMPLERS: Registry[SamplerFactory] = Registry("sampler")
+PRUNERS: Registry[PrunerFactory] = Registry("pruner")
+
+
+def _tpe(space: Space, seed: int | None) -> optuna.samplers.BaseSampler:
+    # group=True: multivariate TPE models each model's conditional sub-space on its own.
+    with warnings.catch_warnings():  # multivariate and group are "experimental" since 2.2
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            multivariate=True,
+            group=len(space) > 1,
+            seed=seed,
+            constant_liar=True,  # parallel workers do not all sample the same point
+        )
+
+
+def _one_model(space: Space, sampler: str) -> dict[str, Param]:
+    if len(space) != 1:
+        raise UserInputError(
+            f"The {sampler} sampler searches one model's space; pass one model "
+            f"(--model) or use the tpe or random sampler to search {', '.join(space)}."
+        )
+    return next(iter(space.values()))
+
+
+def _grid(space: Space, seed: int | None) -> optuna.samplers.BaseSampler:
+    params = _one_model(space, "grid")
+    grid = {p: grid_values(r) for p, r in params.items() if len(grid_values(r)) > 1}
+    if not grid:
+        raise UserInputError("Every parameter is fixed; there is nothing for a grid to search.")
+    return optuna.samplers.GridSampler(grid, seed=seed)
+
+
+def _cmaes(space: Space, seed: int | None) -> optuna.samplers.BaseSampler:
+    params = _one_model(space, "cmaes")
+    if not any(isinstance(r, (FloatRange, IntRange)) and r.low < r.high for r in params.values()):
+        raise UserInputError("CMA-ES needs at least one numeric range; use tpe or grid instead.")
+    try:
+        import cmaes  # noqa: F401
+    except ImportError as error:
+        raise SetupError("The cmaes sampler needs the cmaes package: pip install cmaes") from error
+    # Categorical parameters (heads, aggr) fall back to random sampling.
+    return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+
+
+SAMPLERS.register("tpe", _tpe, aliases=("bayes", "bayesian", "tree-parzen"))
+SAMPLERS.register(
+    "random", lambda space, seed: optuna.samplers.RandomSampler(seed=seed), aliases=("rand",)
+)
+SAMPLERS.register("grid", _grid, aliases=("gridsearch",))
+SAMPLERS.register("cmaes", _cmaes, aliases=("cma",))
+
+PRUNERS.register(
+    "median",
+    # Five full trials set the median; no pruning in the first 10% of epochs (noisy starts).
+    lambda epochs: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=epochs // 10),
+)
+PRUNERS.register(
+    "hyperband",
+    lambda epochs: optuna.pruners.HyperbandPruner(
+        min_resource=max(1, epochs // 20), max_resource=epochs, reduction_factor=3
+    ),
+)
+PRUNERS.register("none", lambda epochs: optuna.pruners.NopPruner(), aliases=("off", "nop"))
+
+
+# ------------------------------------------------------------------------------------ config
+
+
+class TuneConfig(BaseModel):
+    """What to search, with which algorithm, for how long, and where the study lives."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str
+    task: Task | None = None  # None: the dataset's default task
+    models: list[str] | None = None  # None: every zoo model that supports the task
+    space: dict[str, RangeOverride] = Field(default_factory=dict)  # "lr", "gat.heads", ...
+    n_trials: int | None = Field(20, ge=1)  # the study's total, counting earlier sessions
+    timeout: float | None = Field(None, gt=0)  # seconds for this session's search
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int | None = None  # sampler seed; None: a fresh one per worker
+    n_jobs: int = Field(1, ge=1)  # threads in this process
+    workers: int = Field(1, ge=1)  # processes on this machine (each with n_jobs threads)
+    storage: str | None = None  # URL or SQLite path; None: <workspace>/studies.sqlite
+    study: str | None = None  # None: "<dataset>-<task>-<models>"
+    epochs: int = Field(200, ge=1)  # per trial; pruning and early stopping cut it short
+    patience: int | None = Field(50, ge=1)  # early stopping on the validation metric
+    trial_seed: int = 0  # training seed of every trial: configurations compete on equal terms
+    retrain_seeds: int = Field(5, ge=0)  # 0: no retraining of the best configuration
+    retrain_seed: int = 0  # first seed of the retraining runs
+    data_dir: str | None = None
+    device: str | None = None
+    heartbeat: int = Field(10, ge=1)  # seconds; a trial silent for 3x this is declared dead
+
+    @model_validator(mode="after")
+    def _has_budget(self) -> TuneConfig:
+        if self.n_trials is None and self.timeout is None:
+            raise ValueError("give a budget: n_trials, timeout, or both")
+        return self
+
+
+def make_config(**fields: Any) -> TuneConfig:
+    """Build a `TuneConfig`, turning pydantic's errors into one `UserInputError` paragraph."""
+    try:
+        return TuneConfig(**fields)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors()
+        )
+        raise UserInputError(f"Invalid tuning request: {problems}.") from None
+
+
+class Plan(BaseModel):
+    """A `TuneConfig` resolved and validated: what every worker needs, JSON-able."""
+
+    config: TuneConfig
+    task: Task
+    models: list[str]
+    space: Space
+    study: str
+    storage_url: str
+
+
+def resolve(config: TuneConfig) -> Plan:
+    """Check everything that can be checked before a trial runs.
+
+    Raises:
+        UserInputError: unknown dataset, task, model, sampler or pruner; a model that does not
+            support the task; a bad range in `config.space`.
+    """
+    spec = DATASETS.get(config.dataset)
+    task = config.task or spec.default_task
+    if task not in spec.tasks:
+        raise UserInputError(
+            f"Dataset {spec.name!r} does not support {task}; it supports {', '.join(spec.tasks)}."
+        )
+    if config.models:
+        # dict.fromkeys: "gcn, GCN" is one model, in the order given.
+        models = list(dict.fromkeys(check_task(m, task).name for m in config.models))
+    else:
+        models = [name for name, s in MODELS.items() if task in s.tasks and name in SEARCH_SPACES]
+    unsearchable = [m for m in models if m not in SEARCH_SPACES]
+    if unsearchable:
+        raise UserInputError(
+            f"No search space for {', '.join(unsearchable)}; "
+            f"searchable: {', '.join(SEARCH_SPACES)}."
+        )
+    space = build_space(models, config.space)
+    SAMPLERS.get(config.sampler)(space, config.seed)  # fails now, not in a worker
+    PRUNERS.get(config.pruner)
+    study = config.study or f"{spec.name}-{task}-{'+'.join(models)}"
+    return Plan(
+        config=config,
+        task=task,
+        models=models,
+        space=space,
+        study=study,
+        storage_url=storage_url(config.storage),
+    )
+
+
+# ----------------------------------------------------------------------------------- storage
+
+
+def workspace() -> Path:
+    """The experiment workspace (`AUTOGLM_WORKSPACE`, default `./.autoglm`)."""
+    return Path(os.environ.get("AUTOGLM_WORKSPACE", ".autoglm"))
+
+
+def storage_url(storage: str | None) -> str:
+    """A SQLAlchemy URL for `storage`: a URL as given, a path as SQLite, None as the default."""
+    if storage and "://" in storage:
+        return storage
+    path = Path(storage) if storage else workspace() / "studies.sqlite"
+    return f"sqlite:///{path.expanduser().resolve()}"
+
+
+def redact(url: str) -> str:
+    """`url` with any password replaced by ***, for printing and results."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is printed without its credentials
+        return url.split("@")[-1]
+
+
+def open_storage(url: str, heartbeat: int = 10) -> optuna.storages.RDBStorage:
+    """Open (creating if needed) the RDB storage at `url`, with a trial heartbeat.
+
+    Raises:
+        SetupError: a missing database driver, or the database cannot be reached.
+    """
+    import sqlalchemy.exc
+
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # WAL lets workers read while one writes; the mode persists in the file.
+        with sqlite3.connect(path, timeout=60) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    elif url.startswith("postgresql"):
+        try:
+            import psycopg2  # noqa: F401
+        except ImportError as error:
+            raise SetupError(
+                "PostgreSQL storage needs psycopg2: pip install 'open-autoglm[postgres]'."
+            ) from error
+        engine_kwargs = {"pool_pre_ping": True}
+    try:
+        with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat,
+                grace_period=3 * heartbeat,
+            )
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
+        raise SetupError(
+            f"Cannot open the study storage {redact(url)}: {str(error).splitlines()[0]}. "
+            "Check the URL, that the database server is running, and its driver is installed."
+        ) from None
+
+
+# --------------------------------------------------------------------------------- objective
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+_POLL_SECONDS = 1.0  # how often a worker waiting for the last running trials looks again
+
+
+class _Surplus(Exception):
+    """The study's trial budget was filled by other workers while this trial was created."""
+
+
+def _claim_slot(trial: optuna.Trial, n_trials: int | None) -> None:
+    """Make sure `trial` fits in the study's budget of `n_trials`, or stop this worker.
+
+    Trials rank by number; failed ones give their slot back. A trial ranked beyond the budget
+    waits while earlier ones still run (one may die and free its slot), and is cancelled once
+    they have all finished. Several workers thus finish exactly `n_trials` between them.
+    """
+    if n_trials is None:
+        return
+    study = trial.study
+    while True:
+        ahead = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.number < trial.number and t.state != TrialState.FAIL
+        ]
+        if len(ahead) < n_trials:
+            return
+        if all(t.state in FINISHED for t in ahead):
+            trial.set_user_attr("surplus", True)
+            study.stop()
+            raise _Surplus(f"trial {trial.number} is beyond the budget of {n_trials}")
+        time.sleep(_POLL_SECONDS)
+        optuna.storages.fail_stale_trials(study)
+
+
+class Objective:
+    """`objective(trial)`: draw a configuration, train it, return its validation metric.
+
+    The best validation metric so far is reported after every epoch of the first seed, so a
+    pruner can stop a hopeless trial; the number of epochs trained is kept as the trial's
+    `epochs` attribute.
+
+    Args:
+        plan: the resolved search.
+        dataset: the loaded dataset, shared by all trials of this process.
+        n_trials: the study's budget (None: no budget check, e.g. with a `FixedTrial`).
+    """
+
+    def __init__(self, plan: Plan, dataset: LoadedDataset, n_trials: int | None = None) -> None:
+        self.plan, self.dataset, self.n_trials = plan, dataset, n_trials
+
+    def train_config(self, model: str, params: dict[str, Value], seeds: int, seed: int):
+        """The `TrainConfig` of one configuration."""
+        from graph_ml.train import TrainConfig
+
+        config = self.plan.config
+        return TrainConfig(
+            dataset=config.dataset,
+            task=self.plan.task,
+            model=model,
+            epochs=config.epochs,
+            patience=config.patience or 0,  # the trainer's 0 means no early stopping
+            seeds=seeds,
+            seed=seed,
+            data_dir=config.data_dir,
+            progress=False,
+            **({"device": config.device} if config.device else {}),
+            **params,
+        )
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        from graph_ml.train import train
+
+        if not isinstance(trial, optuna.trial.FixedTrial):
+            _claim_slot(trial, self.n_trials)
+        model, params = suggest(trial, self.plan.space)
+        trial.set_user_attr("model", model)
+        train_config = self.train_config(model, params, seeds=1, seed=self.plan.config.trial_seed)
+        epochs, best = 0, -math.inf
+
+        def on_epoch(run_index: int, epoch: int, metrics: dict[str, float]) -> None:
+            nonlocal epochs, best
+            epochs += 1
+            if run_index > 0:  # later folds of k-fold runs: the first one decides pruning
+                return
+            best = max(best, float(metrics["val_metric"]))
+            trial.report(best, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch} with {best:.4f}")
+
+        try:
+            result = train(train_config, dataset=self.dataset, on_epoch=on_epoch)
+        finally:
+            trial.set_user_attr("epochs", epochs)
+        trial.set_user_attr("metric", result.metric)
+        return float(result.val_mean)
+
+
+# ---------------------------------------------------------------------------------- results
+
+
+class TrialRecord(BaseModel):
+    """One trial of the history, for plots and explanations."""
+
+    number: int
+    state: str  # COMPLETE, PRUNED, FAIL, RUNNING
+    value: float | None  # validation metric (pruned: the best reported before pruning)
+    best_value: float | None  # best completed value up to and including this trial
+    model: str
+    params: dict[str, Value]
+    epochs: int
+    seconds: float | None
+
+
+class TuneResult(BaseModel):
+    """The outcome of a search, JSON-able."""
+
+    study: str
+    storage: str  # password redacted
+    dataset: str
+    task: Task
+    metric: str  # the validation metric maximised: accuracy or roc_auc
+    sampler: str
+    pruner: str
+    models: list[str]
+    best_model: str
+    best_params: dict[str, Value]
+    best_value: float
+    best_trial: int
+    n_trials: int  # finished trials (complete + pruned) in the study
+    n_complete: int
+    n_pruned: int
+    n_failed: int
+    epochs_trained: int  # over every finished trial of the study, retraining excluded
+    history: list[TrialRecord]
+    # PED-ANOVA importances of the best model's parameters, summing to 1 ({}: see the note),
+    # and of every model's with at least two completed, not all equal, trials.
+    importances: dict[str, float]
+    importances_by_model: dict[str, dict[str, float]] = Field(default_factory=dict)
+    importance_note: str | None = None
+    retrained: Any = None  # graph_ml.train.TrainResult of the best configuration
+    test_mean: float | None = None
+    test_std: float | None = None
+    seconds: float  # this session's wall time, search and retraining
+
+
+def _plain_params(trial: optuna.trial.FrozenTrial, space: Space) -> tuple[str, dict]:
+    model = trial.params.get("model") or trial.user_attrs.get("model") or next(iter(space))
+    params = {}
+    for p, r in space.get(model, {}).items():
+        name = param_name(model, p, space)
+        if name in trial.params:
+            params[p] = trial.params[name]
+        elif isinstance(r, Choice) and len(r.choices) == 1:
+            params[p] = r.choices[0]
+        elif not isinstance(r, Choice) and r.low == r.high:
+            params[p] = r.low
+    return model, params
+
+
+def history(study: optuna.Study, space: Space) -> list[TrialRecord]:
+    """Every trial of `study` but cancelled surplus ones, in order, with the running best."""
+    records, best = [], None
+    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        if trial.user_attrs.get("surplus"):
+            continue
+        record = history_record(trial, space)
+        if trial.state == TrialState.COMPLETE and (best is None or record.value > best):
+            best = record.value
+        records.append(record.model_copy(update={"best_value": best}))
+    return records
+
+
+def importances(study: optuna.Study, space: Space) -> dict[str, dict[str, float]]:
+    """PED-ANOVA importances of each model's parameters, from its completed trials.
+
+    Returns:
+        model -> {parameter: importance, summing to 1}; a model with fewer than two
+        completed trials, or whose trials all scored the same, is left out.
+    """
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    by_model: dict[str, dict[str, float]] = {}
+    for model in space:
+        prefix = f"{model}." if len(space) > 1 else ""
+        trials = [
+            optuna.trial.create_trial(
+                params={k.removeprefix(prefix): v for k, v in t.params.items() if k != "model"},
+                distributions={
+                    k.removeprefix(prefix): d for k, d in t.distributions.items() if k != "model"
+                },
+                value=t.value,
+            )
+            for t in complete
+            if len(space) == 1 or t.params.get("model") == model
+        ]
+        if len(trials) >= 2 and len({t.value for t in trials}) > 1:
+            by_model[model] = _importance(trials)
+    return by_model
+
+
+def _importance(trials: list[optuna.trial.FrozenTrial]) -> dict[str, float]:
+    study = optuna.create_study(direction="maximize")
+    study.add_trials(trials)
+    # PED-ANOVA: how much each parameter separates the top 10% of trials from the rest;
+    # deterministic and, unlike fANOVA, needs no scikit-learn.
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    with warnings.catch_warnings():  # "fewer than 2 trials in a regime": expected when small
+        warnings.simplefilter("ignore", UserWarning)
+        values = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    return {k: float(v) for k, v in values.items()}
+
+
+# ------------------------------------------------------------------------------------ search
+
+
+@contextmanager
+def _quiet_optuna():
+    """Optuna's per-trial log lines off (the caller shows progress its own way)."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+def _signature(space: Space) -> str:
+    return json.dumps(
+        {m: {p: r.model_dump(mode="json") for p, r in ps.items()} for m, ps in space.items()},
+        sort_keys=True,
+    )
+
+
+def open_study(plan: Plan, worker: int = 0) -> optuna.Study:
+    """Create or load the plan's study; worker `k` seeds its sampler with `seed + k`.
+
+    Raises:
+        UserInputError: the study exists with a different search space.
+        SetupError: the storage cannot be opened.
+    """
+    config = plan.config
+    storage = open_storage(plan.storage_url, config.heartbeat)
+    seed = None if config.seed is None else config.seed + worker
+    study = optuna.create_study(
+        storage=storage,
+        study_name=plan.study,
+        direction="maximize",
+        sampler=SAMPLERS.get(config.sampler)(plan.space, seed),
+        pruner=PRUNERS.get(config.pruner)(config.epochs),
+        load_if_exists=True,
+    )
+    signature, stored = _signature(plan.space), study.user_attrs.get("search_space")
+    if stored is None:
+        study.set_user_attr("search_space", signature)
+        study.set_user_attr("dataset", config.dataset)
+        study.set_user_attr("task", plan.task)
+    elif stored != signature:
+        raise UserInputError(
+            f"Study {plan.study!r} in {redact(plan.storage_url)} was started with a different "
+            f"search space ({stored}). Resume it with the same models and ranges, or pass a "
+            "new --study name."
+        )
+    return study
+
+
+def finished_trials(study: optuna.Study) -> int:
+    """Trials that count against the budget: completed and pruned."""
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def _search(
+    plan: Plan,
+    dataset: LoadedDataset,
+    worker: int = 0,
+    on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+) -> optuna.Study:
+    """Run trials until the study has `n_trials` finished ones or the timeout passes."""
+    study = open_study(plan, worker)
+    n_trials = plan.config.n_trials
+
+    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if n_trials is not None and finished_trials(study) >= n_trials:
+            study.stop()
+        if on_trial is not None and not trial.user_attrs.get("surplus"):
+            on_trial(study, trial)
+
+    if n_trials is not None and finished_trials(study) >= n_trials:
+        return study
+    study.optimize(
+        Objective(plan, dataset, n_trials),
+        n_trials=None,  # the budget is the study's, checked by _claim_slot and after_trial
+        timeout=plan.config.timeout,
+        n_jobs=plan.config.n_jobs,
+        catch=(_Surplus, FloatingPointError),
+        callbacks=[after_trial],
+    )
+    return study
+
+
+def _worker_main(plan_json: str, worker: int) -> None:
+    """Entry point of a worker process started by `tune(workers=N)`."""
+    plan = Plan.model_validate_json(plan_json)
+    dataset = load_dataset(plan.config.dataset, plan.config.data_dir)
+    with _quiet_optuna():
+        _search(plan, dataset, worker)
+
+
+def run_workers(plan: Plan, dataset: LoadedDataset, on_trial=None) -> optuna.Study:
+    """`_search` in this process plus `workers - 1` worker processes on the same storage."""
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
+    processes = [
+        context.Process(target=_worker_main, args=(plan.model_dump_json(), k), daemon=True)
+        for k in range(1, plan.config.workers)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        study = _search(plan, dataset, 0, on_trial)
+        for process in processes:
+            process.join()
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+    failed = [p.exitcode for p in processes if p.exitcode not in (0, None)]
+    if failed:
+        raise SetupError(f"{len(failed)} tuning worker process(es) failed (exit {failed}).")
+    return study
+
+
+def _progress(plan: Plan, study_total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=plan.config.n_trials, initial=study_total, unit="trial", desc=plan.study)
+
+
+def tune(
+    config: TuneConfig,
+    on_trial: Callable[[TrialRecord], None] | None = None,
+    progress: bool = False,
+    dataset: LoadedDataset | None = None,
+) -> TuneResult:
+    """Search models and hyper-parameters, then retrain the best configuration.
+
+    Args:
+        config: the search.
+        on_trial: called in this process after each of its trials finishes.
+        progress: show a progress bar on stderr.
+        dataset: an already loaded dataset (default: `load_dataset(config.dataset)`).
+
+    Returns:
+        The best configuration, its retraining over `retrain_seeds` seeds, the history and
+        parameter importances.
+
+    Raises:
+        UserInputError: anything wrong with the request, before any trial runs; or no trial
+            completed within the budget.
+        SetupError: missing dataset files, an unreachable storage, a failed worker process.
+    """
+    started = time.perf_counter()
+    plan = resolve(config)
+    dataset = dataset or load_dataset(config.dataset, config.data_dir)
+    if config.workers > 1 and plan.storage_url.startswith("sqlite:///:memory:"):
+        raise UserInputError("Worker processes need a shared storage file or URL, not memory.")
+    with _quiet_optuna():
+        study = open_study(plan)  # storage and space errors surface before any training
+        bar = _progress(plan, finished_trials(study)) if progress else None
+
+        def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            if bar is not None:
+                bar.n = finished_trials(study)
+                best = study.best_value if study.best_trials else float("nan")
+                bar.set_postfix(best=f"{best:.4f}", refresh=False)
+                bar.refresh()
+            if on_trial is not None:
+                on_trial(history_record(trial, plan.space))
+
+        try:
+            study = run_workers(plan, dataset, report)
+        finally:
+            if bar is not None:
+                bar.close()
+        return summarise(plan, study, dataset, time.perf_counter() - started)
+
+
+def history_record(trial: optuna.trial.FrozenTrial, space: Space) -> TrialRecord:
+    """One `TrialRecord` (without the running best) for a progress callback."""
+    model, params = _plain_params(trial, space)
+    value = trial.value
+    if value is None and trial.intermediate_values:
+        value = max(trial.intermediate_values.values())
+    return TrialRecord(
+        number=trial.number,
+        state=trial.state.name,
+        value=value,
+        best_value=None,
+        model=model,
+        params=params,
+        epochs=int(trial.user_attrs.get("epochs", 0)),
+        seconds=trial.duration.total_seconds() if trial.duration else None,
+    )
+
+
+def summarise(plan: Plan, study: optuna.Study, dataset: LoadedDataset, seconds: float):
+    """The `TuneResult` of a finished search, retraining its best configuration."""
+    config = plan.config
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
+    states = [t.state for t in trials]
+    n_complete, n_pruned = states.count(TrialState.COMPLETE), states.count(TrialState.PRUNED)
+    if n_complete == 0:
+        raise UserInputError(
+            f"No trial of study {plan.study!r} completed ({n_pruned} pruned, "
+            f"{states.count(TrialState.FAIL)} failed); give a larger budget (--trials, "
+            "--timeout) or turn pruning off (--pruner none)."
+        )
+    best = study.best_trial
+    model, params = _plain_params(best, plan.space)
+    by_model = importances(study, plan.space)
+    note = None
+    if model not in by_model:
+        note = (
+            f"{model} has fewer than two completed trials, or they all scored the same; "
+            "there is nothing to attribute the differences to."
+        )
+    retrained = None
+    if config.retrain_seeds:
+        from graph_ml.train import train
+
+        objective = Objective(plan, dataset)
+        retrain_config = objective.train_config(
+            model, params, seeds=config.retrain_seeds, seed=config.retrain_seed
+        )
+        retrained = train(retrain_config, dataset=dataset)
+    return TuneResult(
+        study=plan.study,
+        storage=redact(plan.storage_url),
+        dataset=config.dataset,
+        task=plan.task,
+        metric=str(best.user_attrs.get("metric", "accuracy")),
+        sampler=SAMPLERS.resolve(config.sampler),
+        pruner=PRUNERS.resolve(config.pruner),
+        models=plan.models,
+        best_model=model,
+        best_params=params,
+        best_value=float(best.value),
+        best_trial=best.number,
+        n_trials=n_complete + n_pruned,
+        n_complete=n_complete,
+        n_pruned=n_pruned,
+        n_failed=states.count(TrialState.FAIL),
+        epochs_trained=sum(int(t.user_attrs.get("epochs", 0)) for t in trials),
+        history=history(study, plan.space),
+        importances=by_model.get(model, {}),
+        importances_by_model=by_model,
+        importance_note=note,
+        retrained=retrained,
+        test_mean=None if retrained is None else float(retrained.test_mean),
+        test_std=None if retrained is None else float(retrained.test_std),
+        seconds=seconds,
+    )
