@@ -1,0 +1,614 @@
+"""The rule engine: every action passes these rules, in this order, before a tool runs.
+
+The rules, readable in one place (`RULES` below):
+
+- safety: only known fields; no code or shell text in any value; a dataset given as a path
+  must lie inside the workspace or the data directory;
+- inherit: in a chat, a follow-up ("same but with GAT") keeps what the last run set and the
+  user did not change;
+- defaults: the task from the dataset, the model's usual hyper-parameters, the number of
+  seeds and trials, each recorded with its reason;
+- compatibility: the dataset exists, the task fits the dataset, the model fits the task;
+- bounds and budgets: every number within the user's limits (`<workspace>/limits.json`),
+  and the plan's time and memory guesses too; expensive plans ask for confirmation;
+- routing: each action to its tool.
+
+Each rule appends `Decision`s (what it set or checked, and why) or raises `RuleViolation`
+with the reason and the alternatives. The session logs the decisions in the store's steps
+and sends a refusal back to the planner once before showing it to the user.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.actions import ACTION_NAMES, action_class
+from agent.errors import RuleViolation
+from graph_ml.errors import UserInputError
+from tools.data import allowed_roots, inside_allowed, looks_like_path
+
+DecisionKind = Literal["safety", "inherit", "default", "compatibility", "bound", "routing"]
+LIMITS_FILE = "limits.json"
+
+
+class Limits(BaseModel):
+    """What one plan may cost; override any of them in `<workspace>/limits.json`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_epochs: int = Field(2000, ge=1)  # GCN papers train 200; 10x that is still sane
+    max_trials: int = Field(200, ge=1)  # beyond that Optuna's TPE gains little on small graphs
+    max_seeds: int = Field(20, ge=1)  # 10 is the usual reporting standard
+    max_models: int = Field(8, ge=1)  # the zoo's size
+    max_hidden_channels: int = Field(1024, ge=1)
+    max_num_layers: int = Field(8, ge=1)  # deeper GNNs over-smooth; more is usually a typo
+    max_heads: int = Field(16, ge=1)
+    max_wall_seconds: float = Field(4 * 3600.0, gt=0)  # guessed run time above this: refused
+    max_memory_mb: float = Field(16_000.0, gt=0)  # guessed peak memory above this: refused
+    confirm_above_seconds: float = Field(300.0, ge=0)  # chat asks "go ahead?" above this
+
+    @classmethod
+    def load(cls, workspace: Path) -> Limits:
+        """The defaults, overridden by `<workspace>/limits.json` where it exists.
+
+        Raises:
+            UserInputError: the file is not JSON or names an unknown limit.
+        """
+        path = Path(workspace) / LIMITS_FILE
+        if not path.is_file():
+            return cls()
+        try:
+            return cls.model_validate(json.loads(path.read_text()))
+        except (json.JSONDecodeError, ValidationError) as error:
+            raise UserInputError(
+                f"{path} is not a valid limits file ({error}); known limits: "
+                f"{', '.join(cls.model_fields)}."
+            ) from None
+
+
+class Decision(BaseModel):
+    """One thing a rule set or checked, and why; shown by `--explain` and stored in steps."""
+
+    rule: str
+    kind: DecisionKind
+    field: str | None = None
+    value: Any = None
+    reason: str
+
+
+class Estimate(BaseModel):
+    seconds: float | None = None  # None where the dataset's size is unknown (CSV imports)
+    memory_mb: float | None = None
+
+
+class RoutedAction(BaseModel):
+    """An action after the rules: resolved fields, the tool to call, and every decision."""
+
+    action: str
+    fields: dict[str, Any]  # the resolved fields, including defaults
+    user_fields: dict[str, Any]  # what the plan (or the user's follow-up) set itself
+    tool: str | None  # None: answered in the conversation (clarify, answer)
+    decisions: list[Decision]
+    estimate: Estimate = Field(default_factory=Estimate)
+    needs_confirmation: bool = False
+    confirmation_reason: str | None = None
+
+    @property
+    def requested(self) -> dict[str, Any]:
+        """What the user asked for, directly or by inheriting it: what a follow-up keeps."""
+        inherited = {d.field: d.value for d in self.decisions if d.kind == "inherit"}
+        return {**inherited, **self.user_fields}
+
+    def explain(self) -> list[str]:
+        """The decisions as sentences, for the user."""
+        return [d.reason for d in self.decisions]
+
+
+@dataclass
+class RouteContext:
+    """What the rules check against besides the action itself.
+
+    Attributes:
+        workspace, data_dir: the only directories a named file may be in.
+        limits: the user's limits.
+        previous: the fields the last run of this chat was asked with (for follow-ups).
+        previous_run_id: that run's id, for the reasons.
+        followup: the user's text reads as a follow-up ("same", "instead", "increase").
+    """
+
+    workspace: Path
+    data_dir: Path | None = None
+    limits: Limits = field(default_factory=Limits)
+    previous: dict[str, Any] | None = None
+    previous_run_id: int | None = None
+    followup: bool = False
+
+
+@dataclass
+class _Check:
+    """The state the rules work on: one action's fields, growing decisions."""
+
+    action: str
+    fields: dict[str, Any]
+    context: RouteContext
+    decisions: list[Decision] = field(default_factory=list)
+    estimate: Estimate = field(default_factory=Estimate)
+    confirm: str | None = None
+
+    def decide(
+        self, rule: str, kind: DecisionKind, reason: str, name: str | None = None, value=None
+    ):
+        self.decisions.append(
+            Decision(rule=rule, kind=kind, field=name, value=value, reason=reason)
+        )
+
+    def set_default(self, rule: str, name: str, value: Any, reason: str) -> None:
+        if self.fields.get(name) is None and value is not None:
+            self.fields[name] = value
+            self.decide(rule, "default", reason, name, value)
+
+
+# -- what the rules know -------------------------------------------------------------
+
+HPARAM_FIELDS = (
+    "hidden_channels",
+    "num_layers",
+    "dropout",
+    "lr",
+    "weight_decay",
+    "heads",
+    "epochs",
+)
+ATTENTION_MODELS = ("gat", "gatv2")  # the only ones "heads" means something for
+DEFAULT_MODEL = {
+    "node_classification": "gcn",
+    "link_prediction": "gcn",
+    "graph_classification": "gin",
+}
+DEFAULT_SEEDS = {"train": 1, "compare": 3, "tune": 1}  # compare needs >= 2 for a t-test
+DEFAULT_TRIALS = 20  # enough for TPE to beat random search on 4-5 parameters
+TUNE_EPOCHS = 100  # per trial; pruning stops the hopeless ones earlier
+
+# Sizes of the catalogue datasets, for the time and memory guesses:
+# (nodes, edges, features, graphs); nodes and edges summed over all graphs.
+DATASET_SIZES: dict[str, tuple[int, int, int, int]] = {
+    "cora": (2708, 10556, 1433, 1),
+    "citeseer": (3327, 9104, 3703, 1),
+    "pubmed": (19717, 88648, 500, 1),
+    "karate": (34, 156, 34, 1),
+    "sbm": (400, 3400, 16, 1),
+    "ogbn-arxiv": (169343, 1166243, 128, 1),
+    "mutag": (3371, 7442, 7, 188),
+    "proteins": (43471, 162088, 3, 1113),
+    "enzymes": (19580, 74564, 3, 600),
+    "imdb-binary": (19773, 193062, 136, 1000),
+}
+# Measured on one CPU thread with GCN on Cora: ~10 ms an epoch for ~4e7 multiply-adds.
+SECONDS_PER_FLOP = 2.5e-10
+SECONDS_PER_EPOCH_OVERHEAD = 0.004
+TORCH_BASE_MB = 400.0  # an idle torch + PyG process
+
+FIELD_BOUNDS: dict[str, tuple[str, float, float]] = {
+    # field: (limit attribute or "", low, high); "" means a fixed, mathematical range
+    "epochs": ("max_epochs", 1, 0),
+    "n_trials": ("max_trials", 1, 0),
+    "seeds": ("max_seeds", 1, 0),
+    "hidden_channels": ("max_hidden_channels", 1, 0),
+    "num_layers": ("max_num_layers", 1, 0),
+    "heads": ("max_heads", 1, 0),
+    "lr": ("", 1e-6, 1.0),
+    "dropout": ("", 0.0, 0.99),
+    "weight_decay": ("", 0.0, 1.0),
+}
+
+# Code or shell in a value: none of these belong in a dataset name, model name or question.
+UNSAFE_TEXT = re.compile(
+    r"`|\$\(|\$\{|;\s*\w|&&|\|\||\|\s*\w|>\s*/|<\s*/|\\x[0-9a-f]{2}|\b(import|exec|eval|"
+    r"subprocess|os\.system|__\w+__|rm\s+-|sudo|curl|wget|chmod|bash|sh\s+-c)\b",
+    re.IGNORECASE,
+)
+FREE_TEXT_FIELDS = ("question",)  # shown to the user, never passed to a tool
+DATASET_VALUE = re.compile(r"^[\w.\-/ ~]{1,200}$")
+
+TOOL_OF: dict[str, str | None] = {
+    "train": "train",
+    "tune": "tune",
+    "compare": "compare",  # the session trains each model first, then compares
+    "inspect": "inspect",
+    "explain": "explain",
+    "report": "report",
+    "clarify": None,
+    "answer": None,
+}
+
+
+# -- the rules -----------------------------------------------------------------------
+
+
+def rule_known_fields(c: _Check) -> None:
+    """safety: an action has only the fields its model declares."""
+    if c.action not in ACTION_NAMES:
+        raise RuleViolation(f"Unknown action {c.action!r}.", [f"one of: {', '.join(ACTION_NAMES)}"])
+    known = set(action_class(c.action).model_fields)
+    unknown = sorted(set(c.fields) - known)
+    if unknown:
+        raise RuleViolation(
+            f"Action {c.action!r} has no field(s) {', '.join(unknown)}; unknown fields are "
+            "refused rather than ignored.",
+            [f"fields of {c.action}: {', '.join(sorted(known - {'action'}))}"],
+        )
+
+
+def rule_no_code(c: _Check) -> None:
+    """safety: no value carries code or shell text (tools take names and numbers only)."""
+    for name, value in c.fields.items():
+        if name in FREE_TEXT_FIELDS:
+            continue  # answered from the store, never passed to a tool
+        for text in value if isinstance(value, list) else [value]:
+            if not isinstance(text, str):
+                continue
+            if UNSAFE_TEXT.search(text) or "\n" in text:
+                raise RuleViolation(
+                    f"Field {name!r} contains code or shell text ({text[:60]!r}); tools take "
+                    "dataset and model names and numbers, never commands."
+                )
+
+
+def rule_paths_inside(c: _Check) -> None:
+    """safety: a dataset named by path lies inside the workspace or the data directory."""
+    name = c.fields.get("dataset")
+    if not isinstance(name, str) or not looks_like_path(name):
+        return
+    roots = allowed_roots(c.context.workspace, c.context.data_dir)
+    if (
+        not DATASET_VALUE.match(name)
+        or inside_allowed(name, c.context.workspace, c.context.data_dir) is None
+    ):
+        raise RuleViolation(
+            f"Dataset path {name!r} is outside the workspace ({roots[0]}) and the data "
+            f"directory ({roots[1]}), or does not exist; files elsewhere are never read.",
+            [f"copy the CSV files into {roots[0]}", "use a catalogue dataset such as cora"],
+        )
+    c.decide("safety.paths", "safety", f"dataset path {name!r} is inside an allowed directory")
+
+
+def rule_inherit(c: _Check) -> None:
+    """inherit: a follow-up keeps what the last run set and the user did not name."""
+    prev, ctx = c.context.previous, c.context
+    if not prev or c.action not in ("train", "tune", "compare"):
+        return
+    if c.fields.get("dataset") is not None and not ctx.followup:
+        return  # a fresh request that names its dataset starts from scratch
+    known = set(action_class(c.action).model_fields) - {"action"}
+    where = f"run {ctx.previous_run_id}" if ctx.previous_run_id else "the last run"
+    for name, value in prev.items():
+        if name not in known or c.fields.get(name) is not None or value is None:
+            continue
+        if name == "model" and c.fields.get("models"):
+            continue
+        c.fields[name] = value
+        c.decide(
+            "inherit.previous",
+            "inherit",
+            f"{name} kept as {value} from {where} (the follow-up did not change it)",
+            name,
+            value,
+        )
+
+
+def rule_dataset_known(c: _Check) -> None:
+    """compatibility: actions that need data name a dataset that exists."""
+    from graph_ml.datasets import DATASETS
+
+    name = c.fields.get("dataset")
+    needs = c.action in ("train", "tune", "compare", "inspect")
+    if name is None:
+        if needs:
+            raise RuleViolation(
+                f"A {c.action} needs a dataset and none was named.",
+                [f"name one of: {', '.join(DATASETS)}", "or a CSV graph in the workspace"],
+            )
+        return
+    if looks_like_path(name) and name not in DATASETS:
+        return  # checked by rule_paths_inside; loaded by tools.data
+    if name not in DATASETS:
+        raise RuleViolation(f"Unknown dataset {name!r}.", [f"choose from: {', '.join(DATASETS)}"])
+    canonical = DATASETS.resolve(name)
+    if canonical != name:
+        c.fields["dataset"] = canonical
+        c.decide("dataset.alias", "compatibility", f"{name!r} is the dataset {canonical}")
+
+
+def _spec(c: _Check):
+    from graph_ml.datasets import DATASETS
+
+    name = c.fields.get("dataset")
+    return DATASETS.get(name) if isinstance(name, str) and name in DATASETS else None
+
+
+def rule_default_task(c: _Check) -> None:
+    """defaults: the task is the dataset's usual one."""
+    spec = _spec(c)
+    if spec is None or "task" not in action_class(c.action).model_fields:
+        return
+    c.set_default(
+        "default.task",
+        "task",
+        spec.default_task,
+        f"task set to {spec.default_task} because {_label(spec)} is a {spec.level}-level dataset",
+    )
+
+
+def _label(spec) -> str:
+    return spec.pyg_name or spec.name  # "Cora", as its authors write it
+
+
+def rule_task_fits_dataset(c: _Check) -> None:
+    """compatibility: the task is one the dataset supports."""
+    spec, task = _spec(c), c.fields.get("task")
+    if spec is None or task is None:
+        return
+    if task not in spec.tasks:
+        from graph_ml.datasets import DATASETS
+
+        fits = [n for n, s in DATASETS.items() if task in s.tasks][:4]
+        model = c.fields.get("model")
+        raise RuleViolation(
+            f"{_label(spec)} is a {spec.level}-level dataset and supports "
+            f"{' and '.join(spec.tasks)}, not {task}.",
+            [
+                f"{spec.default_task} on {spec.name}" + (f" with {model}" if model else ""),
+                f"{task} on {' or '.join(fits)}" + (f" with {model}" if model else ""),
+            ],
+        )
+
+
+def _models(c: _Check) -> list[str]:
+    if c.fields.get("models"):
+        return list(c.fields["models"])
+    return [c.fields["model"]] if c.fields.get("model") else []
+
+
+def rule_model_fits_task(c: _Check) -> None:
+    """compatibility: every named model exists and handles the task."""
+    from graph_ml.models import MODELS
+
+    task = c.fields.get("task")
+    for name in _models(c):
+        if name not in MODELS:
+            raise RuleViolation(f"Unknown model {name!r}.", [f"choose from: {', '.join(MODELS)}"])
+        spec = MODELS.get(name)
+        if task is not None and task not in spec.tasks:
+            fits = [n for n, s in MODELS.items() if task in s.tasks]
+            raise RuleViolation(
+                f"Model {name} does not support {task} (it handles {', '.join(spec.tasks)}).",
+                [f"{task} with {', '.join(fits)}"],
+            )
+
+
+def rule_default_model(c: _Check) -> None:
+    """defaults: a train without a model gets the task's usual baseline; compare needs two."""
+    task = c.fields.get("task")
+    if c.action == "train" and c.fields.get("model") is None and task:
+        model = DEFAULT_MODEL[task]
+        c.set_default(
+            "default.model", "model", model, f"model set to {model}, the usual baseline for {task}"
+        )
+    if c.action == "compare" and not c.fields.get("run_ids"):
+        models = c.fields.get("models") or []
+        if len(models) < 2:
+            raise RuleViolation(
+                "A comparison needs at least two models (or two earlier runs).",
+                ["e.g. compare gcn and gat on cora", "compare run 1 with run 2"],
+            )
+
+
+def _model_defaults(model: str, task: str) -> tuple[dict[str, Any], str]:
+    from graph_ml.models import MODELS
+
+    spec = MODELS.get(model)
+    return spec.hparams(task), spec.paper
+
+
+def rule_default_hparams(c: _Check) -> None:
+    """defaults: unset hyper-parameters take the model's usual values (from its paper)."""
+    fields = action_class(c.action).model_fields
+    task = c.fields.get("task")
+    models = _models(c)
+    if c.action in ("train", "compare") and models and task:
+        table = {m: _model_defaults(m, task) for m in models}
+        for name in HPARAM_FIELDS:
+            if name == "heads" and not set(models) & set(ATTENTION_MODELS):
+                continue
+            values = {json.dumps(table[m][0].get(name)) for m in models}
+            value = table[models[0]][0].get(name)
+            if name not in fields or len(values) != 1 or value is None:
+                continue  # models disagree: each keeps its own default inside train()
+            source = "; ".join(sorted({table[m][1] for m in models}))
+            c.set_default(
+                f"default.{name}",
+                name,
+                value,
+                f"{name} set to {value}, {'/'.join(models)}'s usual value for {task} ({source})",
+            )
+    if c.action == "tune" and task:
+        c.set_default(
+            "default.epochs",
+            "epochs",
+            TUNE_EPOCHS,
+            f"epochs set to {TUNE_EPOCHS} a trial (pruning stops the hopeless ones earlier)",
+        )
+    if "seeds" in fields and c.action in DEFAULT_SEEDS:
+        seeds = DEFAULT_SEEDS[c.action]
+        why = "enough for a Welch t-test" if c.action == "compare" else "one run"
+        c.set_default("default.seeds", "seeds", seeds, f"seeds set to {seeds} ({why})")
+    if c.action == "tune":
+        c.set_default(
+            "default.n_trials",
+            "n_trials",
+            DEFAULT_TRIALS,
+            f"n_trials set to {DEFAULT_TRIALS}, enough for TPE to beat random search",
+        )
+
+
+def rule_bounds(c: _Check) -> None:
+    """bounds: every number within its range and the user's limits."""
+    limits = c.context.limits
+    for name, (limit, low, high) in FIELD_BOUNDS.items():
+        value = c.fields.get(name)
+        if value is None:
+            continue
+        top = getattr(limits, limit) if limit else high
+        if not (low <= value <= top):
+            where = (
+                f"the limit {limit}={top} (set it in <workspace>/{LIMITS_FILE})"
+                if limit
+                else f"the range [{low}, {high}]"
+            )
+            raise RuleViolation(
+                f"{name}={value} is outside {where}.",
+                [f"{name} between {low:g} and {top:g}"],
+            )
+    models = c.fields.get("models") or []
+    if len(models) > limits.max_models:
+        raise RuleViolation(f"{len(models)} models exceed max_models={limits.max_models}.")
+
+
+def estimate(fields: dict[str, Any], action: str) -> Estimate:
+    """Guess a plan's run time and peak memory from the dataset's size and the model."""
+    size = DATASET_SIZES.get(str(fields.get("dataset")))
+    if size is None or action not in ("train", "tune", "compare"):
+        return Estimate()
+    nodes, edges, features, _graphs = size
+    hidden = fields.get("hidden_channels") or 64
+    layers = fields.get("num_layers") or 2
+    width = hidden * (fields.get("heads") or 1)
+    flops = 3 * (nodes * features * width + layers * (edges * width + nodes * width * width))
+    per_epoch = SECONDS_PER_EPOCH_OVERHEAD + flops * SECONDS_PER_FLOP
+    epochs = fields.get("epochs") or 200
+    repeats = fields.get("seeds") or 1
+    if action == "tune":
+        repeats *= fields.get("n_trials") or DEFAULT_TRIALS
+    if action == "compare":
+        repeats *= len(fields.get("models") or [None])
+    memory = (
+        TORCH_BASE_MB
+        + (4 * nodes * features + 16 * edges + 4 * 4 * nodes * width * layers + 4 * edges * width)
+        / 1e6
+    )
+    return Estimate(seconds=per_epoch * epochs * repeats, memory_mb=memory)
+
+
+def rule_budget(c: _Check) -> None:
+    """budgets: the guessed time and memory fit the limits; expensive plans ask first."""
+    limits = c.context.limits
+    c.estimate = guess = estimate(c.fields, c.action)
+    if guess.seconds is None:
+        return
+    if guess.memory_mb > limits.max_memory_mb:
+        raise RuleViolation(
+            f"This plan needs about {guess.memory_mb:,.0f} MB, over max_memory_mb="
+            f"{limits.max_memory_mb:,.0f}.",
+            ["a smaller hidden size or fewer layers", "raise the limit in limits.json"],
+        )
+    if guess.seconds > limits.max_wall_seconds:
+        raise RuleViolation(
+            f"This plan would take about {_duration(guess.seconds)}, over max_wall_seconds="
+            f"{limits.max_wall_seconds:g}.",
+            ["fewer epochs, trials or seeds", "raise the limit in limits.json"],
+        )
+    if guess.seconds > limits.confirm_above_seconds:
+        c.confirm = f"this plan will take about {_duration(guess.seconds)}"
+    c.decide(
+        "budget.estimate",
+        "bound",
+        f"estimated {_duration(guess.seconds)} and {guess.memory_mb:,.0f} MB, within limits",
+    )
+
+
+def rule_route(c: _Check) -> None:
+    """routing: each action to its tool."""
+    tool = TOOL_OF[c.action]
+    reason = f"routed to tool {tool!r}" if tool else "answered in the conversation"
+    c.decide("routing", "routing", reason, "tool", tool)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    kind: DecisionKind
+    check: Callable[[_Check], None]
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("safety.fields", "safety", rule_known_fields),
+    Rule("safety.no_code", "safety", rule_no_code),
+    Rule("safety.paths", "safety", rule_paths_inside),
+    Rule("inherit.previous", "inherit", rule_inherit),
+    Rule("compat.dataset", "compatibility", rule_dataset_known),
+    Rule("default.task", "default", rule_default_task),
+    Rule("compat.task", "compatibility", rule_task_fits_dataset),
+    Rule("default.model", "default", rule_default_model),
+    Rule("compat.model", "compatibility", rule_model_fits_task),
+    Rule("default.hparams", "default", rule_default_hparams),
+    Rule("bounds.values", "bound", rule_bounds),
+    Rule("budget.estimate", "bound", rule_budget),
+    Rule("routing", "routing", rule_route),
+)
+
+
+class Router:
+    """Applies `RULES` to actions.
+
+    Args:
+        rules: the rules, in order (default `RULES`).
+    """
+
+    def __init__(self, rules: tuple[Rule, ...] = RULES) -> None:
+        self.rules = rules
+
+    def check(self, action: BaseModel | dict[str, Any], context: RouteContext) -> RoutedAction:
+        """Run every rule on `action`.
+
+        Args:
+            action: a validated action, or a raw dict (from a client that skips the planner).
+            context: directories, limits and the chat's last run.
+
+        Returns:
+            The resolved action, its tool and every decision.
+
+        Raises:
+            RuleViolation: a rule refused it; `reason` and `alternatives` say why and what to do.
+        """
+        raw = action.model_dump(exclude_none=True) if isinstance(action, BaseModel) else action
+        if not isinstance(raw, dict) or not isinstance(raw.get("action"), str):
+            raise RuleViolation("An action must be an object with an 'action' name.")
+        fields = {k: v for k, v in raw.items() if k != "action" and v is not None}
+        state = _Check(action=raw["action"], fields=dict(fields), context=context)
+        for rule in self.rules:
+            rule.check(state)
+        return RoutedAction(
+            action=state.action,
+            fields=state.fields,
+            user_fields=fields,
+            tool=TOOL_OF[state.action],
+            decisions=state.decisions,
+            estimate=state.estimate,
+            needs_confirmation=state.confirm is not None,
+            confirmation_reason=state.confirm,
+        )
