@@ -1,0 +1,580 @@
+"""Training: full-batch or neighbour-sampled, early stopping, several seeds, k-fold.
+
+`train(config)` loads the dataset, fills every `None` in the config from the model's
+published defaults (`graph_ml.models.default_hparams`), and for each seed (and, for graph
+classification, each fold) builds a fresh model, trains it with a short `train_epoch()` and a
+`@torch.no_grad()` `evaluate()` per epoch, keeps the weights of the epoch with the best
+validation metric, and scores them on the test set once at the end.
+
+Determinism: the seed is set in one place, `seed_everything()`, before each run builds its
+model. On CPU, the same config, seed, thread count and torch/PyG versions give bit-identical
+curves and results (scatter sums run in a fixed order). On CUDA, PyG's scatter kernels use
+atomic adds, so results agree only to a few decimals.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from graph_ml.errors import UserInputError
+from graph_ml.models import build_model, check_task, default_hparams
+
+OnEpoch = Callable[[int, int, dict[str, float]], None]
+Metric = Literal["accuracy", "roc_auc"]
+
+
+class TrainConfig(BaseModel):
+    """Everything a training run needs. `None` means "the model's published default"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = "cora"  # the dataset users try first
+    task: str | None = None  # None: the dataset's default task
+    model: str = "gcn"  # the baseline every paper compares against
+    epochs: int | None = Field(None, ge=1, le=100_000)
+    lr: float | None = Field(None, gt=0, le=10)
+    hidden_channels: int | None = Field(None, ge=1, le=65_536)
+    num_layers: int | None = Field(None, ge=1, le=64)
+    dropout: float | None = Field(None, ge=0, lt=1)
+    weight_decay: float | None = Field(None, ge=0, le=1)
+    heads: int | None = Field(None, ge=1, le=64)
+    seeds: int = Field(1, ge=1, le=100)  # one run is enough to try; 10 to report a mean
+    seed: int = Field(0, ge=0)  # runs use seed, seed+1, ...
+    patience: int | None = Field(None, ge=0)  # epochs without val improvement; 0 = never stop
+    split: str = "auto"  # public split where the dataset has one, else random / k-fold
+    folds: int = Field(10, ge=2, le=100)  # k-fold graph classification, as in the GIN paper
+    fold: int | None = Field(None, ge=0)  # run one fold only; None runs them all
+    batch_size: int | None = Field(None, ge=1)  # None: model default (graphs 32, nodes 512)
+    mini_batch: bool = False  # full batch fits every bundled dataset and is faster
+    num_neighbors: list[int] | None = None  # per layer; None: 10 per layer
+    scheduler: Literal["none", "step", "plateau", "cosine"] | None = None
+    device: str = "auto"  # cuda when available, else cpu
+    normalize_features: bool | None = None  # None: row-normalise non-negative node features
+    pooling: Literal["sum", "mean"] | None = None  # graph readout; None: sum (GIN)
+    decoder: Literal["dot", "mlp"] | None = None  # link scorer; None: dot product (GAE)
+    data_dir: str | None = None  # None: AUTOGLM_DATA_DIR, else the user cache
+    progress: bool = True  # tqdm bar on stderr (shown only on a terminal)
+
+
+class SeedRun(BaseModel):
+    """One training run (one seed, and one fold for k-fold graph classification)."""
+
+    seed: int
+    fold: int | None = None
+    best_epoch: int
+    stopped_epoch: int
+    val_metric: float
+    test_metric: float
+    metrics: dict[str, float]
+    curves: list[dict[str, float]]
+    checkpoint: str | None = None
+    seconds: float
+    confusion: list[list[int]] | None = None
+
+
+class TrainResult(BaseModel):
+    config: TrainConfig
+    metric: Metric
+    runs: list[SeedRun]
+    test_mean: float
+    test_std: float  # sample standard deviation over runs (0 for one run)
+    val_mean: float
+    val_std: float
+    seconds: float
+    device: str
+    fingerprint: str | None = None
+
+
+def seed_everything(seed: int) -> None:
+    """The one place seeds are set: Python's `random` and torch (CPU and CUDA)."""
+    random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserInputError(f"device {name!r} was asked for but CUDA is not available; use cpu.")
+    try:
+        return torch.device(name)
+    except RuntimeError as error:
+        raise UserInputError(f"Unknown device {name!r}; use auto, cpu or cuda.") from error
+
+
+def resolve_config(config: TrainConfig, ds: Any) -> TrainConfig:
+    """A copy of `config` with the task, model name and every `None` hyper-parameter filled."""
+    task = config.task or ds.spec.default_task
+    spec = check_task(config.model, task)
+    hp = default_hparams(spec.name, task)
+    filled = {k: hp.get(k) for k in TrainConfig.model_fields if getattr(config, k) is None}
+    filled = {k: v for k, v in filled.items() if v is not None}
+    filled.update(task=task, model=spec.name)
+    if config.batch_size is None and "batch_size" not in filled:
+        filled["batch_size"] = 512
+    if config.num_neighbors is None:
+        filled["num_neighbors"] = [10] * (filled.get("num_layers") or config.num_layers or 2)
+    if config.normalize_features is None:
+        x = ds.graphs[0].get("x") if not ds.is_hetero else None
+        node_level = task != "graph_classification"
+        filled["normalize_features"] = bool(node_level and x is not None and x.min() >= 0)
+    return config.model_copy(update=filled)
+
+
+def train(
+    config: TrainConfig,
+    dataset: Any = None,
+    on_epoch: OnEpoch | None = None,
+    checkpoint_dir: str | Path | None = None,
+) -> TrainResult:
+    """Train `config.model` on `config.dataset` for `config.seeds` seeds (x folds).
+
+    Args:
+        config: what to train; `None` fields take the model's defaults.
+        dataset: an already loaded `LoadedDataset` (skips loading `config.dataset`).
+        on_epoch: called as `on_epoch(run_index, epoch, metrics)` after every epoch with
+            `train_loss`, `val_metric`, `val_loss`, `test_metric`, `lr`; an exception raised
+            in it (e.g. `optuna.TrialPruned`) stops training and propagates.
+        checkpoint_dir: where each run's best `state_dict` is saved; None keeps none.
+
+    Returns:
+        The resolved config, every run with curves and metrics, and mean/std over runs.
+
+    Raises:
+        UserInputError: unknown dataset/model/task, a mismatch, or an unusable value.
+        SetupError: dataset files missing offline.
+    """
+    from graph_ml.datasets import load_dataset
+
+    start = time.perf_counter()
+    ds = dataset if dataset is not None else load_dataset(config.dataset, config.data_dir)
+    cfg = resolve_config(config, ds)
+    if cfg.normalize_features:
+        from graph_ml.preprocess import normalize_features
+
+        ds = normalize_features(ds, "row")
+    device = resolve_device(cfg.device)
+    runs = [
+        _train_run(cfg, ds, seed, fold, index, device, on_epoch, checkpoint_dir)
+        for index, (seed, fold) in enumerate(_run_plan(cfg))
+    ]
+    tests, vals = [r.test_metric for r in runs], [r.val_metric for r in runs]
+    return TrainResult(
+        config=cfg,
+        metric="roc_auc" if cfg.task == "link_prediction" else "accuracy",
+        runs=runs,
+        test_mean=statistics.fmean(tests),
+        test_std=statistics.stdev(tests) if len(tests) > 1 else 0.0,
+        val_mean=statistics.fmean(vals),
+        val_std=statistics.stdev(vals) if len(vals) > 1 else 0.0,
+        seconds=time.perf_counter() - start,
+        device=str(device),
+        fingerprint=getattr(ds, "fingerprint", None) if dataset is None else None,
+    )
+
+
+def _run_plan(cfg: TrainConfig) -> list[tuple[int, int | None]]:
+    """(seed, fold) of every run: folds only for k-fold graph classification."""
+    seeds = [cfg.seed + i for i in range(cfg.seeds)]
+    kfold = cfg.task == "graph_classification" and cfg.split in ("auto", "kfold")
+    if not kfold:
+        return [(s, None) for s in seeds]
+    if cfg.fold is not None and cfg.fold >= cfg.folds:
+        raise UserInputError(f"fold={cfg.fold} is out of range for folds={cfg.folds}.")
+    folds = [cfg.fold] if cfg.fold is not None else list(range(cfg.folds))
+    return [(s, f) for s in seeds for f in folds]
+
+
+def _train_run(
+    cfg: TrainConfig,
+    ds: Any,
+    seed: int,
+    fold: int | None,
+    index: int,
+    device: torch.device,
+    on_epoch: OnEpoch | None,
+    checkpoint_dir: str | Path | None,
+) -> SeedRun:
+    """Train one model from scratch and return its best-validation run."""
+    from graph_ml.preprocess import make_split
+
+    start = time.perf_counter()
+    split_kind = "kfold" if fold is not None else cfg.split
+    split = make_split(ds, cfg.task, split_kind, seed=seed, fold=fold or 0, folds=cfg.folds)
+    seed_everything(seed)
+    job = TASK_RUNNERS[cfg.task](cfg, ds, split, device)
+    optimizer = torch.optim.Adam(job.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = _make_scheduler(cfg, optimizer)
+    best: dict[str, Any] = {"key": (-math.inf, -math.inf), "epoch": 0, "state": None}
+    curves: list[dict[str, float]] = []
+    bar = tqdm(range(1, cfg.epochs + 1), desc=f"run {index + 1}", leave=False,
+               disable=None if cfg.progress else True)  # fmt: skip
+    epoch = 0
+    for epoch in bar:
+        loss = job.train_epoch(optimizer)
+        scores = job.evaluate()
+        row = {"epoch": epoch, "train_loss": loss, **scores, "lr": optimizer.param_groups[0]["lr"]}
+        curves.append(row)
+        key = (scores["val_metric"], -scores["val_loss"])
+        if key > best["key"]:  # ties on the metric go to the lower validation loss
+            best.update(key=key, epoch=epoch, state=_copy_state(job.model))
+        bar.set_postfix(loss=f"{loss:.3f}", val=f"{scores['val_metric']:.3f}")
+        if on_epoch is not None:
+            on_epoch(index, epoch, row)
+        _step_scheduler(scheduler, scores["val_metric"])
+        if cfg.patience and epoch - best["epoch"] >= cfg.patience:
+            break
+    job.model.load_state_dict(best["state"])
+    final = job.final_metrics()
+    return SeedRun(
+        seed=seed,
+        fold=fold,
+        best_epoch=best["epoch"],
+        stopped_epoch=epoch,
+        val_metric=final.pop("val_metric"),
+        test_metric=final["test_metric"],
+        metrics={k: v for k, v in final.items() if k != "confusion"},
+        curves=curves,
+        checkpoint=_save_checkpoint(checkpoint_dir, cfg, seed, fold, best["state"]),
+        seconds=time.perf_counter() - start,
+        confusion=final.get("confusion"),
+    )
+
+
+def _copy_state(model: torch.nn.Module) -> dict[str, Tensor]:
+    """The weights, copied in memory (cheap); written to disk once, at the end of the run."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _save_checkpoint(
+    directory: str | Path | None, cfg: TrainConfig, seed: int, fold: int | None, state: dict
+) -> str | None:
+    if directory is None:
+        return None
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    name = f"{cfg.model}-{cfg.dataset}-{cfg.task}-seed{seed}"
+    path = path / (name + (f"-fold{fold}" if fold is not None else "") + ".pt")
+    torch.save(state, path)
+    return str(path)
+
+
+def _make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer) -> Any:
+    if cfg.scheduler in (None, "none"):
+        return None
+    if cfg.scheduler == "step":  # GIN paper: halve every 50 epochs
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=50, gamma=0.5)
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", patience=10)
+
+
+def _step_scheduler(scheduler: Any, val_metric: float) -> None:
+    if scheduler is None:
+        return
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(val_metric)
+    else:
+        scheduler.step()
+
+
+# --- Metrics ---------------------------------------------------------------------------------
+
+
+def accuracy(pred: Tensor, y: Tensor) -> float:
+    return float((pred == y).float().mean()) if y.numel() else float("nan")
+
+
+def confusion_matrix(pred: Tensor, y: Tensor, num_classes: int) -> Tensor:
+    """`[true, predicted]` counts."""
+    return torch.bincount(y * num_classes + pred, minlength=num_classes**2).view(
+        num_classes, num_classes
+    )
+
+
+def macro_f1(pred: Tensor, y: Tensor, num_classes: int) -> float:
+    """Unweighted mean of per-class F1 over the classes present in `y` or `pred`."""
+    cm = confusion_matrix(pred, y, num_classes).double()
+    tp, support, predicted = cm.diag(), cm.sum(1), cm.sum(0)
+    present = (support + predicted) > 0
+    f1 = 2 * tp / (support + predicted).clamp_min(1)
+    return float(f1[present].mean()) if present.any() else float("nan")
+
+
+def roc_auc(scores: Tensor, labels: Tensor) -> float:
+    """Area under the ROC curve (Mann-Whitney U with average ranks for ties)."""
+    labels = labels.bool()
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    _, inverse, counts = torch.unique(scores.double(), return_inverse=True, return_counts=True)
+    avg_rank = counts.cumsum(0) - (counts - 1) / 2.0  # 1-based mean rank of each tie group
+    ranks = avg_rank[inverse]
+    u = ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+# --- Task runners: build the model, one training epoch, evaluation -------------------------
+
+
+def _model_hparams(cfg: TrainConfig, **extra: Any) -> dict[str, Any]:
+    keys = ("hidden_channels", "num_layers", "dropout", "heads", "pooling", "decoder")
+    return {**{k: getattr(cfg, k) for k in keys}, **extra}
+
+
+def _features(data: Any, name: str) -> Tensor:
+    x = data.get("x")
+    if x is None:
+        raise UserInputError(
+            f"Dataset {name!r} has no node features; add them first (the data doctor's "
+            "degree_features or one_hot_features transform)."
+        )
+    return x.float()
+
+
+class NodeRunner:
+    """Node classification on one graph: full batch, or neighbour-sampled mini-batches."""
+
+    def __init__(self, cfg: TrainConfig, ds: Any, split: Any, device: torch.device) -> None:
+        data = ds.data
+        self.cfg, self.device, self.num_classes = cfg, device, ds.num_classes
+        self.x, self.y = _features(data, cfg.dataset), data.y.view(-1)  # [N, F], [N]
+        self.edge_index = data.edge_index  # [2, E]
+        self.masks = {"train": split.train_mask, "val": split.val_mask, "test": split.test_mask}
+        self.model = build_model(
+            cfg.model,
+            "node_classification",
+            self.x.size(1),
+            self.num_classes,
+            **_model_hparams(cfg, cached=not cfg.mini_batch),  # fixed graph: cache normalisation
+        ).to(device)
+        if cfg.mini_batch:
+            self._make_loaders(data)
+        else:
+            self.x, self.y = self.x.to(device), self.y.to(device)
+            self.edge_index = self.edge_index.to(device)
+            self.masks = {k: m.to(device) for k, m in self.masks.items()}
+
+    def _make_loaders(self, data: Any) -> None:
+        from torch_geometric.data import Data
+
+        from graph_ml.sampling import neighbor_loader
+
+        graph = Data(x=self.x, edge_index=self.edge_index, y=self.y, num_nodes=self.y.numel())
+        hops = self.cfg.num_neighbors
+        if len(hops) != self.cfg.num_layers:
+            hops = (hops * self.cfg.num_layers)[: self.cfg.num_layers]
+        train_idx = self.masks["train"].nonzero().view(-1)
+        eval_idx = (self.masks["val"] | self.masks["test"]).nonzero().view(-1)
+        self.train_loader = neighbor_loader(graph, hops, train_idx, self.cfg.batch_size, True)
+        self.eval_loader = neighbor_loader(graph, hops, eval_idx, self.cfg.batch_size, False)
+
+    def train_epoch(self, optimizer: torch.optim.Optimizer) -> float:
+        self.model.train()
+        if not self.cfg.mini_batch:
+            optimizer.zero_grad()
+            out = self.model(self.x, self.edge_index)  # [N, C]
+            mask = self.masks["train"]
+            loss = F.cross_entropy(out[mask], self.y[mask])
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+        total, count = 0.0, 0
+        for batch in self.train_loader:
+            batch = batch.to(self.device)
+            optimizer.zero_grad()
+            out = self.model(batch.x, batch.edge_index)[: batch.batch_size]  # [B, C]
+            loss = F.cross_entropy(out, batch.y[: batch.batch_size])
+            loss.backward()
+            optimizer.step()
+            total, count = total + loss.item() * batch.batch_size, count + batch.batch_size
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def _logits(self) -> Tensor:
+        """Logits of every node `[N, C]` (mini-batch: only val and test nodes are filled)."""
+        self.model.eval()
+        if not self.cfg.mini_batch:
+            return self.model(self.x, self.edge_index)
+        out = torch.zeros(self.y.numel(), self.num_classes)
+        for batch in self.eval_loader:
+            logits = self.model(batch.x.to(self.device), batch.edge_index.to(self.device))
+            out[batch.n_id[: batch.batch_size]] = logits[: batch.batch_size].cpu()
+        return out
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        out = self._logits()
+        y = self.y.to(out.device)
+        pred = out.argmax(dim=-1)  # [N]
+        val, test = self.masks["val"].to(out.device), self.masks["test"].to(out.device)
+        return {
+            "val_metric": accuracy(pred[val], y[val]),
+            "val_loss": float(F.cross_entropy(out[val], y[val])),
+            "test_metric": accuracy(pred[test], y[test]),
+        }
+
+    @torch.no_grad()
+    def final_metrics(self) -> dict[str, Any]:
+        out = self._logits()
+        y, pred = self.y.to(out.device), out.argmax(dim=-1)
+        val, test = self.masks["val"].to(out.device), self.masks["test"].to(out.device)
+        return {
+            "val_metric": accuracy(pred[val], y[val]),
+            "test_metric": accuracy(pred[test], y[test]),
+            "accuracy": accuracy(pred[test], y[test]),
+            "macro_f1": macro_f1(pred[test], y[test], self.num_classes),
+            "confusion": confusion_matrix(pred[test], y[test], self.num_classes).tolist(),
+        }
+
+
+class LinkRunner:
+    """Link prediction: encode on training edges, score pairs, fresh negatives each epoch."""
+
+    def __init__(self, cfg: TrainConfig, ds: Any, split: Any, device: torch.device) -> None:
+        if cfg.mini_batch:
+            raise UserInputError(
+                "Mini-batch training is available for node classification; link prediction "
+                "trains full-batch (drop --mini-batch)."
+            )
+        self.parts = {
+            name: getattr(split, f"{name}_data").to(device) for name in ("train", "val", "test")
+        }
+        self.x = _features(self.parts["train"], cfg.dataset).to(device)  # [N, F]
+        embedding = default_hparams(cfg.model, "link_prediction").get("out_channels", 64)
+        self.model = build_model(
+            cfg.model, "link_prediction", self.x.size(1), embedding, **_model_hparams(cfg)
+        ).to(device)
+
+    def train_epoch(self, optimizer: torch.optim.Optimizer) -> float:
+        from torch_geometric.utils import negative_sampling
+
+        train = self.parts["train"]
+        self.model.train()
+        optimizer.zero_grad()
+        z = self.model.encode(self.x, train.edge_index)  # [N, D]
+        pos = train.edge_label_index  # [2, P]
+        neg = negative_sampling(train.edge_index, train.num_nodes, num_neg_samples=pos.size(1))
+        pairs = torch.cat([pos, neg], dim=1)  # [2, P + Q]
+        labels = torch.cat([torch.ones(pos.size(1)), torch.zeros(neg.size(1))]).to(z.device)
+        loss = F.binary_cross_entropy_with_logits(self.model.decode(z, pairs), labels)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    @torch.no_grad()
+    def _scores(self, name: str) -> tuple[Tensor, Tensor]:
+        self.model.eval()
+        part = self.parts[name]
+        z = self.model.encode(self.x, part.edge_index)  # [N, D]
+        return self.model.decode(z, part.edge_label_index), part.edge_label.float()
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        val_scores, val_labels = self._scores("val")
+        test_scores, test_labels = self._scores("test")
+        return {
+            "val_metric": roc_auc(val_scores.cpu(), val_labels.cpu()),
+            "val_loss": float(F.binary_cross_entropy_with_logits(val_scores, val_labels)),
+            "test_metric": roc_auc(test_scores.cpu(), test_labels.cpu()),
+        }
+
+    @torch.no_grad()
+    def final_metrics(self) -> dict[str, Any]:
+        scores = self.evaluate()
+        test_scores, test_labels = self._scores("test")
+        return {
+            "val_metric": scores["val_metric"],
+            "test_metric": scores["test_metric"],
+            "roc_auc": scores["test_metric"],
+            "accuracy": accuracy((test_scores > 0).float().cpu(), test_labels.cpu()),
+        }
+
+
+class GraphRunner:
+    """Graph classification: mini-batches of whole graphs, readout pooling."""
+
+    def __init__(self, cfg: TrainConfig, ds: Any, split: Any, device: torch.device) -> None:
+        from torch_geometric.loader import DataLoader
+
+        self.device, self.num_classes = device, ds.num_classes
+        _features(ds.graphs[0], cfg.dataset)
+        graphs = ds.graphs
+
+        def subset(idx: Tensor) -> list:
+            return [graphs[i] for i in idx.tolist()]
+
+        self.train_loader = DataLoader(subset(split.train_idx), cfg.batch_size, shuffle=True)
+        self.loaders = {
+            "val": DataLoader(subset(split.val_idx), 1024),
+            "test": DataLoader(subset(split.test_idx), 1024),
+        }
+        self.model = build_model(
+            cfg.model, "graph_classification", ds.num_features, self.num_classes,
+            **_model_hparams(cfg),
+        ).to(device)  # fmt: skip
+
+    def train_epoch(self, optimizer: torch.optim.Optimizer) -> float:
+        self.model.train()
+        total, count = 0.0, 0
+        for batch in self.train_loader:
+            batch = batch.to(self.device)
+            optimizer.zero_grad()
+            out = self.model(batch.x.float(), batch.edge_index, batch.batch)  # [G, C]
+            loss = F.cross_entropy(out, batch.y.view(-1))
+            loss.backward()
+            optimizer.step()
+            total, count = total + loss.item() * batch.num_graphs, count + batch.num_graphs
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def _predict(self, name: str) -> tuple[Tensor, Tensor]:
+        self.model.eval()
+        logits, labels = [], []
+        for batch in self.loaders[name]:
+            batch = batch.to(self.device)
+            logits.append(self.model(batch.x.float(), batch.edge_index, batch.batch))
+            labels.append(batch.y.view(-1))
+        return torch.cat(logits), torch.cat(labels)  # [G, C], [G]
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        val_out, val_y = self._predict("val")
+        test_out, test_y = self._predict("test")
+        return {
+            "val_metric": accuracy(val_out.argmax(-1), val_y),
+            "val_loss": float(F.cross_entropy(val_out, val_y)) if val_y.numel() else 0.0,
+            "test_metric": accuracy(test_out.argmax(-1), test_y),
+        }
+
+    @torch.no_grad()
+    def final_metrics(self) -> dict[str, Any]:
+        scores = self.evaluate()
+        out, y = self._predict("test")
+        pred = out.argmax(-1)
+        return {
+            "val_metric": scores["val_metric"],
+            "test_metric": scores["test_metric"],
+            "accuracy": scores["test_metric"],
+            "macro_f1": macro_f1(pred, y, self.num_classes),
+            "confusion": confusion_matrix(pred.cpu(), y.cpu(), self.num_classes).tolist(),
+        }
+
+
+TASK_RUNNERS: dict[str, type] = {
+    "node_classification": NodeRunner,
+    "link_prediction": LinkRunner,
+    "graph_classification": GraphRunner,
+}
