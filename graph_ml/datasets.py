@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -334,16 +335,37 @@ def offline_mode() -> bool:
     )
 
 
-def _with_download(spec: DatasetSpec, data_dir: Path, build: Callable[[Path], object]):
-    root = _stage_raw(spec, data_dir)
-    if offline_mode() and _missing_files(spec, root):
-        raise _offline_error(spec, data_dir, ConnectionError("offline mode (AUTOGLM_OFFLINE)"))
+@contextmanager
+def _cache_lock(spec: DatasetSpec) -> Iterator[None]:
+    """Hold an exclusive lock on the dataset's cache entry (POSIX), so that two processes
+    never process into, or read a half-written file from, the same cache directory."""
+    root = cache_dir() / "datasets"
+    root.mkdir(parents=True, exist_ok=True)
     try:
-        return build(root)
-    except _DOWNLOAD_ERRORS as error:
-        if _missing_files(spec, root):
-            raise _offline_error(spec, data_dir, error) from error
-        raise
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; concurrent first loads are rare there
+        yield
+        return
+    with open(root / f".{spec.folder}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _with_download(spec: DatasetSpec, data_dir: Path, build: Callable[[Path], object]):
+    with _cache_lock(spec):
+        root = _stage_raw(spec, data_dir)
+        if offline_mode() and _missing_files(spec, root):
+            cause = ConnectionError("offline mode (AUTOGLM_OFFLINE)")
+            raise _offline_error(spec, data_dir, cause)
+        try:
+            return build(root)
+        except _DOWNLOAD_ERRORS as error:
+            if _missing_files(spec, root):
+                raise _offline_error(spec, data_dir, error) from error
+            raise
 
 
 def _load_planetoid(spec: DatasetSpec, data_dir: Path) -> list[Data]:
@@ -388,14 +410,19 @@ def _load_ogb(spec: DatasetSpec, data_dir: Path) -> list[Data]:
             f"Dataset {spec.name!r} needs the optional 'ogb' package: "
             "pip install 'open-autoglm[ogb]' (or pip install ogb), then run the command again."
         ) from error
+    partial = cache_dir() / "datasets" / spec.folder
+    if partial.is_dir() and not (partial / spec.raw_files[0]).exists():
+        # An interrupted download in our cache: ogb would stop and ask on stdin about it.
+        shutil.rmtree(partial)
     dataset = _with_download(
         spec, data_dir, lambda root: PygNodePropPredDataset(spec.name, root=str(root))
     )
     data = dataset[0]
     data.y = data.y.view(-1)
+    index = dataset.get_idx_split()
     for split, name in (("train", "train"), ("valid", "val"), ("test", "test")):
         mask = torch.zeros(data.num_nodes, dtype=torch.bool)
-        mask[dataset.get_idx_split()[split]] = True
+        mask[index[split]] = True
         data[f"{name}_mask"] = mask
     return [data]
 
