@@ -208,9 +208,12 @@ def fit_diagnosis(runs: list[dict[str, Any]], epochs: int | None) -> dict[str, A
     Returns:
         `kind` (overfit_gap, overfit_early_peak, still_improving, underfit, good) with the
         numbers behind it (means over seeds): `train_metric`, `val_metric` (at the best epoch),
-        `gap`, `best_epoch`, `last_epoch`, `val_loss_min`, `val_loss_last`.
+        `gap`, `best_epoch`, `last_epoch`, `val_loss_min`, `val_loss_last`, and `improving`
+        (seeds whose best epoch was the last or next to last of the full budget; when that
+        is at least half of `n_runs`, training was cut short while still improving).
     """
     at_best_train, at_best_val, loss_min, loss_last, bests, lasts = [], [], [], [], [], []
+    improving = 0  # seeds whose best epoch was (next to) the last of the whole budget
     for run in runs:
         curves = run.get("curves") or []
         if not curves:
@@ -228,6 +231,7 @@ def fit_diagnosis(runs: list[dict[str, Any]], epochs: int | None) -> dict[str, A
             loss_last.append(losses[-1])
         bests.append(best)
         lasts.append(int(run.get("stopped_epoch") or max(by_epoch)))
+        improving += bool(epochs) and best >= lasts[-1] - 1 and lasts[-1] >= epochs
     facts: dict[str, Any] = {
         "train_metric": _mean(at_best_train),
         "val_metric": _mean(at_best_val),
@@ -236,6 +240,8 @@ def fit_diagnosis(runs: list[dict[str, Any]], epochs: int | None) -> dict[str, A
         "val_loss_min": _mean(loss_min),
         "val_loss_last": _mean(loss_last),
         "epochs": epochs,
+        "n_runs": len(bests),
+        "improving": improving,
     }
     train_m, val_m = facts["train_metric"], facts["val_metric"]
     facts["gap"] = None if train_m is None or val_m is None else train_m - val_m
@@ -257,7 +263,7 @@ def _fit_kind(f: dict[str, Any]) -> str:
         return "overfit_early_peak"
     if f["train_metric"] is not None and f["train_metric"] < UNDERFIT_TRAIN_METRIC:
         return "underfit"
-    if f["epochs"] and f["best_epoch"] >= f["last_epoch"] - 1 and f["last_epoch"] >= f["epochs"]:
+    if 2 * f["improving"] >= f["n_runs"]:
         return "still_improving"
     return "good"
 

@@ -1,16 +1,38 @@
-"""`autoglm report`: placeholder until its owner lands it."""
+"""`autoglm report ID`: Markdown and self-contained HTML report of a stored run, with plots."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
-from graph_ml.errors import SetupError
+from agent.explain import LANGUAGES
+from agent.report import write_report
+from agent.store import ExperimentStore
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("report", help="(not built yet)")
+    parser = subparsers.add_parser(
+        "report",
+        help="write a Markdown + HTML report (plots, costs) of a stored run",
+        description="Write <workspace>/reports/ID/report.md and report.html (images embedded).",
+    )
+    parser.add_argument("run_id", type=int, metavar="ID", help="run id (see `experiments list`)")
+    parser.add_argument("--lang", choices=LANGUAGES, default="en", help="summary language")
+    parser.add_argument("--out", type=Path, default=None, help="directory to write into")
+    parser.add_argument("--workspace", type=Path, default=None, help="default $AUTOGLM_WORKSPACE")
+    parser.add_argument("--json", action="store_true", help="print the paths as JSON")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    raise SetupError("'autoglm report' is not built yet.")
+    with ExperimentStore(args.workspace) as store:
+        files = write_report(store, args.run_id, args.out, args.lang)
+    if args.json:
+        paths = {"markdown": str(files.markdown), "html": str(files.html),
+                 "images": [str(p) for p in files.images]}  # fmt: skip
+        print(json.dumps(paths))
+    else:
+        print(f"wrote {files.markdown}")
+        print(f"wrote {files.html} ({len(files.images)} plots embedded)")
+    return 0
