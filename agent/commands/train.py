@@ -1,16 +1,101 @@
-"""`autoglm train`: placeholder until its owner lands it."""
+"""`autoglm train` (also installed as `autoglm-train`): train one model, print a result table.
+
+autoglm-train --dataset cora --task node_classification --epochs 100
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from graph_ml.errors import SetupError
+from pydantic import ValidationError
+
+from graph_ml.errors import UserInputError
+from graph_ml.models import MODELS, TASKS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="(not built yet)")
+    parser = subparsers.add_parser(
+        "train",
+        help="train a GNN on a dataset and print test metrics",
+        description="Train a graph neural network; unset hyper-parameters take the model's "
+        "published defaults.",
+    )
+    parser.add_argument("--dataset", "-d", default="cora", help="catalogue name (default: cora)")
+    parser.add_argument("--task", choices=TASKS, help="default: the dataset's default task")
+    parser.add_argument(
+        "--model", "-m", default="gcn", help=f"one of {', '.join(MODELS)} (default: gcn)"
+    )
+    parser.add_argument("--epochs", type=int, help="maximum epochs (default: model's)")
+    parser.add_argument("--lr", type=float, help="learning rate")
+    parser.add_argument("--hidden", dest="hidden_channels", type=int, help="hidden width")
+    parser.add_argument("--layers", dest="num_layers", type=int, help="number of layers")
+    parser.add_argument("--dropout", type=float, help="dropout probability")
+    parser.add_argument("--weight-decay", type=float, help="L2 weight decay")
+    parser.add_argument("--heads", type=int, help="attention heads (gat, gatv2)")
+    parser.add_argument("--seeds", type=int, default=1, help="number of seeds (default: 1)")
+    parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
+    parser.add_argument("--patience", type=int, help="early-stopping patience, 0 = off")
+    parser.add_argument("--split", default="auto", help="auto, public, random, kfold or link")
+    parser.add_argument("--folds", type=int, default=10, help="k for k-fold (default: 10)")
+    parser.add_argument("--fold", type=int, help="run only this fold")
+    parser.add_argument("--batch-size", type=int, help="mini-batch size")
+    parser.add_argument("--mini-batch", action="store_true", help="neighbour-sampled batches")
+    parser.add_argument("--scheduler", choices=("none", "step", "plateau", "cosine"))
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--data-dir", help="raw dataset directory (default: AUTOGLM_DATA_DIR)")
+    parser.add_argument("--checkpoint-dir", help="save each run's best weights here")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     parser.set_defaults(func=_run)
 
 
+CONFIG_ARGS = (
+    "dataset", "task", "model", "epochs", "lr", "hidden_channels", "num_layers", "dropout",
+    "weight_decay", "heads", "seeds", "seed", "patience", "split", "folds", "fold",
+    "batch_size", "mini_batch", "scheduler", "device", "data_dir",
+)  # fmt: skip
+
+
 def _run(args: argparse.Namespace) -> int:
-    raise SetupError("'autoglm train' is not built yet.")
+    from graph_ml.train import TrainConfig, train
+
+    values = {name: getattr(args, name) for name in CONFIG_ARGS}
+    try:
+        config = TrainConfig(**values, progress=not (args.no_progress or args.json))
+    except ValidationError as error:
+        problems = "; ".join(
+            f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise UserInputError(f"Invalid training option(s): {problems}.") from error
+    result = train(config, checkpoint_dir=args.checkpoint_dir)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print(format_result(result))
+    return 0
+
+
+def format_result(result) -> str:
+    """A short table: one row per run, then the mean and standard deviation."""
+    cfg = result.config
+    label = "ROC-AUC" if result.metric == "roc_auc" else "accuracy"
+    lines = [
+        f"{cfg.model} on {cfg.dataset} ({cfg.task}), {len(result.runs)} run(s), "
+        f"{result.seconds:.1f} s on {result.device}",
+        f"{'run':>8} {'seed':>5} {'best ep':>8} {'stopped':>8} {'val':>8} {'test':>8} "
+        f"{'macro-F1':>9}",
+    ]
+    for i, run in enumerate(result.runs):
+        name = f"fold {run.fold}" if run.fold is not None else str(i + 1)
+        f1 = run.metrics.get("macro_f1")
+        lines.append(
+            f"{name:>8} {run.seed:>5} {run.best_epoch:>8} {run.stopped_epoch:>8} "
+            f"{run.val_metric:>8.4f} {run.test_metric:>8.4f} "
+            f"{'' if f1 is None else f'{f1:.4f}':>9}"
+        )
+    lines.append(
+        f"test {label}: {result.test_mean:.4f} ± {result.test_std:.4f}   "
+        f"(val {result.val_mean:.4f} ± {result.val_std:.4f})"
+    )
+    return "\n".join(lines)
