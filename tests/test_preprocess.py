@@ -251,6 +251,9 @@ def test_leakage_check_catches_planted_leaks() -> None:
     leaky.train_data.edge_index = torch.cat([leaky.train_data.edge_index, positive.flip(0)], 1)
     with pytest.raises(DataLeakageError, match="1 test edge"):
         check_no_leakage(leaky)
+    del leaky.train_data.is_undirected_split  # a split made elsewhere: inferred undirected
+    with pytest.raises(DataLeakageError, match="1 test edge"):
+        check_no_leakage(leaky)
 
     nodes = make_split(ds, "node_classification", seed=0)
     nodes.train_mask[nodes.test_mask.nonzero()[0]] = True
