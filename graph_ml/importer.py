@@ -255,8 +255,8 @@ def _dedupe(edges: _Edges, num_nodes: int, undirected: bool) -> _Edges:
 
 def _spec(name: str, files: list[str], labelled: bool, hetero: bool) -> DatasetSpec:
     tasks: tuple[Task, ...]
-    if hetero:
-        tasks = ("node_classification",) if labelled else ("link_prediction",)
+    if hetero:  # link splits (and the trainer) handle homogeneous graphs only
+        tasks = ("node_classification",)
     else:
         tasks = ("node_classification", "link_prediction") if labelled else ("link_prediction",)
     return DatasetSpec(

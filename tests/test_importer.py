@@ -151,6 +151,8 @@ def test_hetero_import(hetero_files: tuple[dict, dict]) -> None:
     assert split.train_mask.numel() == 3
     check_no_leakage(split)
     assert torch.equal(ds.data["paper"].y, load_csv_graph(*hetero_files).data["paper"].y)
+    with pytest.raises(UserInputError, match="supports node_classification, not 'link_pred"):
+        make_split(ds, "link_prediction")
 
 
 def test_hetero_errors(hetero_files: tuple[dict, dict], tmp_path: Path) -> None:
