@@ -242,9 +242,10 @@ def _dedupe(edges: _Edges, num_nodes: int, undirected: bool) -> _Edges:
     if edge_type is not None:
         key = key * (int(edge_type.max()) + 1) + edge_type
     unique, inverse = torch.unique(key, sorted=True, return_inverse=True)
-    first = torch.full((unique.numel(),), key.numel(), dtype=torch.long)
-    first = first.scatter_reduce(0, inverse, torch.arange(key.numel()), reduce="amin")
-    keep = first  # sorted by (src, dst, type): the order PyG's coalesce gives
+    # Index of each key's first occurrence, in key order: sorted by (src, dst, type) as
+    # PyG's coalesce would leave them.
+    keep = torch.full((unique.numel(),), key.numel(), dtype=torch.long)
+    keep = keep.scatter_reduce(0, inverse, torch.arange(key.numel()), reduce="amin")
     return _Edges(
         edge_index[:, keep],
         None if weight is None else weight[keep],
