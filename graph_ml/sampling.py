@@ -28,6 +28,11 @@ def has_compiled_sampler() -> bool:
 class TorchNeighborSampler(NeighborSampler):
     """`NeighborSampler` whose `_sample` is written in plain torch (homogeneous graphs)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        with warnings.catch_warnings():  # PyG nags about pyg-lib; we know, that is the point
+            warnings.simplefilter("ignore", UserWarning)
+            super().__init__(*args, **kwargs)
+
     def _sample(self, seed: Tensor, seed_time: Tensor | None = None, **kwargs: Any):
         if isinstance(seed, dict) or seed_time is not None:
             raise NotImplementedError("the torch sampler handles homogeneous, static graphs")
@@ -88,11 +93,7 @@ def neighbor_loader(
     data: Data, num_neighbors: list[int], input_nodes: Tensor, batch_size: int, shuffle: bool
 ) -> NeighborLoader:
     """A `NeighborLoader` over `input_nodes`, with the torch sampler where PyG has none."""
-    sampler = None
-    if not has_compiled_sampler():
-        with warnings.catch_warnings():  # PyG nags about pyg-lib; we know, that is the point
-            warnings.simplefilter("ignore", UserWarning)
-            sampler = TorchNeighborSampler(data, num_neighbors)
+    sampler = None if has_compiled_sampler() else TorchNeighborSampler(data, num_neighbors)
     return NeighborLoader(
         data,
         num_neighbors=num_neighbors,
