@@ -282,8 +282,8 @@ def rule_paths_inside(c: _Check) -> None:
 def rule_inherit(c: _Check) -> None:
     """inherit: a follow-up keeps what the last run set and the user did not name."""
     prev, ctx = c.context.previous, c.context
-    if not prev or c.action not in ("train", "tune", "compare"):
-        return
+    if not prev or c.action not in ("train", "tune", "compare") or c.fields.get("run_ids"):
+        return  # (a comparison of stored runs takes everything from those runs)
     if c.fields.get("dataset") is not None and not ctx.followup:
         return  # a fresh request that names its dataset starts from scratch
     known = set(action_class(c.action).model_fields) - {"action"}
@@ -309,6 +309,8 @@ def rule_dataset_known(c: _Check) -> None:
 
     name = c.fields.get("dataset")
     needs = c.action in ("train", "tune", "compare", "inspect")
+    if c.action == "compare" and c.fields.get("run_ids"):
+        needs = False  # comparing stored runs: their datasets are in the store
     if name is None:
         if needs:
             raise RuleViolation(

@@ -1,16 +1,171 @@
-"""`autoglm run`: placeholder until its owner lands it."""
+"""`autoglm run "TEXT"`: plan, show the plan, execute, explain.
+
+Exit codes (also for `autoglm chat` per turn and `autoglm inspect`):
+  0 done; 2 bad input (unknown dataset, empty request); 3 setup (data files or model
+  missing); 4 the planner model gave no usable plan; 5 refused by a rule; 6 a tool failed
+  (its run is marked failed, the store is intact); 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
 
-from graph_ml.errors import SetupError
+from agent.errors import RuleViolation
+from graph_ml.errors import AutoGLMError
+
+EXIT_CODES = (
+    "exit codes: 0 done; 2 bad input; 3 setup (files, model) missing; 4 no usable plan "
+    "from the model; 5 refused by a rule; 6 a tool failed (run marked failed); 130 interrupted"
+)
+
+
+def add_common_options(parser: argparse.ArgumentParser, backend: bool = True) -> None:
+    """--workspace, --data-dir, --json (and --backend): shared by run, chat and inspect."""
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="experiment store (default $AUTOGLM_WORKSPACE or ./.autoglm)",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="raw datasets (default $AUTOGLM_DATA_DIR)"
+    )
+    if backend:
+        parser.add_argument(
+            "--backend",
+            default=None,
+            help="planner model backend: embedded, transformers, http, ... (default $AUTOGLM_LLM)",
+        )
+    parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("run", help="(not built yet)")
+    parser = subparsers.add_parser(
+        "run",
+        help="plan, check and run a plain-language task, then explain the result",
+        description='Example: autoglm run "train a GCN on Cora for 100 epochs"',
+        epilog=EXIT_CODES,
+    )
+    parser.add_argument("text", help="the task, in English or Chinese")
+    add_common_options(parser)
+    parser.add_argument(
+        "--report", action="store_true", help="also write the report (Markdown, HTML, plots)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(func=_run)
 
 
+def make_backend(name: str | None) -> Any:
+    """The planner's language model (`agent.llm.get_backend`)."""
+    from agent.llm import get_backend
+
+    return get_backend(name)
+
+
+def open_store(workspace: Path | None):
+    from agent.store import ExperimentStore
+
+    return ExperimentStore(workspace)
+
+
+def session_options(args: argparse.Namespace, **extra: Any):
+    from agent.session import SessionOptions
+
+    progress = not args.json and not getattr(args, "no_progress", False) and sys.stderr.isatty()
+    return SessionOptions(data_dir=args.data_dir, progress=progress, **extra)
+
+
+def format_plan(routed: list) -> str:
+    """The plan as the user sees it: each action, its resolved fields, and why."""
+    lines = []
+    for index, item in enumerate(routed, 1):
+        shown = {k: v for k, v in item.fields.items()}
+        fields = ", ".join(f"{k}={v}" for k, v in shown.items())
+        target = f" -> tool {item.tool}" if item.tool else ""
+        lines.append(f"plan {index}: {item.action}({fields}){target}")
+        for decision in item.decisions:
+            if decision.kind in ("default", "inherit", "compatibility"):
+                lines.append(f"  - {decision.reason}")
+        if item.estimate.seconds is not None:
+            lines.append(
+                f"  - estimated {item.estimate.seconds:.0f} s, {item.estimate.memory_mb:.0f} MB"
+            )
+    return "\n".join(lines)
+
+
+def turn_json(turn: Any) -> dict[str, Any]:
+    """What `--json` prints for a turn."""
+    return {
+        "session_id": turn.session_id,
+        "text": turn.text,
+        "plan": turn.plan,
+        "replanned": turn.replanned,
+        "run_ids": turn.run_ids,
+        "outcomes": [o.model_dump(mode="json") for o in turn.outcomes],
+        "reply": turn.reply,
+        "exit_code": turn.exit_code,
+    }
+
+
+def error_json(error: AutoGLMError) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "error": str(error),
+        "kind": type(error).__name__,
+        "exit_code": error.exit_code,
+    }
+    if isinstance(error, RuleViolation):
+        out.update(reason=error.reason, alternatives=error.alternatives)
+    return out
+
+
 def _run(args: argparse.Namespace) -> int:
-    raise SetupError("'autoglm run' is not built yet.")
+    from agent.session import Session
+
+    store = open_store(args.workspace)
+    try:
+        on_plan = None if args.json else lambda routed: print(format_plan(routed), flush=True)
+        options = session_options(args, on_plan=on_plan)
+        try:
+            session = Session(
+                make_backend(args.backend), store, options=options, title=args.text[:60]
+            )
+            turn = session.handle(args.text)
+        except AutoGLMError as error:
+            if not args.json:
+                raise  # the CLI prints "error: ..." and exits with its code
+            print(json.dumps(error_json(error), ensure_ascii=False))
+            return error.exit_code
+        files = _reports(store, turn) if args.report else []
+        if args.json:
+            print(json.dumps({**turn_json(turn), "reports": files}, ensure_ascii=False))
+        else:
+            print()
+            print(turn.reply)
+            for path in files:
+                print(f"wrote {path}")
+        return turn.exit_code
+    finally:
+        store.close()
+
+
+def _reports(store: Any, turn: Any) -> list[str]:
+    """Write the report of each run the turn finished (the last outcome's run)."""
+    from agent.report import write_report
+
+    files = []
+    for outcome in turn.outcomes:
+        if outcome.run_id is None or outcome.status != "succeeded":
+            continue
+        written = write_report(store, outcome.run_id, language=_language(turn.text))
+        files += [str(written.markdown), str(written.html), *map(str, written.images)]
+    return files
+
+
+def _language(text: str) -> str:
+    from agent.explain import detect_language
+
+    return detect_language(text)

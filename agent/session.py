@@ -1,0 +1,735 @@
+"""A conversation with the agent: text -> planner -> router -> tool -> store -> explanation.
+
+One `Session` is one chat (or one `autoglm run`). Every turn is stored: the user's text, the
+plan and what it cost (latency, tokens, re-asks), the rule decisions, each tool's wall time
+and peak memory, the runs it produced with their curves, and the reply. Follow-ups resolve
+against the session's state: "same but with GAT" keeps what the last run was asked with and
+changes only what the new text names; "compare that with the previous run" means the last
+two runs; "why did it overfit?" is answered from the stored curves of the last run.
+
+A rule refusal goes back to the planner once as feedback; a second refusal reaches the user.
+A crash inside a tool marks its run failed and becomes a clear message; the store stays
+consistent (each write is one transaction) and the session goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from agent.errors import RuleViolation
+from agent.router import Limits, RouteContext, RoutedAction, Router
+from agent.store import ExperimentStore
+from graph_ml.errors import AutoGLMError, UserInputError
+
+# Words that make a request a follow-up of the last run rather than a fresh one.
+FOLLOWUP = re.compile(
+    r"\b(same|again|instead|that|previous|last|increase|decrease|raise|lower|reduce|"
+    r"change|switch|more|fewer|less|rerun|repeat|retry)\b"
+    r"|同样|一样|改成|换成|改为|再|增加|减少|上一|之前|刚才|那个",
+    re.IGNORECASE,
+)
+# "compare that with the previous run": a comparison of earlier runs that names no data or
+# model; it resolves against the chat's runs, with nothing left for the model to plan.
+COMPARE_REFERENCE = re.compile(
+    r"\bcompar\w*\b.*\b(that|this|it|these|them|those|both|previous|last|latest|earlier)\b"
+    r"|(比较|对比).*(刚才|上一|之前|这两|那个|这个)",
+    re.IGNORECASE,
+)
+# A question about how a model trained is about the last training run, not a comparison.
+TRAINING_QUESTION = re.compile(
+    r"\b(over-?fit\w*|under-?fit\w*|curves?|loss|epochs?|converg\w*|early.stop\w*|learn\w*)\b"
+    r"|过拟合|欠拟合|曲线|损失|收敛",
+    re.IGNORECASE,
+)
+EXIT_TOOL_FAILED = 6  # a tool crashed: its run is marked failed, the store is intact
+MEMORY_SAMPLE_S = 0.05  # how often the peak-memory sampler looks at the process
+EXAMPLE_REQUEST = 'e.g. "train a GCN on Cora for 100 epochs"'
+
+
+@dataclass
+class Cost:
+    seconds: float = 0.0
+    peak_mb: float | None = None
+
+
+@contextlib.contextmanager
+def measure() -> Iterator[Cost]:
+    """Wall time and peak resident memory (sampled) of the block."""
+    import psutil
+
+    process = psutil.Process()
+    peak = [process.memory_info().rss]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(MEMORY_SAMPLE_S):
+            peak[0] = max(peak[0], process.memory_info().rss)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    cost, start = Cost(), time.perf_counter()
+    try:
+        yield cost
+    finally:
+        stop.set()
+        sampler.join()
+        cost.seconds = time.perf_counter() - start
+        cost.peak_mb = max(peak[0], process.memory_info().rss) / 2**20
+
+
+class Outcome(BaseModel):
+    """What one action of a turn did."""
+
+    action: str
+    status: str  # succeeded, failed, interrupted, refused, declined, answered
+    text: str  # the explanation, answer or error message shown to the user
+    run_id: int | None = None
+    run_ids: list[int] = []  # every run the action produced (a compare's members too)
+    fields: dict[str, Any] = {}
+    decisions: list[str] = []
+    files: list[str] = []  # reports written
+    exit_code: int = 0
+
+
+class Turn(BaseModel):
+    """One request and everything it produced."""
+
+    session_id: str
+    text: str
+    plan: list[dict[str, Any]] = []
+    replanned: bool = False
+    outcomes: list[Outcome] = []
+
+    @property
+    def reply(self) -> str:
+        return "\n\n".join(o.text for o in self.outcomes if o.text)
+
+    @property
+    def exit_code(self) -> int:
+        return next((o.exit_code for o in self.outcomes if o.exit_code), 0)
+
+    @property
+    def run_ids(self) -> list[int]:
+        return [r for o in self.outcomes for r in o.run_ids]
+
+
+@dataclass
+class SessionOptions:
+    """How a session runs; the CLI fills these from its flags.
+
+    Attributes:
+        data_dir: raw datasets (None: `AUTOGLM_DATA_DIR` or the cache).
+        limits: budgets (None: `<workspace>/limits.json` or the defaults).
+        confirm: asked `confirm(reason) -> bool` before an expensive plan; None runs it.
+        progress: show progress bars (stderr) while training and tuning.
+        on_plan: called with the routed actions before they run (the CLI prints the plan).
+    """
+
+    data_dir: Path | None = None
+    limits: Limits | None = None
+    confirm: Callable[[str], bool] | None = None
+    progress: bool = False
+    on_plan: Callable[[list[RoutedAction]], None] | None = None
+    language: str | None = None
+
+
+class Session:
+    """A chat with the agent, stored in `store`.
+
+    Args:
+        backend: the language model that plans (an `agent.llm` backend).
+        store: the experiment store of the workspace.
+        session_id: continue this stored session (`autoglm chat --resume`); None starts one.
+        options: directories, limits, confirmation and progress.
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        store: ExperimentStore,
+        session_id: str | None = None,
+        options: SessionOptions | None = None,
+        title: str = "chat",
+    ) -> None:
+        self.store = store
+        self.options = options or SessionOptions()
+        self.backend = backend
+        self._planner = None
+        self.router = Router()
+        self.limits = self.options.limits or Limits.load(store.workspace)
+        if session_id is None:
+            self.id = store.create_session(title)
+            self.state: dict[str, Any] = {"runs": [], "last": None}
+        else:
+            record = store.get_session(session_id)
+            self.id = record.id
+            self.state = {"runs": [], "last": None, **record.state}
+
+    @property
+    def planner(self):
+        """The planner, built on first use (`autoglm inspect` never needs one)."""
+        if self._planner is None:
+            from agent.planner import Planner
+
+            if self.backend is None:
+                raise UserInputError("This session has no language model to plan with.")
+            self._planner = Planner(self.backend)
+        return self._planner
+
+    # -- the turn ---------------------------------------------------------------------
+
+    def run_action(self, fields: dict[str, Any], text: str = "") -> Turn:
+        """Check and run one action given directly (no planner): `autoglm inspect`, scripts.
+
+        Raises:
+            RuleViolation: a rule refused it (there is no model to send it back to).
+        """
+        turn = Turn(session_id=self.id, text=text or str(fields), plan=[fields])
+        fields = self._resolve_references(dict(fields))
+        start = time.perf_counter()
+        item = self.router.check(fields, self._route_context(text, fields, None))
+        step = self.store.log_step(
+            None,
+            "rules",
+            time.perf_counter() - start,
+            detail={"action": item.action, "decisions": [d.model_dump() for d in item.decisions]},
+            session_id=self.id,
+        )
+        turn.outcomes.append(self._execute(item, text, [step]))
+        self.store.set_session_state(self.id, self.state)
+        return turn
+
+    def handle(self, text: str) -> Turn:
+        """Plan, check, run and explain one request.
+
+        Raises:
+            UserInputError: the request is empty.
+            PlanningError: the model produced no usable plan within its attempts.
+            RuleViolation: the plan was refused twice (once back to the model, then here).
+        """
+        text = (text or "").strip()
+        if not text:
+            raise UserInputError(f"The request is empty: say what to do, {EXAMPLE_REQUEST}.")
+        self.store.add_message(self.id, "user", text)
+        turn = Turn(session_id=self.id, text=text)
+        try:
+            routed, step_ids = self._plan_and_route(text, turn)
+            if self.options.on_plan is not None:
+                self.options.on_plan(routed)
+            for item in routed:
+                turn.outcomes.append(self._execute(item, text, step_ids))
+        except AutoGLMError as error:
+            self.store.add_message(self.id, "assistant", f"error: {error}")
+            raise
+        last = next((o.run_id for o in reversed(turn.outcomes) if o.run_id), None)
+        self.store.add_message(
+            self.id, "assistant", turn.reply, run_id=last, data=turn.model_dump(mode="json")
+        )
+        self.store.set_session_state(self.id, self.state)
+        return turn
+
+    def _plan(self, text: str, feedback: str | None = None) -> tuple[Any, int]:
+        context = self._planner_context(feedback)
+        with measure() as cost:
+            plan = self.planner.plan(text, context)
+        completion = getattr(plan, "completion", None)
+        step = self.store.log_step(
+            None,
+            "plan" if feedback is None else "replan",
+            getattr(plan, "seconds", None) or cost.seconds,
+            cost.peak_mb,
+            detail={"actions": [a.model_dump(exclude_none=True) for a in plan.actions]},
+            prompt_tokens=_tokens(plan, completion, "prompt_tokens"),
+            completion_tokens=_tokens(plan, completion, "completion_tokens"),
+            reasks=max(int(getattr(plan, "attempts", 1) or 1) - 1, 0),
+            session_id=self.id,
+        )
+        return plan, step
+
+    def _reference_plan(self, text: str) -> Any | None:
+        """A plan for a pure reference to earlier runs, resolved from the chat, or None."""
+        from agent.actions import ActionPlan
+        from agent.grounding import extract
+
+        runs = self._session_runs()
+        if len(runs) < 2 or not COMPARE_REFERENCE.search(text):
+            return None
+        mentions = extract(text)
+        if mentions.datasets or mentions.models or mentions.numbers or mentions.run_ids:
+            return None  # it names something new: the planner's job
+        actions = ActionPlan.model_validate(
+            {"actions": [{"action": "compare", "run_ids": runs[-2:]}]}
+        ).actions
+        return _ResolvedPlan(actions=actions, mentions=mentions)
+
+    def _plan_and_route(self, text: str, turn: Turn) -> tuple[list[RoutedAction], list[int]]:
+        resolved = self._reference_plan(text)
+        if resolved is not None:
+            step = self.store.log_step(
+                None,
+                "plan",
+                0.0,
+                detail={
+                    "actions": [a.model_dump(exclude_none=True) for a in resolved.actions],
+                    "resolved": "a comparison of this chat's last two runs",
+                },
+                session_id=self.id,
+            )
+            turn.plan = [a.model_dump(exclude_none=True) for a in resolved.actions]
+            return self._route_all(resolved, text, [step]), [step]
+        plan, step = self._plan(text)
+        steps = [step]
+        turn.plan = [a.model_dump(exclude_none=True) for a in plan.actions]
+        try:
+            return self._route_all(plan, text, steps), steps
+        except RuleViolation as refusal:
+            # Errors the model caused go back to it once, with the rule's own words.
+            feedback = f"The rule engine refused the plan: {refusal}"
+            plan, step = self._plan(text, feedback)
+            steps.append(step)
+            turn.replanned = True
+            turn.plan = [a.model_dump(exclude_none=True) for a in plan.actions]
+            return self._route_all(plan, text, steps), steps
+
+    def _route_all(self, plan: Any, text: str, steps: list[int]) -> list[RoutedAction]:
+        routed = []
+        for action in plan.actions:
+            fields = self._resolve_references(action.model_dump(exclude_none=True))
+            start = time.perf_counter()
+            try:
+                item = self.router.check(fields, self._route_context(text, fields, plan))
+            except RuleViolation as refusal:
+                steps.append(
+                    self.store.log_step(
+                        None,
+                        "rules",
+                        time.perf_counter() - start,
+                        detail={"action": fields, "refused": str(refusal)},
+                        session_id=self.id,
+                    )
+                )
+                raise
+            steps.append(
+                self.store.log_step(
+                    None,
+                    "rules",
+                    time.perf_counter() - start,
+                    detail={
+                        "action": item.action,
+                        "decisions": [d.model_dump() for d in item.decisions],
+                    },
+                    session_id=self.id,
+                )
+            )
+            routed.append(item)
+        return routed
+
+    # -- follow-ups -------------------------------------------------------------------
+
+    def _route_context(self, text: str, fields: dict[str, Any], plan: Any) -> RouteContext:
+        last = self.state.get("last") or {}
+        mentions = getattr(plan, "mentions", None)
+        # The planner took the dataset from the chat, not from this text: a follow-up.
+        implicit = bool(fields.get("dataset")) and mentions is not None and not mentions.datasets
+        return RouteContext(
+            workspace=self.store.workspace,
+            data_dir=self.options.data_dir,
+            limits=self.limits,
+            previous=last.get("requested"),
+            previous_run_id=last.get("run_id"),
+            followup=bool(FOLLOWUP.search(text)) or implicit,
+        )
+
+    def _planner_context(self, feedback: str | None) -> dict[str, Any]:
+        """What the planner may treat as named: the last run's dataset, model and task, and
+        this session's recent run ids ("that", "the previous run")."""
+        context: dict[str, Any] = {}
+        last = self.state.get("last") or {}
+        requested = last.get("requested") or {}
+        for key in ("dataset", "model", "task"):
+            if requested.get(key) is not None:
+                context[key] = requested[key]
+        runs = self._session_runs()
+        if last.get("run_id"):
+            context["run_id"] = int(last["run_id"])
+        if len(runs) >= 2:
+            context["run_ids"] = runs[-2:]
+        if feedback:
+            context["feedback"] = feedback
+        return context
+
+    def _session_runs(self, kinds: tuple[str, ...] = ("train",)) -> list[int]:
+        """Runs this session produced, oldest first, of the given kinds (members included)."""
+        out = []
+        for run_id in self.state["runs"]:
+            with contextlib.suppress(UserInputError):
+                if self.store.get_run(run_id).kind in kinds:
+                    out.append(run_id)
+        return out
+
+    def _resolve_references(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Point "that", "the previous run" and "why did it..." at this session's runs."""
+        action = fields.get("action")
+        if action == "compare":
+            earlier = self._session_runs()
+            if not fields.get("run_ids") and len(fields.get("models") or []) < 2:
+                if len(earlier) >= 2:
+                    fields["run_ids"] = earlier[-2:]
+            if fields.get("run_ids"):
+                # Comparing stored runs trains nothing: only the ids matter.
+                fields = {"action": "compare", "run_ids": fields["run_ids"]}
+        if action in ("explain", "answer"):
+            fields = self._resolve_question(fields)
+        if action == "report" and not fields.get("run_ids"):
+            last = self._last_result_run()
+            if last is not None:
+                fields["run_ids"] = [last]
+        return fields
+
+    def _resolve_question(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """The run a question is about: the one it names, else the last one; a question
+        about training ("why did it overfit?") goes to the last training run."""
+        target = fields.get("run_id")
+        trained = self._session_runs(("train", "tune"))
+        if trained and TRAINING_QUESTION.search(str(fields.get("question") or "")):
+            kind = None
+            if target is not None:
+                with contextlib.suppress(UserInputError):
+                    kind = self.store.get_run(int(target)).kind
+            if kind not in ("train", "tune"):
+                target = trained[-1]
+        if target is None:
+            target = self._last_result_run()
+        if target is not None:
+            fields["run_id"] = int(target)
+        return fields
+
+    def _last_result_run(self) -> int | None:
+        last = self.state.get("last") or {}
+        if last.get("run_id"):
+            return int(last["run_id"])
+        runs = self.state["runs"]
+        return int(runs[-1]) if runs else None
+
+    def _remember(self, item: RoutedAction, run_id: int | None) -> None:
+        if run_id is not None and run_id not in self.state["runs"]:
+            self.state["runs"].append(run_id)
+        if item.action in ("train", "tune", "compare") and run_id is not None:
+            requested = {k: v for k, v in item.requested.items() if k not in ("run_ids", "models")}
+            for key in ("dataset", "task"):
+                if item.fields.get(key) is not None:
+                    requested[key] = item.fields[key]
+            if not requested:  # a comparison of stored runs: follow-ups keep the last request
+                requested = (self.state.get("last") or {}).get("requested") or {}
+            self.state["last"] = {"action": item.action, "requested": requested, "run_id": run_id}
+        self.store.set_session_state(self.id, self.state)
+
+    # -- execution --------------------------------------------------------------------
+
+    def _execute(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
+        decisions = item.explain()
+        if item.needs_confirmation and self.options.confirm is not None:
+            if not self.options.confirm(item.confirmation_reason or "this plan is expensive"):
+                return Outcome(
+                    action=item.action,
+                    status="declined",
+                    text=f"Not started ({item.confirmation_reason}); nothing was run.",
+                    fields=item.fields,
+                    decisions=decisions,
+                )
+        handler = getattr(self, f"_do_{item.action}")
+        outcome: Outcome = handler(item, text, step_ids)
+        outcome.decisions = decisions
+        outcome.fields = item.fields
+        return outcome
+
+    def _tool_context(self, run_id: int | None = None):
+        """The tool context of a call: directories, progress, and (for a stored run) the
+        callback that stores each epoch's metrics as it happens."""
+        from tools import ToolContext
+
+        def on_epoch(run_index: int, epoch: int, metrics: dict[str, float]) -> None:
+            # One transaction per epoch: a kill -9 mid-run keeps every epoch logged so far.
+            self.store.log_epoch(run_id, run_index, epoch, metrics)
+
+        return ToolContext(
+            workspace=self.store.workspace,
+            data_dir=self.options.data_dir,
+            on_epoch=on_epoch if run_id is not None else None,
+            checkpoint_dir=self.store.checkpoint_dir(run_id) if run_id is not None else None,
+            progress=self.options.progress,
+        )
+
+    def _run_tool(
+        self, kind: str, tool: str, args: dict[str, Any], run_id: int, ctx
+    ) -> tuple[Any | None, Outcome | None]:
+        """Call a tool for a stored run; a failure marks the run and becomes an Outcome."""
+        from tools import TOOLS
+
+        cost = Cost()
+        try:
+            with measure() as cost:
+                result = TOOLS.get(tool)(args, ctx)
+        except KeyboardInterrupt:
+            self.store.finish_run(run_id, "interrupted", error="interrupted by the user")
+            raise
+        except AutoGLMError as error:
+            return None, self._failed(kind, run_id, str(error), error.exit_code, cost, tool)
+        except Exception as error:  # noqa: BLE001 - a crash in a tool must not lose the store
+            message = f"{type(error).__name__}: {error}"
+            return None, self._failed(kind, run_id, message, EXIT_TOOL_FAILED, cost, tool)
+        self.store.log_step(run_id, f"tool:{tool}", cost.seconds, cost.peak_mb, session_id=self.id)
+        return result, None
+
+    def _failed(
+        self, kind: str, run_id: int, message: str, code: int, cost: Cost, tool: str
+    ) -> Outcome:
+        self.store.log_step(
+            run_id,
+            f"tool:{tool}",
+            cost.seconds,
+            cost.peak_mb,
+            detail={"error": message},
+            session_id=self.id,
+        )
+        self.store.finish_run(run_id, "failed", error=message)
+        if run_id not in self.state["runs"]:
+            self.state["runs"].append(run_id)
+        return Outcome(
+            action=kind,
+            status="failed",
+            run_id=run_id,
+            run_ids=[run_id],
+            text=f"Run {run_id} ({kind}) failed: {message} The run is marked failed; earlier "
+            "runs and the store are intact.",
+            exit_code=code,
+        )
+
+    def _explain(self, run_id: int, text: str) -> str:
+        from agent.explain import explain_run
+
+        with measure() as cost:
+            record = self.store.get_run(run_id)
+            words = explain_run(record, store=self.store, user_text=text)
+        self.store.log_step(run_id, "explain", cost.seconds, cost.peak_mb, session_id=self.id)
+        return words
+
+    def _start(self, kind: str, config: dict[str, Any], step_ids: list[int], parent=None) -> int:
+        run_id = self.store.start_run(kind, config, session_id=self.id, parent_id=parent)
+        if step_ids:
+            self.store.attach_steps(step_ids, run_id)
+        return run_id
+
+    def _train_run(
+        self, fields: dict[str, Any], step_ids: list[int], parent: int | None = None
+    ) -> tuple[int, Outcome | None]:
+        args = {k: v for k, v in fields.items() if k != "models"}
+        run_id = self._start("train", args, step_ids, parent)
+        out, failure = self._run_tool("train", "train", args, run_id, self._tool_context(run_id))
+        if failure is not None:
+            return run_id, failure
+        result = out.result
+        self.store.set_dataset_fingerprint(run_id, out.fingerprint)
+        self.store.update_config(run_id, result.config.model_dump(mode="json"))
+        self.store.finish_run(
+            run_id,
+            "succeeded",
+            metrics={
+                "metric": result.metric,
+                "test_mean": result.test_mean,
+                "test_std": result.test_std,
+                "val_mean": result.val_mean,
+                "val_std": result.val_std,
+            },
+            result=result.model_dump(mode="json"),
+        )
+        return run_id, None
+
+    def _do_train(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
+        run_id, failure = self._train_run(item.fields, step_ids)
+        self._remember(item, run_id)
+        if failure is not None:
+            return failure
+        return Outcome(
+            action="train",
+            status="succeeded",
+            run_id=run_id,
+            run_ids=[run_id],
+            text=self._explain(run_id, text),
+        )
+
+    def _do_compare(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
+        fields = item.fields
+        config = {k: v for k, v in fields.items()}
+        compare_id = self._start("compare", config, step_ids)
+        members: list[int] = [int(r) for r in fields.get("run_ids") or []]
+        if not members:
+            for model in fields.get("models") or []:
+                run_id, failure = self._train_run({**fields, "model": model}, [], compare_id)
+                self.state["runs"].append(run_id)
+                if failure is not None:
+                    self.store.finish_run(compare_id, "failed", error=failure.text)
+                    self._remember(item, compare_id)
+                    return failure
+                members.append(run_id)
+        entries = []
+        for run_id in members:
+            record = self.store.get_run(run_id)
+            values = [r["test_metric"] for r in (record.result or {}).get("runs", [])]
+            if record.status != "succeeded" or not values:
+                message = f"run {run_id} has no test results to compare (status {record.status})"
+                self.store.finish_run(compare_id, "failed", error=message)
+                raise UserInputError(f"Cannot compare: {message}.")
+            label = f"{record.config.get('model', record.kind)} (run {run_id})"
+            entries.append({"label": label, "run_id": run_id, "values": values})
+        metric = (self.store.get_run(members[0]).result or {}).get("metric", "accuracy")
+        args = {"entries": entries, "metric": metric}
+        out, failure = self._run_tool("compare", "compare", args, compare_id, self._tool_context())
+        if failure is not None:
+            return failure
+        self.store.finish_run(
+            compare_id,
+            "succeeded",
+            metrics={"best": out.best, "best_run_id": out.best_run_id, "p_value": out.p_value},
+            result=out.model_dump(mode="json"),
+        )
+        self._remember(item, compare_id)
+        return Outcome(
+            action="compare",
+            status="succeeded",
+            run_id=compare_id,
+            run_ids=[*members, compare_id],
+            text=self._explain(compare_id, text),
+        )
+
+    def _do_tune(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
+        run_id = self._start("tune", item.fields, step_ids)
+        ctx = self._tool_context()
+        ctx.study_storage = self.store.studies_url()
+        args = {**item.fields, "study": f"run{run_id}-{item.fields['dataset']}"}
+        out, failure = self._run_tool("tune", "tune", args, run_id, ctx)
+        self._remember(item, run_id)
+        if failure is not None:
+            return failure
+        result = out.result
+        self.store.finish_run(
+            run_id,
+            "succeeded",
+            metrics={"best_value": result.best_value, "best_params": result.best_params},
+            result=result.model_dump(mode="json"),
+        )
+        return Outcome(
+            action="tune",
+            status="succeeded",
+            run_id=run_id,
+            run_ids=[run_id],
+            text=self._explain(run_id, text),
+        )
+
+    def _do_inspect(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
+        run_id = self._start("inspect", item.fields, step_ids)
+        args = {"dataset": item.fields["dataset"]}
+        out, failure = self._run_tool("inspect", "inspect", args, run_id, self._tool_context())
+        if run_id not in self.state["runs"]:
+            self.state["runs"].append(run_id)
+        if failure is not None:
+            return failure
+        self.store.set_dataset_fingerprint(run_id, out.fingerprint)
+        self.store.finish_run(run_id, "succeeded", result=out.model_dump(mode="json"))
+        return Outcome(
+            action="inspect",
+            status="succeeded",
+            run_id=run_id,
+            run_ids=[run_id],
+            text=self._explain(run_id, text),
+        )
+
+    def _do_explain(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
+        target = item.fields.get("run_id")
+        if target is None:
+            return _no_run("explain")
+        nodes = item.fields.get("nodes")
+        if not nodes:
+            return Outcome(action="explain", status="answered", text=self._explain(target, text))
+        record = self.store.get_run(target)
+        config = {**record.config, "nodes": nodes, "run_id": target}
+        run_id = self._start("explain", config, step_ids, parent=target)
+        checkpoint = ((record.result or {}).get("runs") or [{}])[0].get("checkpoint")
+        if not checkpoint:
+            self.store.finish_run(run_id, "failed", error="the run kept no checkpoint")
+            raise UserInputError(f"Run {target} kept no checkpoint to explain; train it again.")
+        args = {"config": record.config, "checkpoint": checkpoint, "nodes": nodes}
+        out, failure = self._run_tool("explain", "explain", args, run_id, self._tool_context())
+        if failure is not None:
+            return failure
+        self.store.finish_run(run_id, "succeeded", result=out.model_dump(mode="json"))
+        self.state["runs"].append(run_id)
+        return Outcome(
+            action="explain",
+            status="succeeded",
+            run_id=run_id,
+            run_ids=[run_id],
+            text=self._explain(run_id, text),
+        )
+
+    def _do_answer(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
+        target = item.fields.get("run_id")
+        if target is None:
+            return _no_run("answer")
+        return Outcome(action="answer", status="answered", text=self._explain(target, text))
+
+    def _do_report(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
+        ids = [int(r) for r in item.fields.get("run_ids") or []]
+        if not ids:
+            return _no_run("report")
+        args = {"run_ids": ids, "format": item.fields.get("format")}
+        from tools import TOOLS
+
+        with measure() as cost:
+            out = TOOLS.get("report")(
+                {k: v for k, v in args.items() if v is not None}, self._tool_context()
+            )
+        self.store.log_step(ids[0], "tool:report", cost.seconds, cost.peak_mb, session_id=self.id)
+        files = [str(p) for p in out.files]
+        return Outcome(
+            action="report",
+            status="succeeded",
+            text="Report written: " + ", ".join(files),
+            files=files,
+        )
+
+    def _do_clarify(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
+        return Outcome(action="clarify", status="answered", text=item.fields["question"])
+
+
+@dataclass
+class _ResolvedPlan:
+    """A plan the session resolved from the chat itself (no model call)."""
+
+    actions: list[Any]
+    mentions: Any = None
+
+
+def _no_run(action: str) -> Outcome:
+    return Outcome(
+        action=action,
+        status="answered",
+        text="There is no earlier run in this session to refer to yet; train a model first, "
+        f"{EXAMPLE_REQUEST}.",
+    )
+
+
+def _tokens(plan: Any, completion: Any, name: str) -> int | None:
+    value = getattr(plan, name, None)
+    if value is None and completion is not None:
+        value = getattr(completion, name, None)
+    return None if value is None else int(value)
