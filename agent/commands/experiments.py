@@ -1,16 +1,178 @@
-"""`autoglm experiments`: placeholder until its owner lands it."""
+"""`autoglm experiments list | show ID | rerun ID | export ID`: the experiment store."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
 
-from graph_ml.errors import SetupError
+from agent.experiments import export_script, rerun, summary_metrics
+from agent.explain import LANGUAGES, explain_run
+from agent.report import COST_HEADERS, cost_rows
+from agent.store import RUN_KINDS, RUN_STATUSES, ExperimentStore, RunRecord
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("experiments", help="(not built yet)")
-    parser.set_defaults(func=_run)
+    parser = subparsers.add_parser(
+        "experiments",
+        help="list, show, rerun or export stored runs",
+        description="The experiment store in $AUTOGLM_WORKSPACE (default ./.autoglm).",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--workspace", type=Path, default=None, help="default $AUTOGLM_WORKSPACE")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    listing = actions.add_parser("list", help="runs, newest first", parents=[common])
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--session", default=None, help="only this chat session's runs")
+    listing.add_argument("--kind", choices=RUN_KINDS, default=None)
+    listing.add_argument("--status", choices=RUN_STATUSES, default=None)
+    listing.set_defaults(func=_list)
+
+    show = actions.add_parser(
+        "show", help="config, metrics, costs and explanation of a run", parents=[common]
+    )
+    show.add_argument("run_id", type=int, metavar="ID")
+    show.add_argument("--lang", choices=LANGUAGES, default="en")
+    show.set_defaults(func=_show)
+
+    again = actions.add_parser(
+        "rerun", help="run a stored train/tune config again", parents=[common]
+    )
+    again.add_argument("run_id", type=int, metavar="ID")
+    again.add_argument("--data-dir", type=Path, default=None, help="default $AUTOGLM_DATA_DIR")
+    again.set_defaults(func=_rerun)
+
+    export = actions.add_parser(
+        "export", help="write a standalone PyG script for a train run", parents=[common]
+    )
+    export.add_argument("run_id", type=int, metavar="ID")
+    export.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="file to write (default reproduce_run_ID.py; '-': stdout)",
+    )
+    export.set_defaults(func=_export)
 
 
-def _run(args: argparse.Namespace) -> int:
-    raise SetupError("'autoglm experiments' is not built yet.")
+def _when(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return dt.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _headline(record: RunRecord) -> str:
+    m = record.metrics or summary_metrics(record.kind, record.result)
+    if "test_mean" in m:
+        return f"test {m['test_mean']:.4f} ± {m.get('test_std') or 0.0:.4f}"
+    if "best_value" in m:
+        return f"best val {m['best_value']:.4f}"
+    if "p_value" in m and m["p_value"] is not None:
+        return f"best {m.get('best')}, p={m['p_value']:.3g}"
+    return ""
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]  # fmt: skip
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _list(args: argparse.Namespace) -> int:
+    with ExperimentStore(args.workspace) as store:
+        runs = store.list_runs(args.limit, args.session, args.kind, args.status)
+    if args.json:
+        rows = [{**r.model_dump(exclude={"result"}), "title": r.title} for r in runs]
+        print(json.dumps(rows, default=str))
+        return 0
+    if not runs:
+        print(f'No runs yet in {store.path}. Try: autoglm run "train GCN on Cora"')
+        return 0
+    rows = [[str(r.id), r.kind, r.status, r.title, _headline(r), _when(r.started_at),
+             r.session_id or "-"] for r in runs]  # fmt: skip
+    print(_table(["id", "kind", "status", "what", "result", "started", "session"], rows))
+    return 0
+
+
+def _record_json(store: ExperimentStore, record: RunRecord) -> dict[str, Any]:
+    return {
+        **record.model_dump(),
+        "title": record.title,
+        "seconds": record.seconds,
+        "steps": [s.model_dump() for s in store.steps(record.id)],
+        "children": [c.id for c in store.children(record.id)],
+    }
+
+
+def _show(args: argparse.Namespace) -> int:
+    with ExperimentStore(args.workspace) as store:
+        record = store.get_run(args.run_id)
+        if args.json:
+            print(json.dumps(_record_json(store, record), default=str, ensure_ascii=False))
+            return 0
+        steps = store.steps(record.id)
+        text = explain_run(record, args.lang, store)
+    print(f"run {record.id}: {record.title} [{record.status}]")
+    print(f"started {_when(record.started_at)}, finished {_when(record.finished_at)}"
+          + (f", {record.seconds:.1f} s" if record.seconds is not None else ""))  # fmt: skip
+    if record.parent_id:
+        print(f"parent run {record.parent_id}")
+    print(f"seeds {record.seeds}; dataset fingerprint {record.dataset_fingerprint or 'n/a'}")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in record.versions.items()))
+    print("\nconfig:")
+    for key, value in sorted(record.config.items()):
+        print(f"  {key} = {json.dumps(value, default=str)}")
+    if record.metrics:
+        print("\nmetrics:")
+        for key, value in record.metrics.items():
+            print(f"  {key} = {value}")
+    if record.error:
+        print(f"\nerror: {record.error}")
+    print("\ncosts:")
+    print(_indent(_table(COST_HEADERS, cost_rows(steps))) if steps else "  none recorded")
+    print("\n" + text)
+    return 0
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    with ExperimentStore(args.workspace) as store:
+        old = store.get_run(args.run_id)
+        if not args.json:
+            print(f"rerunning run {old.id} ({old.title})...", file=sys.stderr)
+        new = rerun(store, args.run_id, data_dir=args.data_dir)
+    if args.json:
+        print(json.dumps({"run_id": new.id, "parent_id": old.id, "status": new.status,
+                          "metrics": new.metrics, "original_metrics": old.metrics}))  # fmt: skip
+        return 0
+    print(f"run {new.id} (rerun of {old.id}): {_headline(new)}; the original: {_headline(old)}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    with ExperimentStore(args.workspace) as store:
+        record = store.get_run(args.run_id)
+    output = args.output or Path(f"reproduce_run_{record.id}.py")
+    text = export_script(record, filename=output.name)
+    if str(output) == "-":
+        sys.stdout.write(text)
+        return 0
+    output.write_text(text, encoding="utf-8")
+    if args.json:
+        print(json.dumps({"run_id": record.id, "script": str(output.resolve())}))
+    else:
+        print(f"wrote {output}: python {output} --data-dir DIR reproduces run {record.id}")
+    return 0
