@@ -708,7 +708,13 @@ class Session:
         )
 
     def _do_clarify(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
-        return Outcome(action="clarify", status="answered", text=item.fields["question"])
+        # Nothing ran: a script calling `autoglm run` must not read this as done.
+        return Outcome(
+            action="clarify",
+            status="answered",
+            text=item.fields["question"],
+            exit_code=UserInputError.exit_code,
+        )
 
 
 @dataclass
