@@ -313,7 +313,8 @@ def _train_sections(result: dict[str, Any], out: Path, prefix: str = "") -> list
         rows=rows,
     )
     sections = [summary]
-    name = f"{prefix.strip().lower().replace(' ', '_')}learning_curves"
+    slug = "_".join(prefix.lower().split() + [""])  # "Retrained " -> "retrained_"
+    name = f"{slug}learning_curves"
     path = plot_learning_curves(runs, metric, out / f"{name}.png")
     if path:
         sections.append(
@@ -325,7 +326,7 @@ def _train_sections(result: dict[str, Any], out: Path, prefix: str = "") -> list
             [sum(m[i][j] for m in confusions) for j in range(len(confusions[0]))]
             for i in range(len(confusions[0]))
         ]
-        name = f"{prefix.strip().lower().replace(' ', '_')}confusion"
+        name = f"{slug}confusion"
         title = f"Test confusion matrix, summed over {len(confusions)} seed(s)"
         path = plot_confusion(total, out / f"{name}.png", title)
         sections.append(Section(f"{prefix}Confusion matrix", figures=[Figure(name, title, path)]))
