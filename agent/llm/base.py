@@ -22,6 +22,7 @@ class Completion:
     seconds: float = 0.0
     backend: str = ""
     model: str = ""
+    finish_reason: str = "stop"  # "stop": the model ended it; "length": max_tokens cut it off
 
 
 class LLMBackend(abc.ABC):
@@ -43,5 +44,5 @@ class LLMBackend(abc.ABC):
     ) -> Completion:
         """Return the model's answer to `messages`."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, deliberately not abstract
         """Release the model or connection (default: nothing to release)."""
