@@ -127,9 +127,9 @@ def _templates() -> jinja2.Environment:
     return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=False)
 
 
-def render(name: str, **values: Any) -> str:
-    """Render `prompts/<name>` with `StrictUndefined` (a missing value is an error)."""
-    return _templates().get_template(name).render(**values).strip()
+def render(template: str, **values: Any) -> str:
+    """Render `prompts/<template>` with `StrictUndefined` (a missing value is an error)."""
+    return _templates().get_template(template).render(**values).strip()
 
 
 def _display_aliases(kind: str, name: str, limit: int = 3) -> list[str]:

@@ -1,0 +1,178 @@
+"""Planner accuracy, validity, latency and memory on plain-language tasks.
+
+    python bench/plan_accuracy.py                       # ../shared/tasks/dev.jsonl
+    python bench/plan_accuracy.py --tasks bench/tasks_extra.jsonl
+    python bench/plan_accuracy.py --tasks A.jsonl --tasks B.jsonl --backend embedded
+
+Each task is `{"id", "text", "expect"}`. Scoring follows ../shared/tasks/README.md: a task
+is correct when some action has the expected `action` and every expected field matches
+(strings case-insensitively, numbers to 1e-9 relative, `models` as a set). A plan is valid
+when it is the JSON object `{"actions": [...]}` under the action schema. Latency is measured
+per plan after the model is loaded and one warm-up plan has filled its prompt cache (the
+warm-up is reported on its own); memory is the process's peak resident set size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TASKS = ROOT.parent / "shared" / "tasks" / "dev.jsonl"
+WARM_UP = "Inspect the karate club graph."  # not a task of any set: fills the prompt cache
+
+
+def field_matches(key: str, expected: Any, got: Any) -> bool:
+    """The README's rule for one field."""
+    if got is None:
+        return False
+    if key == "models":
+        return isinstance(got, list) and {str(m).lower() for m in got} == {
+            str(m).lower() for m in expected
+        }
+    if isinstance(expected, str):
+        return isinstance(got, str) and got.lower() == expected.lower()
+    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        if not isinstance(got, (int, float)) or isinstance(got, bool):
+            return False
+        return math.isclose(got, expected, rel_tol=1e-9, abs_tol=0.0)
+    return got == expected
+
+
+def score(expect: dict[str, Any], actions: list[dict[str, Any]]) -> tuple[bool, list[str]]:
+    """(correct, what is wrong in the closest matching action)."""
+    best: list[str] | None = None
+    for action in actions:
+        if action.get("action") != expect["action"]:
+            continue
+        wrong = [
+            f"{k}={action.get(k)!r} (want {v!r})"
+            for k, v in expect.items()
+            if k != "action" and not field_matches(k, v, action.get(k))
+        ]
+        if not wrong:
+            return True, []
+        if best is None or len(wrong) < len(best):
+            best = wrong
+    if best is None:
+        got = ", ".join(a.get("action", "?") for a in actions) or "nothing"
+        return False, [f"action {got} (want {expect['action']})"]
+    return False, best
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+    return ordered[index]
+
+
+def run_tasks(planner, tasks: list[dict[str, Any]], schema: dict[str, Any]) -> dict[str, Any]:
+    """Plan every task and print one row each; return the totals."""
+    from agent.errors import AutoGLMError
+
+    rows, seconds = [], []
+    for task in tasks:
+        started = time.perf_counter()
+        try:
+            plan = planner.plan(task["text"])
+            text = json.dumps(plan.to_json(), ensure_ascii=False)
+            error = None
+        except AutoGLMError as caught:  # counted as invalid, never a crash of the bench
+            plan, text, error = None, "", f"{type(caught).__name__}: {caught}"
+        elapsed = time.perf_counter() - started
+        seconds.append(elapsed)
+        try:
+            data = json.loads(text)
+            jsonschema.validate(data, schema)
+            valid = True
+        except (json.JSONDecodeError, jsonschema.ValidationError):
+            data, valid = {"actions": []}, False
+        correct, wrong = score(task["expect"], data["actions"]) if valid else (False, [error])
+        rows.append({"id": task["id"], "valid": valid, "correct": correct, "seconds": elapsed})
+        mark = "ok " if correct else "BAD"
+        detail = "" if correct else "  <- " + "; ".join(str(w) for w in wrong)
+        attempts = plan.attempts if plan else "-"
+        print(
+            f"{task['id']:>5} {mark} valid={'y' if valid else 'n'} {elapsed:5.2f}s "
+            f"tries={attempts} {text}{detail}",
+            flush=True,
+        )
+    n = len(rows)
+    return {
+        "tasks": n,
+        "valid": sum(r["valid"] for r in rows) / n,
+        "correct": sum(r["correct"] for r in rows) / n,
+        "n_correct": sum(r["correct"] for r in rows),
+        "median_s": statistics.median(seconds),
+        "p95_s": _percentile(seconds, 0.95),
+    }
+
+
+def load_tasks(path: Path) -> list[dict[str, Any]]:
+    tasks = []
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                tasks.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                sys.exit(f"error: {path}:{number}: not JSON ({error.msg})")
+    return tasks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", action="append", type=Path, help="JSONL task file(s)")
+    parser.add_argument("--backend", help="planner backend (default: the embedded model)")
+    parser.add_argument("--json", type=Path, help="also write the totals to this JSON file")
+    args = parser.parse_args(argv)
+    paths = args.tasks or [DEFAULT_TASKS]
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+    from agent.actions import action_json_schema
+    from agent.commands.plan import load_backend
+    from agent.planner import Planner
+
+    started = time.perf_counter()
+    backend = load_backend(args.backend)
+    load_s = time.perf_counter() - started
+    planner = Planner(backend)
+    started = time.perf_counter()
+    planner.plan(WARM_UP)
+    warm_s = time.perf_counter() - started
+    print(
+        f"backend {backend.name}/{backend.model}: load {load_s:.1f} s, warm-up plan {warm_s:.1f} s"
+    )
+    totals = {}
+    for path in paths:
+        print(f"\n== {path} ==")
+        result = run_tasks(planner, load_tasks(path), action_json_schema())
+        totals[str(path)] = result
+        print(
+            f"TOTAL {path.name}: correct {result['n_correct']}/{result['tasks']} "
+            f"({result['correct']:.0%}), valid {result['valid']:.0%}, "
+            f"median {result['median_s']:.2f} s, p95 {result['p95_s']:.2f} s"
+        )
+    print(f"peak RSS {peak_rss_mb():.0f} MB")
+    if args.json:
+        summary = {"load_s": load_s, "warm_up_s": warm_s, "peak_rss_mb": peak_rss_mb(), **totals}
+        args.json.write_text(json.dumps(summary, indent=2))
+    backend.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
