@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import RuleViolation
-from graph_ml.errors import AutoGLMError
+from graph_ml.errors import AutoGLMError, UserInputError
 
 EXIT_CODES = (
     "exit codes: 0 done; 2 bad input; 3 setup (files, model) missing; 4 no usable plan "
@@ -123,8 +123,10 @@ def error_json(error: AutoGLMError) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from agent.session import Session
+    from agent.session import EXAMPLE_REQUEST, Session
 
+    if not args.text.strip():  # before loading a model for nothing
+        raise UserInputError(f"The request is empty: say what to do, {EXAMPLE_REQUEST}.")
     store = open_store(args.workspace)
     try:
         on_plan = None if args.json else lambda routed: print(format_plan(routed), flush=True)
