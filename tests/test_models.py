@@ -135,3 +135,18 @@ def test_feature_dropout_keeps_zeros_and_scales_survivors() -> None:
     dense = torch.ones(10, 10)  # dense input falls back to F.dropout, same contract
     layer.train()
     assert set(layer(dense).unique().tolist()) <= {0.0, 2.0}
+
+
+@pytest.mark.parametrize("aggr", ["mean", "sum"])
+def test_linear_first_sage_is_the_same_function(aggr: str) -> None:
+    from torch_geometric.nn import SAGEConv
+
+    from graph_ml.models import LinearFirstSAGEConv
+
+    torch.manual_seed(0)
+    x = torch.randn(30, 40)  # [30, 40]; nodes 25..29 get no edges (isolated)
+    edge_index = torch.randint(0, 25, (2, 100))
+    reference = SAGEConv(40, 8, aggr=aggr)
+    fast = LinearFirstSAGEConv(40, 8, aggr=aggr)
+    fast.load_state_dict(reference.state_dict())
+    torch.testing.assert_close(fast(x, edge_index), reference(x, edge_index))
