@@ -26,6 +26,7 @@ import json
 import math
 import multiprocessing
 import os
+import socket
 import sqlite3
 import time
 import warnings
@@ -496,6 +497,30 @@ def redact(url: str) -> str:
         return url.split("@")[-1]
 
 
+_CREATE_ATTEMPTS = 3  # table creation raced by workers starting together heals on a retry
+_CREATE_RETRY_SECONDS = 0.5
+
+
+def _postgres_driver(url: str) -> str:
+    """`url` with an installed driver: SQLAlchemy 2.1 means psycopg 3 by a bare postgresql://,
+    the `postgres` extra installs psycopg2.
+
+    Raises:
+        SetupError: no PostgreSQL driver is installed.
+    """
+    import importlib.util
+
+    scheme, rest = url.split("://", 1)
+    if "+" in scheme:
+        return url
+    for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
+        if importlib.util.find_spec(module) is not None:
+            return f"postgresql+{driver}://{rest}"
+    raise SetupError(
+        "PostgreSQL storage needs a driver: pip install 'open-autoglm[postgres]' (psycopg2)."
+    )
+
+
 def open_storage(url: str, heartbeat: int = 10) -> optuna.storages.RDBStorage:
     """Open (creating if needed) the RDB storage at `url`, with a trial heartbeat.
 
@@ -513,27 +538,29 @@ def open_storage(url: str, heartbeat: int = 10) -> optuna.storages.RDBStorage:
             db.execute("PRAGMA journal_mode=WAL")
         engine_kwargs = {"connect_args": {"timeout": 60}}
     elif url.startswith("postgresql"):
-        try:
-            import psycopg2  # noqa: F401
-        except ImportError as error:
-            raise SetupError(
-                "PostgreSQL storage needs psycopg2: pip install 'open-autoglm[postgres]'."
-            ) from error
+        url = _postgres_driver(url)
         engine_kwargs = {"pool_pre_ping": True}
-    try:
-        with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat,
-                grace_period=3 * heartbeat,
-            )
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
-        raise SetupError(
-            f"Cannot open the study storage {redact(url)}: {str(error).splitlines()[0]}. "
-            "Check the URL, that the database server is running, and its driver is installed."
-        ) from None
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat,
+                    grace_period=3 * heartbeat,
+                )
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
+            # Workers starting together race to create the tables; the loser finds them made.
+            if "already exists" in str(error) and attempt + 1 < _CREATE_ATTEMPTS:
+                time.sleep(_CREATE_RETRY_SECONDS)
+                continue
+            raise SetupError(
+                f"Cannot open the study storage {redact(url)}: "
+                f"{str(error).splitlines()[0].rstrip('.')}. "
+                "Check the URL, that the database server is running, and its driver is installed."
+            ) from None
+    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------------- objective
@@ -614,6 +641,7 @@ class Objective:
             _claim_slot(trial, self.n_trials)
         model, params = suggest(trial, self.plan.space)
         trial.set_user_attr("model", model)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         train_config = self.train_config(model, params, seeds=1, seed=self.plan.config.trial_seed)
         epochs, best = 0, -math.inf
 
