@@ -172,7 +172,7 @@ DEFAULT_MODEL = {
     "link_prediction": "gcn",
     "graph_classification": "gin",
 }
-DEFAULT_SEEDS = {"train": 1, "compare": 3, "tune": 1}  # compare needs >= 2 for a t-test
+DEFAULT_SEEDS = {"train": 1, "compare": 3, "tune": 3}  # compare needs >= 2 for a t-test
 DEFAULT_TRIALS = 20  # enough for TPE to beat random search on 4-5 parameters
 TUNE_EPOCHS = 100  # per trial; pruning stops the hopeless ones earlier
 
@@ -449,7 +449,11 @@ def rule_default_hparams(c: _Check) -> None:
         )
     if "seeds" in fields and c.action in DEFAULT_SEEDS:
         seeds = DEFAULT_SEEDS[c.action]
-        why = "enough for a Welch t-test" if c.action == "compare" else "one run"
+        why = {
+            "compare": "enough for a Welch t-test",
+            "tune": "the best configuration is retrained over them for a spread",
+            "train": "one run",
+        }[c.action]
         c.set_default("default.seeds", "seeds", seeds, f"seeds set to {seeds} ({why})")
     if c.action == "tune":
         c.set_default(
@@ -496,8 +500,8 @@ def estimate(fields: dict[str, Any], action: str) -> Estimate:
     per_epoch = SECONDS_PER_EPOCH_OVERHEAD + flops * SECONDS_PER_FLOP
     epochs = fields.get("epochs") or 200
     repeats = fields.get("seeds") or 1
-    if action == "tune":
-        repeats *= fields.get("n_trials") or DEFAULT_TRIALS
+    if action == "tune":  # each trial trains once; the best is retrained over the seeds
+        repeats += fields.get("n_trials") or DEFAULT_TRIALS
     if action == "compare":
         repeats *= len(fields.get("models") or [None])
     memory = (

@@ -624,7 +624,12 @@ class Session:
         self.store.finish_run(
             run_id,
             "succeeded",
-            metrics={"best_value": result.best_value, "best_params": result.best_params},
+            metrics={
+                "best_value": result.best_value,
+                "best_params": result.best_params,
+                "test_mean": result.test_mean,
+                "test_std": result.test_std,
+            },
             result=result.model_dump(mode="json"),
         )
         return Outcome(

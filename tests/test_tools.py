@@ -153,3 +153,20 @@ def test_explain_tool_refuses_a_checkpoint_outside_the_workspace(ctx, tmp_path):
             },
             ctx,
         )
+
+
+def test_tune_tool_searches_and_retrains(ctx, tmp_path):
+    trials = []
+    ctx.on_trial = trials.append
+    ctx.study_storage = f"sqlite:///{tmp_path / 'studies.sqlite'}"
+    out = TOOLS.get("tune")(
+        {"dataset": "karate", "model": "gcn", "n_trials": 2, "epochs": 3, "seeds": 2,
+         "study": "t1"},
+        ctx,
+    )  # fmt: skip
+    result = out.result
+    assert result.n_trials == 2 and len(trials) == 2 and result.models == ["gcn"]
+    assert set(result.best_params) >= {"lr", "hidden_channels"}
+    assert len(result.retrained["runs"] if isinstance(result.retrained, dict)
+               else result.retrained.runs) == 2  # fmt: skip
+    assert result.best_value == max(t.value for t in trials if t.value is not None)
