@@ -226,8 +226,8 @@ def _provenance_section(record: RunRecord) -> Section:
     return Section("Provenance", headers=["field", "value"], rows=rows)
 
 
-def cost_rows(steps: list[StepRecord]) -> list[list[str]]:
-    """One row per recorded step: name, seconds, peak MB, tokens, re-asks, decisions."""
+def cost_rows(steps: list[StepRecord], detail: bool = True) -> list[list[str]]:
+    """One row per recorded step: name, seconds, peak MB, tokens, re-asks (, decisions)."""
     rows = []
     for step in steps:
         rows.append(
@@ -238,7 +238,7 @@ def cost_rows(steps: list[StepRecord]) -> list[list[str]]:
                 _fmt(step.prompt_tokens) or "-",
                 _fmt(step.completion_tokens) or "-",
                 _fmt(step.reasks) or "-",
-                _decisions(step.detail),
+                *([_decisions(step.detail)] if detail else []),
             ]
         )
     return rows
@@ -255,6 +255,16 @@ COST_HEADERS = [
 ]
 
 
+def decision_lines(steps: list[StepRecord]) -> list[str]:
+    """Every rule decision (and other step detail) recorded, one `step: text` line each."""
+    return [
+        f"{step.name}: {line}"
+        for step in steps
+        for line in _decisions(step.detail).splitlines()
+        if line
+    ]
+
+
 def _decisions(detail: Any) -> str:
     """Rule decisions as `rule: reason` lines; other detail as compact JSON."""
     if detail is None:
@@ -266,7 +276,7 @@ def _decisions(detail: Any) -> str:
         for d in detail:
             reason = d.get("reason") or d.get("message") or d.get("decision") or ""
             parts.append(f"{d.get('rule', d.get('name', ''))}: {reason}".strip(": "))
-        return "; ".join(parts)
+        return "\n".join(parts)
     return _fmt(detail)
 
 

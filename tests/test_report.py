@@ -130,6 +130,7 @@ def test_tune_compare_and_interrupted_reports(tmp_path: Path) -> None:
 def test_report_and_experiments_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     store = ExperimentStore(tmp_path)
     run_id = store_train(store, "gat", [0.83, 0.825])
+    store.log_step(run_id, "rule", 0.01, detail=[{"rule": "defaults", "reason": "lr set to 0.01"}])
     ws = ["--workspace", str(tmp_path)]
     assert main(["report", str(run_id), *ws, "--json"]) == 0
     paths = json.loads(capsys.readouterr().out)
@@ -140,6 +141,7 @@ def test_report_and_experiments_cli(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["experiments", "show", str(run_id), *ws]) == 0
     out = capsys.readouterr().out
     assert "hidden_channels = 16" in out and "82.75%" in out and "costs:" in out
+    assert "rule: defaults: lr set to 0.01" in out
     assert main(["experiments", "show", "999", *ws]) == 2
     assert "No experiment 999" in capsys.readouterr().err
     assert main(["experiments", "rerun", str(run_id + 1), *ws]) == 2  # not there: clear error

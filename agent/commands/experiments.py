@@ -11,7 +11,7 @@ from typing import Any
 
 from agent.experiments import export_script, rerun, summary_metrics
 from agent.explain import LANGUAGES, explain_run
-from agent.report import COST_HEADERS, cost_rows
+from agent.report import COST_HEADERS, cost_rows, decision_lines
 from agent.store import RUN_KINDS, RUN_STATUSES, ExperimentStore, RunRecord
 
 
@@ -139,7 +139,14 @@ def _show(args: argparse.Namespace) -> int:
     if record.error:
         print(f"\nerror: {record.error}")
     print("\ncosts:")
-    print(_indent(_table(COST_HEADERS, cost_rows(steps))) if steps else "  none recorded")
+    if steps:
+        print(_indent(_table(COST_HEADERS[:-1], cost_rows(steps, detail=False))))
+        decisions = decision_lines(steps)
+        if decisions:
+            print("\ndecisions:")
+            print("\n".join(f"  - {line}" for line in decisions))
+    else:
+        print("  none recorded")
     print("\n" + text)
     return 0
 
