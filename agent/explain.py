@@ -40,13 +40,17 @@ HOMOPHILY_LOW, HOMOPHILY_HIGH = 0.5, 0.7
 
 @dataclass(frozen=True)
 class Published:
-    """A published test figure (percent) and where it comes from."""
+    """A published test accuracy (percent), the task and split it holds for, and its source."""
 
     value: float
     source: str
+    task: str = "node_classification"
+    splits: tuple[str, ...] = ("auto", "public")  # Planetoid's public split
 
 
-# (model, dataset) -> published test accuracy on the standard split / protocol.
+_GIN = ("graph_classification", ("auto", "kfold"))  # 10-fold cross-validation, as in the paper
+
+# (model, dataset) -> published test accuracy under that paper's protocol.
 PUBLISHED: dict[tuple[str, str], Published] = {
     ("gcn", "cora"): Published(81.5, "Kipf & Welling, ICLR 2017"),
     ("gat", "cora"): Published(83.0, "Veličković et al., ICLR 2018"),
@@ -54,8 +58,17 @@ PUBLISHED: dict[tuple[str, str], Published] = {
     ("gcn", "citeseer"): Published(70.3, "Kipf & Welling, ICLR 2017"),
     ("gat", "citeseer"): Published(72.5, "Veličković et al., ICLR 2018"),
     ("mlp", "citeseer"): Published(46.5, "Veličković et al., ICLR 2018"),
-    ("gin", "mutag"): Published(89.4, "Xu et al., ICLR 2019"),
+    ("gin", "mutag"): Published(89.4, "Xu et al., ICLR 2019", *_GIN),
 }
+
+
+def published_figure(model: str, dataset: str, task: str, split: str | None) -> Published | None:
+    """The published figure comparable to this run: same model, data, task and protocol."""
+    found = PUBLISHED.get((model.lower(), dataset.lower()))
+    if found is None or found.task != task or (split or "auto") not in found.splits:
+        return None
+    return found
+
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 
@@ -304,7 +317,8 @@ def training_facts(record: RunRecord, store: ExperimentStore | None = None) -> d
     task = str(_config_value(result, record, "task"))
     epochs = _config_value(result, record, "epochs")
     runs = result.get("runs") or []
-    published = PUBLISHED.get((model, dataset.lower()))
+    split = _config_value(result, record, "split")
+    published = published_figure(model, dataset, task, split)
     stopped = [int(r["stopped_epoch"]) for r in runs if r.get("stopped_epoch") is not None]
     early = bool(epochs) and any(s < int(epochs) for s in stopped)
     return {

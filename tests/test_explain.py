@@ -18,6 +18,7 @@ from agent.explain import (
     fit_diagnosis,
     fmt_p,
     fmt_pct,
+    published_figure,
     render,
 )
 from agent.store import ExperimentStore
@@ -115,6 +116,18 @@ def test_chinese_text_gets_chinese_explanation(store: ExperimentStore) -> None:
     assert "83.12%" in text and "83.0%" in text  # the run and the published GAT figure
     assert "只有一个种子" in text
     assert "Over-fitting" not in text
+
+
+def test_published_figure_only_under_its_protocol(store: ExperimentStore) -> None:
+    assert published_figure("GCN", "Cora", "node_classification", "public").value == 81.5
+    assert published_figure("gcn", "cora", "node_classification", "random") is None
+    assert published_figure("gcn", "cora", "link_prediction", "auto") is None
+    assert published_figure("gin", "MUTAG", "graph_classification", "auto").value == 89.4
+    result = train_result("gcn", [0.9])
+    result["config"].update(task="link_prediction")
+    result["metric"] = "roc_auc"
+    text = explain_run(stored(store, "train", result["config"], result))
+    assert "published" not in text and "test roc_auc 90.00%" in text
 
 
 def test_fit_diagnosis_kinds() -> None:

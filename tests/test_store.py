@@ -163,3 +163,51 @@ def test_live_run_of_this_process_is_not_interrupted(tmp_path: Path) -> None:
     second = ExperimentStore(tmp_path)  # e.g. a tool opening its own store
     assert second.interrupted_on_open == []
     assert second.get_run(run_id).status == "running"
+
+
+REAL_CHILD = textwrap.dedent(
+    """
+    import sys
+    import torch
+    torch.set_num_threads(1)
+    from agent.store import ExperimentStore
+    from graph_ml.train import TrainConfig, train
+    store = ExperimentStore(sys.argv[1])
+    config = TrainConfig(dataset="cora", model="gcn", epochs=100000, patience=0, progress=False,
+                         data_dir=sys.argv[2])
+    run = store.start_run("train", config.model_dump(mode="json"))
+
+    def on_epoch(index, epoch, metrics):
+        store.log_epoch(run, index, epoch, metrics)
+        if epoch == 3:
+            print(run, flush=True)
+
+    train(config, on_epoch=on_epoch, checkpoint_dir=store.checkpoint_dir(run))
+    """
+)
+
+
+def test_kill_9_during_real_training(tmp_path: Path, data_dir: Path) -> None:
+    ws = tmp_path / "ws"
+    before = ExperimentStore(ws)
+    earlier = before.start_run("inspect", {"dataset": "Cora"})
+    before.finish_run(earlier, "succeeded", result={"stats": {"num_nodes": 2708}})
+    before.close()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", REAL_CHILD, str(ws), str(data_dir)],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        run_id = int(child.stdout.readline())
+        time.sleep(0.5)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    store = ExperimentStore(ws)
+    assert store.interrupted_on_open == [run_id]
+    assert store.get_run(run_id).status == "interrupted"
+    logged = store.curves(run_id)[0]
+    assert len(logged) >= 3 and {"train_loss", "val_metric"} <= set(logged[0])
+    assert store.get_run(earlier).result == {"stats": {"num_nodes": 2708}}
+    assert store.list_runs(status="running") == []
