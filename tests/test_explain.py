@@ -19,6 +19,7 @@ from agent.explain import (
     fmt_p,
     fmt_pct,
     published_figure,
+    receptive_hops,
     render,
 )
 from agent.store import ExperimentStore
@@ -263,10 +264,12 @@ def test_explain_node_finds_the_informative_feature() -> None:
         loss = torch.nn.functional.cross_entropy(model(data.x, data.edge_index), y)
         loss.backward()
         optimizer.step()
+    assert receptive_hops(model) == 2
     out = explain_node(model, data, [3, 17], top_k=3, epochs=150)
     assert [o["node"] for o in out] == [3, 17]
     for item in out:
         assert item["top_features"][0]["index"] == 2
+        assert all(0 < f["score"] <= 1 for f in item["top_features"])
         # Only edges of the node's 2-hop neighbourhood can matter to a 2-layer GCN.
         near = {(item["node"] + d) % n for d in (-2, -1, 0, 1, 2)}
         assert all({e["source"], e["target"]} <= near for e in item["top_edges"])
