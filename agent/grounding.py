@@ -117,7 +117,7 @@ _ZH_UNITS = {"十": 10, "百": 100, "千": 1000}
 
 _WORDS = "|".join(sorted(_WORD_NUMBERS, key=len, reverse=True))
 NUM = (
-    r"(?P<num>\d+(?:\.\d+)?(?:[eE][-+]?\d+)?%?|\.\d+%?|(?<![A-Za-z])(?:"
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?![\d.])|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?%?|\.\d+%?|(?<![A-Za-z])(?:"
     + _WORDS
     + r")(?![A-Za-z])|[零一二两三四五六七八九十百千]+)"
 )
@@ -139,7 +139,7 @@ def _zh_number(text: str) -> int | None:
 
 def parse_number(token: str) -> float | int | None:
     """ "200" -> 200, "5e-4" -> 0.0005, "30%" -> 0.3, "three" -> 3, "一百" -> 100."""
-    token = token.strip().lower()
+    token = token.strip().lower().replace(",", "")
     if token in _WORD_NUMBERS:
         return _WORD_NUMBERS[token]
     if _CJK.search(token):
@@ -160,20 +160,20 @@ def parse_number(token: str) -> float | int | None:
 # Each field: patterns with the number as group `num`; the first match in the text wins.
 _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
     "epochs": (
-        NUM + r"\s*(?:training\s+|full\s+)?(?:epochs?|个?epochs?|轮|个?周期|次迭代|代)",
+        NUM + r"\s*(?:training\s+|full\s+|个)?(?:epochs?|iterations|rounds|轮|周期|次迭代|代)",
         r"epochs?" + _SEP + NUM,
         r"(?:训练|迭代|跑)\s*" + NUM + r"\s*(?:轮|次|个?epochs?|代)",
         r"轮数" + _SEP + NUM,
     ),
     "lr": (
-        r"(?:learning[\s-]*rate|\blr|step[\s-]*size|学习率)" + _SEP + NUM,
-        NUM + r"\s*(?:as\s+(?:the\s+)?)?(?:learning[\s-]*rate|\blr\b|的学习率)",
+        r"(?:learning[\s_-]*rate|\blr|step[\s_-]*size|学习率)" + _SEP + NUM,
+        NUM + r"\s*(?:as\s+(?:the\s+)?)?(?:learning[\s_-]*rate|\blr\b|的学习率)",
     ),
     "weight_decay": (
-        r"(?:weight[\s-]*decay|\bwd|\bl2(?:[\s-]*(?:regulari[sz]ation|penalty|reg))?|权重衰减|正则化?系数)"
+        r"(?:weight[\s_-]*decay|\bwd|\bl2(?:[\s-]*(?:regulari[sz]ation|penalty|reg))?|权重衰减|正则化?系数)"
         + _SEP
         + NUM,
-        NUM + r"\s*(?:weight[\s-]*decay|的权重衰减)",
+        NUM + r"\s*(?:weight[\s_-]*decay|的权重衰减)",
     ),
     "hidden_channels": (
         r"(?:hidden(?:[\s_-]*(?:size|dim(?:ension)?s?|channels?|units?|width|features|layer[\s-]*size|neurons))?|width|embedding[\s-]*(?:size|dim(?:ension)?))"
@@ -202,11 +202,12 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         r"(?:注意力)?头数" + _SEP + NUM,
     ),
     "n_trials": (
-        NUM + r"\s*(?:optuna\s+|tuning\s+|search\s+|random\s+|bayesian\s+)?"
+        NUM + r"\s*(?:optuna\s+|tuning\s+|search\s+|random\s+|bayesian\s+|different\s+)?"
         r"(?:trials?|configurations|configs|candidates)",
         r"(?:trials|n[\s_]*trials|budget\s+of)" + _SEP + NUM,
         NUM + r"\s*(?:次|个|组)?(?:试验|实验|尝试|搜索|trials?)",
         r"试验次数" + _SEP + NUM,
+        r"(?:超参数?|调参|调优|搜索|寻优)[^，。,.\d]{0,6}?[，,\s]*" + NUM + r"\s*次",
     ),
     "seeds": (
         NUM + r"\s*(?:different\s+|random\s+|independent\s+)*"
@@ -275,7 +276,8 @@ def _int_list(match: re.Match[str] | None, limit: int) -> list[int]:
 _TASK_PATTERNS: dict[str, tuple[str, ...]] = {
     "link_prediction": (
         r"link[\s-]*predict",
-        r"predict\w*\s+(?:(?:the|missing|future|new|unseen|hidden|held[\s-]out|which|possible)\s+)*(?:links?|edges?|connections?|citations?)",
+        r"predict\w*\s+(?:(?:the|missing|future|new|unseen|hidden|held[\s-]out|which|possible)\s+)*"
+        r"(?:links?|edges?|connections?|citations?|collaborations?|interactions?|friendships?)",
         r"(?:missing|future|unseen)\s+(?:links?|edges?|connections?)",
         r"(?:edge|link)[\s-]*(?:prediction|forecast|completion)",
         r"recommend\w*\s+(?:new\s+)?(?:links|edges|connections|friends)",
@@ -318,7 +320,7 @@ _ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
     ),
     "explain": (
         r"\bexplain|feature\s+importance|important\s+(?:features|neighbou?rs|edges|words)",
-        r"why\s+(?:did|does|do|is|was|were)\s+(?:the\s+)?(?:model|it|\w+)\s+(?:predict|classif|label|get)",
+        r"why\s+(?:did|does|do|is|was|were)\s+(?:the\s+)?(?:model|it|\w+)\s+\w*(?:predict|classif|label|get)",
         r"which\s+(?:features|neighbou?rs|edges|words)\s+(?:matter|mattered|drove|drive|influenced|are\s+important)",
         r"解释|为什么.{0,12}(?:预测|分类|判断)|可解释",
     ),
@@ -346,7 +348,10 @@ _MULTI_STEP = re.compile(
     re.IGNORECASE,
 )
 _QUESTION = re.compile(r"\?|？|吗|什么|多少|哪|\b(?:what|which|how|did|was|were)\b", re.IGNORECASE)
-_FORMAT = {"html": re.compile(r"\bhtml\b|网页", re.I), "markdown": re.compile(r"markdown|\bmd\b")}
+_FORMAT = {
+    "html": re.compile(_ASCII_EDGE_L + r"html" + _ASCII_EDGE_R + r"|网页", re.I),
+    "markdown": re.compile(r"markdown|" + _ASCII_EDGE_L + r"md" + _ASCII_EDGE_R, re.I),
+}
 _UNKNOWN_DATASET = re.compile(
     r"(?:\bon|\bdataset|\bdata\s+set|\bgraph|在)\s+(?:the\s+)?(?P<name>[A-Z][A-Za-z0-9-]{2,})"
     r"|在\s*(?P<zh>[A-Za-z][A-Za-z0-9-]{2,})\s*(?:数据集)?上",

@@ -35,6 +35,8 @@ import yaml
 from agent.actions import (
     ACTION_NAMES,
     MAX_ACTIONS,
+    MAX_MODELS,
+    MAX_RUNS,
     MAX_TEXT,
     TASKS,
     Action,
@@ -42,7 +44,9 @@ from agent.actions import (
     action_class,
     action_fields,
     action_json_schema,
+    dataset_names,
     dump_actions,
+    model_names,
     parse_actions,
 )
 from agent.errors import ModelOutputError, PlanningError, UserInputError
@@ -176,22 +180,6 @@ def system_prompt() -> str:
     )
 
 
-def _hints(m: Mentions) -> str:
-    parts = []
-    if m.datasets:
-        parts.append("dataset " + ", ".join(m.datasets))
-    if m.models:
-        parts.append("model " + ", ".join(m.models))
-    if m.task:
-        parts.append("task " + m.task)
-    parts += [f"{k} {v}" for k, v in m.numbers.items()]
-    if m.nodes:
-        parts.append("nodes " + ", ".join(map(str, m.nodes)))
-    if m.run_ids:
-        parts.append("runs " + ", ".join(map(str, m.run_ids)))
-    return "; ".join(parts)
-
-
 def _context_line(context: Mapping[str, Any] | None) -> str:
     if not context:
         return ""
@@ -245,18 +233,35 @@ def decide_steps(m: Mentions) -> list[str] | None:
     return steps[:MAX_ACTIONS]
 
 
-def _allowed_values(m: Mentions, context: Mapping[str, Any] | None) -> dict[str, list[Any]]:
+def _context_values(context: Mapping[str, Any] | None) -> dict[str, list[Any]]:
+    """The session's values that may stand in for unnamed ones; unusable ones are ignored."""
     ctx = context or {}
+
+    def ok_run(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+    return {
+        "dataset": [ctx["dataset"]] if ctx.get("dataset") in dataset_names() else [],
+        "model": [ctx["model"]] if ctx.get("model") in model_names() else [],
+        "task": [ctx["task"]] if ctx.get("task") in TASKS else [],
+        "run_id": [ctx["run_id"]] if ok_run(ctx.get("run_id")) else [],
+        "run_ids": [r for r in ctx.get("run_ids") or [] if ok_run(r)][:MAX_RUNS],
+    }
+
+
+def _allowed_values(m: Mentions, context: Mapping[str, Any] | None) -> dict[str, list[Any]]:
+    """Field -> the values the plan may hold: the text's, else the session's."""
+    ctx = _context_values(context)
     allowed: dict[str, list[Any]] = {
-        "dataset": list(m.datasets) or ([ctx["dataset"]] if ctx.get("dataset") else []),
-        "model": list(m.models) or ([ctx["model"]] if ctx.get("model") else []),
-        "task": [m.task] if m.task else ([ctx["task"]] if ctx.get("task") else []),
+        "dataset": list(m.datasets) or ctx["dataset"],
+        "model": list(m.models) or ctx["model"],
+        "models": list(m.models)[:MAX_MODELS],
+        "task": [m.task] if m.task else ctx["task"],
         "nodes": list(m.nodes),
-        "run_id": list(m.run_ids) or ([ctx["run_id"]] if ctx.get("run_id") else []),
+        "run_id": list(m.run_ids) or ctx["run_id"],
+        "run_ids": list(m.run_ids) or ctx["run_ids"],
         "format": [m.format] if m.format else [],
     }
-    allowed["models"] = list(m.models)
-    allowed["run_ids"] = list(m.run_ids) or list(ctx.get("run_ids") or [])
     for name, value in m.numbers.items():
         allowed[name] = [value]
     return allowed
@@ -291,7 +296,7 @@ def narrow_schema(
     allowed = _allowed_values(m, context)
     single = steps is not None and len(steps) == 1
     items = []
-    for name in steps or FREE_CHOICE:
+    for name in steps or (FREE_CHOICE if m.question else ("clarify",)):
         definition = dict(full["$defs"][action_class(name).__name__])
         properties: dict[str, Any] = {"action": definition["properties"]["action"]}
         required = ["action"]
@@ -353,8 +358,6 @@ def _token_budget(schema: dict[str, Any]) -> int:
 
 
 def _clarify(reason: str, m: Mentions, name: str = "") -> dict[str, Any]:
-    from agent.actions import dataset_names
-
     question = render(
         "planner_clarify.j2",
         reason=reason,
@@ -479,11 +482,16 @@ def _repeat_per_dataset(plan: list[dict], m: Mentions, fixes: list[Fix]) -> None
 def _check_needs(
     plan: list[dict], m: Mentions, context: Mapping[str, Any] | None, fixes: list[Fix]
 ) -> list[dict]:
-    """A run without a dataset cannot start: ask which one instead of guessing."""
-    for action in plan:
+    """A run without a dataset cannot start: take the session's, else ask; never guess."""
+    session = _context_values(context)["dataset"]
+    for index, action in enumerate(plan):
         if action["action"] not in NEEDS_DATASET or "dataset" in action:
             continue
         if action["action"] == "compare" and action.get("run_ids"):
+            continue
+        if session and not m.unknown_dataset:
+            action["dataset"] = session[0]
+            fixes.append(Fix(index, "dataset", None, session[0], "the session's dataset"))
             continue
         reason = "unknown_dataset" if m.unknown_dataset else "no_dataset"
         clarify = _clarify(reason, m, m.unknown_dataset or "")
@@ -502,16 +510,18 @@ def _check_needs(
 # ---------------------------------------------------------------------------------------
 
 
-def _out_of_range(numbers: dict[str, int | float]) -> dict[str, str]:
-    """Numbers outside the action schema's bounds -> the bound they break."""
-    props = action_json_schema()["$defs"]["Train"]["properties"]
-    props = {**action_json_schema()["$defs"]["Tune"]["properties"], **props}
-    out = {}
+def _out_of_range(numbers: dict[str, int | float]) -> list[str]:
+    """Numbers outside the action schema's bounds, each with the bound it breaks."""
+    defs = action_json_schema()["$defs"]
+    props = {**defs["Tune"]["properties"], **defs["Train"]["properties"]}
+    out = []
     for name, value in numbers.items():
-        try:
-            jsonschema.validate(value, {k: v for k, v in props[name].items() if k != "description"})
-        except jsonschema.ValidationError as error:
-            out[name] = error.message
+        bounds = {k: v for k, v in props[name].items() if k != "description"}
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(bounds).iter_errors(value)
+        )
+        if error is not None:
+            out.append(f"{name} {error.message}")
     return out
 
 
@@ -548,28 +558,24 @@ class Planner:
         text = _check_request(text)
         mentions = extract(text)
         bad = _out_of_range(mentions.numbers)
-        for name in bad:
-            del mentions.numbers[name]
+        mentions.numbers = {
+            k: v for k, v in mentions.numbers.items() if not any(b.startswith(k + " ") for b in bad)
+        }
         steps = decide_steps(mentions)
         schema = narrow_schema(steps, mentions, context, text)
         messages: list[Message] = [
             {"role": "system", "content": system_prompt()},
             {
                 "role": "user",
-                "content": render(
-                    "planner_user.j2",
-                    text=text,
-                    hints=_hints(mentions),
-                    context=_context_line(context),
-                ),
+                "content": render("planner_user.j2", text=text, context=_context_line(context)),
             },
         ]
         actions, completions = self._ask(messages, schema)
         grounded, fixes = ground(actions, mentions, steps, context, text)
-        if bad:
-            question = "; ".join(f"{k}: {v}" for k, v in bad.items())
-            fixes.append(Fix(0, "action", grounded[0]["action"], "clarify", question))
-            grounded = [{"action": "clarify", "question": f"Out of range: {question}."[:MAX_TEXT]}]
+        if bad:  # a value the user gave that no run may use: ask, do not drop it silently
+            clarify = _clarify("out_of_range", mentions, "; ".join(bad))
+            fixes.append(Fix(0, "action", grounded[0]["action"], "clarify", "; ".join(bad)))
+            grounded = [clarify]
         final = ActionPlan.model_validate({"actions": grounded}).actions
         return Plan(
             actions=final,

@@ -310,6 +310,13 @@ def test_garbage_text_gets_a_clarifying_question():
     # No words settled the plan, so the model chose between clarify and answer only.
     anyof = backend.schemas[0]["properties"]["actions"]["items"]["anyOf"]
     assert {i["properties"]["action"]["const"] for i in anyof} == {"clarify", "answer"}
+    # Not even a question: the only way forward is to ask one.
+    plan, backend = _plan(
+        "Do something with graphs.", _reply({"action": "clarify", "question": "What?"})
+    )
+    assert backend.schemas[0]["properties"]["actions"]["items"]["properties"]["action"] == {
+        "const": "clarify", "type": "string"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
