@@ -15,6 +15,7 @@ consistent (each write is one transaction) and the session goes on.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import threading
 import time
@@ -582,15 +583,14 @@ class Session:
                     return failure
                 members.append(run_id)
         entries = []
-        for run_id in members:
-            record = self.store.get_run(run_id)
+        records = [self.store.get_run(run_id) for run_id in members]
+        for record, label in zip(records, _labels(records), strict=True):
             values = [r["test_metric"] for r in (record.result or {}).get("runs", [])]
             if record.status != "succeeded" or not values:
-                message = f"run {run_id} has no test results to compare (status {record.status})"
+                message = f"run {record.id} has no test results to compare ({record.status})"
                 self.store.finish_run(compare_id, "failed", error=message)
                 raise UserInputError(f"Cannot compare: {message}.")
-            label = f"{record.config.get('model', record.kind)} (run {run_id})"
-            entries.append({"label": label, "run_id": run_id, "values": values})
+            entries.append({"label": label, "run_id": record.id, "values": values})
         metric = (self.store.get_run(members[0]).result or {}).get("metric", "accuracy")
         args = {"entries": entries, "metric": metric}
         out, failure = self._run_tool("compare", "compare", args, compare_id, self._tool_context())
@@ -720,6 +720,21 @@ class Session:
             text=item.fields["question"],
             exit_code=UserInputError.exit_code,
         )
+
+
+LABEL_KEYS = ("model", "dataset", "hidden_channels", "num_layers", "heads", "lr", "dropout",
+              "weight_decay", "epochs")  # fmt: skip
+
+
+def _labels(records: list[Any]) -> list[str]:
+    """Names for compared runs: the model, plus whatever else differs between them."""
+    differ = [k for k in LABEL_KEYS[1:] if len({json.dumps(r.config.get(k)) for r in records}) > 1]
+    labels = []
+    for record in records:
+        extra = ", ".join(f"{k}={record.config.get(k)}" for k in differ)
+        name = str(record.config.get("model", record.kind))
+        labels.append(f"{name} ({extra + ', ' if extra else ''}run {record.id})")
+    return labels
 
 
 @dataclass
