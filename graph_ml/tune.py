@@ -43,6 +43,7 @@ from graph_ml.datasets import DATASETS, LoadedDataset, load_dataset
 from graph_ml.errors import SetupError, UserInputError
 from graph_ml.models import MODELS, check_task
 from graph_ml.registry import Registry
+from graph_ml.train import TrainConfig, TrainResult, train
 
 Task = Literal["node_classification", "link_prediction", "graph_classification"]
 Value = int | float | str
@@ -254,8 +255,6 @@ def build_space(models: list[str], overrides: dict[str, RangeOverride] | None = 
 def trainer_fields() -> set[str]:
     """The hyper-parameters `TrainConfig` accepts; search parameters outside it are skipped
     (SAGE's `aggr`, APPNP's `K` and `alpha` until the trainer takes them)."""
-    from graph_ml.train import TrainConfig
-
     return set(TrainConfig.model_fields)
 
 
@@ -617,8 +616,6 @@ class Objective:
 
     def train_config(self, model: str, params: dict[str, Value], seeds: int, seed: int):
         """The `TrainConfig` of one configuration."""
-        from graph_ml.train import TrainConfig
-
         config = self.plan.config
         return TrainConfig(
             dataset=config.dataset,
@@ -635,8 +632,6 @@ class Objective:
         )
 
     def __call__(self, trial: optuna.Trial) -> float:
-        from graph_ml.train import train
-
         if not isinstance(trial, optuna.trial.FixedTrial):
             _claim_slot(trial, self.n_trials)
         model, params = suggest(trial, self.plan.space)
@@ -705,7 +700,7 @@ class TuneResult(BaseModel):
     importances: dict[str, float]
     importances_by_model: dict[str, dict[str, float]] = Field(default_factory=dict)
     importance_note: str | None = None
-    retrained: Any = None  # graph_ml.train.TrainResult of the best configuration
+    retrained: TrainResult | None = None  # the best configuration over retrain_seeds seeds
     test_mean: float | None = None
     test_std: float | None = None
     seconds: float  # this session's wall time, search and retraining
@@ -991,8 +986,6 @@ def summarise(plan: Plan, study: optuna.Study, dataset: LoadedDataset, seconds: 
         )
     retrained = None
     if config.retrain_seeds:
-        from graph_ml.train import train
-
         objective = Objective(plan, dataset)
         retrain_config = objective.train_config(
             model, params, seeds=config.retrain_seeds, seed=config.retrain_seed

@@ -221,12 +221,10 @@ def test_narrowed_space_is_honoured_in_a_real_search(workspace: Path) -> None:
 def test_bad_request_fails_before_any_trial(
     fields: dict, message: str, workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import graph_ml.train
-
     def no_training(*args, **kwargs):
         raise AssertionError("a trial ran")
 
-    monkeypatch.setattr(graph_ml.train, "train", no_training)
+    monkeypatch.setattr(tuning, "train", no_training)
     with pytest.raises(UserInputError, match=message):
         tuning.tune(make_config(**{"dataset": "karate", "n_trials": 3, **fields}))
     assert not (workspace / "studies.sqlite").exists()  # no study was even created
