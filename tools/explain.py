@@ -72,9 +72,9 @@ def explain_predictions(args: ExplainArgs, ctx: ToolContext) -> ExplainResult:
 
         ds = normalize_features(ds, "row")  # the model was trained on row-normalised features
     model = _restore(config, checkpoint, ds)
-    # GNNExplainer on a PyG model: pure graph code that agent.explain hosts beside the
-    # templates that word its output (it needs no LLM and no store).
-    from agent.explain import explain_node
+    # Pure PyG code (no LLM, no store) that lives beside the templates wording its output;
+    # it belongs in graph_ml, and this import is the one place tools reach into agent.
+    from agent.attributions import explain_node
 
     nodes = explain_node(model, ds.data, args.nodes, top_k=args.top_k, epochs=EXPLAINER_EPOCHS)
     return ExplainResult(model=config["model"], dataset=ds.spec.name, nodes=nodes)
