@@ -228,3 +228,27 @@ def test_expensive_plan_asks_and_can_be_declined(store, data_dir):
     outcome = session.handle("train on karate for 3 epochs").outcomes[0]
     assert outcome.status == "declined" and asked and "will take about" in asked[0]
     assert store.list_runs() == []
+
+
+def test_unknown_dataset_in_text_gets_a_question_and_no_run(store, options):
+    session, _ = chat(store, options, plan(action="train", model="gcn"))
+    outcome = session.handle("train a gcn on imagenet").outcomes[0]
+    assert outcome.action == "clarify" and outcome.exit_code == 2
+    assert "cora" in outcome.text and outcome.text.endswith((".", "?"))
+    assert store.list_runs() == []
+
+
+def test_explain_nodes_of_the_last_run_with_attributions(store, options):
+    session, _ = chat(
+        store,
+        options,
+        plan(action="train", dataset="karate", model="gcn", epochs=5),
+        plan(action="explain", nodes=[0, 33]),
+    )
+    session.handle("train a gcn on karate for 5 epochs")
+    outcome = session.handle("explain the predictions for nodes 0 and 33").outcomes[0]
+    assert outcome.status == "succeeded"
+    record = store.get_run(outcome.run_id)
+    assert record.kind == "explain" and record.parent_id == 1
+    assert [n["node"] for n in record.result["nodes"]] == [0, 33]
+    assert "33" in outcome.text
