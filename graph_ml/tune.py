@@ -432,14 +432,18 @@ class Plan(BaseModel):
     storage_url: str
 
 
-def resolve(config: TuneConfig) -> Plan:
+def resolve(config: TuneConfig, dataset: LoadedDataset | None = None) -> Plan:
     """Check everything that can be checked before a trial runs.
+
+    Args:
+        config: the request.
+        dataset: an already loaded dataset (an imported CSV graph is not in the catalogue).
 
     Raises:
         UserInputError: unknown dataset, task, model, sampler or pruner; a model that does not
             support the task; a bad range in `config.space`.
     """
-    spec = DATASETS.get(config.dataset)
+    spec = dataset.spec if dataset is not None else DATASETS.get(config.dataset)
     task = config.task or spec.default_task
     if task not in spec.tasks:
         raise UserInputError(
@@ -614,7 +618,9 @@ class Objective:
     def __init__(self, plan: Plan, dataset: LoadedDataset, n_trials: int | None = None) -> None:
         self.plan, self.dataset, self.n_trials = plan, dataset, n_trials
 
-    def train_config(self, model: str, params: dict[str, Value], seeds: int, seed: int):
+    def train_config(
+        self, model: str, params: dict[str, Value], seeds: int, seed: int
+    ) -> TrainConfig:
         """The `TrainConfig` of one configuration."""
         config = self.plan.config
         return TrainConfig(
@@ -920,10 +926,13 @@ def tune(
         SetupError: missing dataset files, an unreachable storage, a failed worker process.
     """
     started = time.perf_counter()
-    plan = resolve(config)
+    plan = resolve(config, dataset)
+    if config.workers > 1 and config.dataset not in DATASETS:
+        raise UserInputError(
+            f"Worker processes load the dataset by name, and {config.dataset!r} is not in the "
+            "catalogue; use --n-jobs (threads) for an imported graph."
+        )
     dataset = dataset or load_dataset(config.dataset, config.data_dir)
-    if config.workers > 1 and plan.storage_url.startswith("sqlite:///:memory:"):
-        raise UserInputError("Worker processes need a shared storage file or URL, not memory.")
     with _quiet_optuna():
         study = open_study(plan)  # storage and space errors surface before any training
         bar = _progress(plan, finished_trials(study)) if progress else None

@@ -271,6 +271,24 @@ def test_grid_and_cmaes_samplers_fit_one_model(workspace: Path) -> None:
     assert isinstance(tuning.SAMPLERS.get("cmaes")(space, 0), optuna.samplers.CmaEsSampler)
 
 
+def test_threads_share_the_trial_budget(workspace: Path) -> None:
+    result = tuning.tune(
+        make_config(
+            dataset="karate",
+            models=["gcn", "mlp"],
+            n_trials=5,
+            n_jobs=2,
+            epochs=10,
+            pruner="none",
+            retrain_seeds=0,
+            seed=3,
+        )  # fmt: skip
+    )
+    assert result.n_trials == 5 and len({r.number for r in result.history}) == 5
+    assert {r.model for r in result.history} <= {"gcn", "mlp"}
+    assert set(result.importances_by_model) <= {"gcn", "mlp"}
+
+
 def test_storage_errors_are_setup_errors(tmp_path: Path) -> None:
     with pytest.raises(SetupError, match="Cannot open the study storage"):
         tuning.open_storage("postgresql://nobody:secret@127.0.0.1:1/none")
