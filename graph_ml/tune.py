@@ -599,7 +599,9 @@ def _claim_slot(trial: optuna.Trial, n_trials: int | None) -> None:
             study.stop()
             raise _Surplus(f"trial {trial.number} is beyond the budget of {n_trials}")
         time.sleep(_POLL_SECONDS)
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # a dead worker's trial frees its slot
 
 
 class Objective:
