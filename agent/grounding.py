@@ -36,10 +36,10 @@ def has_cjk(text: str) -> bool:
 # ---------------------------------------------------------------------------------------
 
 
-def _registry_aliases(kind: str) -> dict[str, set[str]]:
-    """Canonical name -> the names the registry knows it by (its own spelling kept)."""
+def _registry_aliases(kind: str) -> dict[str, list[str]]:
+    """Canonical name -> the other names the registry knows it by (its own spelling kept)."""
     names = dataset_names() if kind == "datasets" else model_names()
-    out = {name: {name} for name in names}
+    out: dict[str, list[str]] = {name: [] for name in names}
     try:
         if kind == "datasets":
             from graph_ml.datasets import DATASETS as registry
@@ -48,23 +48,25 @@ def _registry_aliases(kind: str) -> dict[str, set[str]]:
     except ImportError:
         return out
     for name, spec in registry.items():
-        out[name] |= set(getattr(spec, "aliases", ()))
+        out[name] += sorted(getattr(spec, "aliases", ()))
     return out
 
 
 @cache
 def catalogue_aliases() -> dict[str, dict[str, tuple[str, ...]]]:
-    """{"datasets"|"models": {canonical: (aliases...)}}: registries plus planner_aliases.yaml."""
+    """{"datasets"|"models": {canonical: aliases}}: planner_aliases.yaml first, in its order
+    (the most common names come first there), then the registries' own aliases."""
     extra = yaml.safe_load(
         resources.files("prompts").joinpath("planner_aliases.yaml").read_text("utf-8")
     )
     out: dict[str, dict[str, tuple[str, ...]]] = {}
     for kind in ("datasets", "models"):
-        merged = _registry_aliases(kind)
-        for name, aliases in (extra.get(kind) or {}).items():
-            if name in merged:
-                merged[name] |= set(aliases)
-        out[kind] = {name: tuple(sorted(a, key=len, reverse=True)) for name, a in merged.items()}
+        registry = _registry_aliases(kind)
+        curated = extra.get(kind) or {}
+        out[kind] = {
+            name: tuple(dict.fromkeys(a for a in [*curated.get(name, []), *aliases] if a != name))
+            for name, aliases in registry.items()
+        }
     return out
 
 
@@ -78,7 +80,9 @@ def _name_pattern(alias: str) -> str:
 @cache
 def _name_matchers(kind: str) -> list[tuple[re.Pattern[str], str]]:
     pairs = [
-        (alias, name) for name, aliases in catalogue_aliases()[kind].items() for alias in aliases
+        (alias, name)
+        for name, aliases in catalogue_aliases()[kind].items()
+        for alias in (name, *aliases)
     ]
     pairs.sort(key=lambda pair: len(pair[0]), reverse=True)  # "graph attention v2" first
     return [(re.compile(_name_pattern(alias), re.IGNORECASE), name) for alias, name in pairs]
@@ -107,19 +111,23 @@ def find_names(text: str, kind: str) -> list[str]:
 # ---------------------------------------------------------------------------------------
 
 _WORD_NUMBERS = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
-    "thirty": 30, "forty": 40, "fifty": 50, "hundred": 100, "a hundred": 100,
+    "a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
+    "seventy": 70, "eighty": 80, "ninety": 90,
 }  # fmt: skip
+_WORD_SCALES = {"hundred": 100, "thousand": 1000}
 _ZH_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
               "八": 8, "九": 9}  # fmt: skip
 _ZH_UNITS = {"十": 10, "百": 100, "千": 1000}
 
-_WORDS = "|".join(sorted(_WORD_NUMBERS, key=len, reverse=True))
+_WORD = "|".join(sorted(set(_WORD_NUMBERS) - {"a"} | set(_WORD_SCALES), key=len, reverse=True))
+# "two hundred and fifty", "twenty-five", "a hundred": one number, not three
+_WORDS = rf"(?:a[\s-]+(?:hundred|thousand)|(?:{_WORD}))(?:[\s-]+(?:and[\s-]+)?(?:{_WORD}))*"
 NUM = (
-    r"(?P<num>\d{1,3}(?:,\d{3})+(?![\d.])|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?%?|\.\d+%?|(?<![A-Za-z])(?:"
-    + _WORDS
-    + r")(?![A-Za-z])|[零一二两三四五六七八九十百千]+)"
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?![\d.])|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?%?|\.\d+%?"
+    r"|(?<![A-Za-z])" + _WORDS + r"(?![A-Za-z])|[零一二两三四五六七八九十百千]+)"
 )
 _SEP = r"\s*(?:=|:|：|is|of|to|at|as|was|be|为|是|设为|设置为|取)?\s*"  # "lr = 0.01", "lr of 0.01"
 
@@ -137,11 +145,27 @@ def _zh_number(text: str) -> int | None:
     return total + (digit or 0)
 
 
+def _word_number(text: str) -> int | None:
+    total, current = 0, 0
+    for word in re.split(r"[\s-]+", text):
+        if word == "and":
+            continue
+        if word in _WORD_SCALES:
+            current = max(current, 1) * _WORD_SCALES[word]
+            if _WORD_SCALES[word] >= 1000:
+                total, current = total + current, 0
+        elif word in _WORD_NUMBERS:
+            current += _WORD_NUMBERS[word]
+        else:
+            return None
+    return total + current
+
+
 def parse_number(token: str) -> float | int | None:
-    """ "200" -> 200, "5e-4" -> 0.0005, "30%" -> 0.3, "three" -> 3, "一百" -> 100."""
+    """ "200" -> 200, "5e-4" -> 0.0005, "30%" -> 0.3, "two hundred" -> 200, "一百" -> 100."""
     token = token.strip().lower().replace(",", "")
-    if token in _WORD_NUMBERS:
-        return _WORD_NUMBERS[token]
+    if re.fullmatch(r"[a-z\s-]+", token):
+        return _word_number(token)
     if _CJK.search(token):
         return _zh_number(token)
     percent = token.endswith("%")
@@ -214,6 +238,7 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         r"(?:seeds|runs|repeats|repetitions|restarts)",
         r"seeds" + _SEP + NUM,
         r"(?:repeat(?:ed)?|run)\s+(?:it\s+|each\s+|them\s+|this\s+)?" + NUM + r"\s+times",
+        NUM + r"\s+times(?!\s+(?:faster|slower|more|less|as|larger|smaller|bigger))",
         NUM + r"\s*个?(?:不同的?)?(?:随机)?种子",
         r"(?:重复|运行|跑)\s*" + NUM + r"\s*次",
         r"种子数" + _SEP + NUM,
@@ -284,7 +309,7 @@ _TASK_PATTERNS: dict[str, tuple[str, ...]] = {
         r"链[接路]预测|边预测|预测.{0,8}?(?:边|链接|连接|链路)",
     ),
     "graph_classification": (
-        r"graph[\s-]*(?:level[\s-]*)?classif",
+        r"graph[\s-]*(?:level[\s-]*)?classif|graph[\s-]level",
         r"classif\w*\s+(?:(?:the|whole|entire|each|all|these)\s+)*(?:\w+\s+)?(?:graphs|molecules?|compounds|proteins)",
         r"molecul|mutagen|compound",
         r"图分类|图级|分子|化合物",
@@ -307,7 +332,10 @@ _ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
     "tune": (
         r"\btun(?:e|es|ed|ing)\b|hyper[\s-]?param|\bsearch|optimi[sz](?:e|es|ed|ing|ation)\b",
         r"\bsweep|optuna|bayesian|\btrials?\b|grid\s+search|random\s+search",
-        r"best\s+(?:possible\s+)?(?:model|configuration|config|settings?|hyper\w*|architecture|combination|parameters)",
+        r"best\s+(?:possible\s+)?(?:model|configuration|config|settings?|hyper\w*|architecture|"
+        r"combination|parameters|gnn|method|network)",
+        r"which\s+(?:model|gnn|architecture|method|network)\s+(?:is|works|performs|would\s+be|"
+        r"does)\s+(?:the\s+)?best|auto[\s-]?ml",
         r"超参|调参|调优|搜索|寻优|最优|最佳(?:模型|配置|参数)|试验",
     ),
     "inspect": (

@@ -52,6 +52,7 @@ from agent.actions import (
 from agent.errors import ModelOutputError, PlanningError, UserInputError
 from agent.grounding import Mentions, catalogue_aliases, extract, has_cjk
 from agent.llm.base import Completion, LLMBackend, Message
+from graph_ml.registry import canonical
 
 MAX_REQUEST_CHARS = 2000  # a request longer than this is a document, not a task
 MAX_ATTEMPTS = 3  # one answer plus two re-asks; more rarely helps a small model
@@ -136,9 +137,15 @@ def render(template: str, **values: Any) -> str:
     return _templates().get_template(template).render(**values).strip()
 
 
-def _display_aliases(kind: str, name: str, limit: int = 3) -> list[str]:
-    aliases = [a for a in catalogue_aliases()[kind].get(name, ()) if a.lower() != name]
-    latin = sorted((a for a in aliases if not has_cjk(a)), key=len)[: limit - 1]
+def _display_aliases(kind: str, name: str) -> list[str]:
+    """Two common names and one Chinese one, for the prompt (all of them are matched)."""
+    seen = {canonical(name)}
+    aliases = []
+    for alias in catalogue_aliases()[kind].get(name, ()):
+        if canonical(alias) not in seen:  # "cite seer" says nothing "citeseer" does not
+            seen.add(canonical(alias))
+            aliases.append(alias)
+    latin = [a for a in aliases if not has_cjk(a)][:2]
     chinese = [a for a in aliases if has_cjk(a)][:1]
     return latin + chinese
 

@@ -63,6 +63,12 @@ def _plan(text: str, *replies: str, context=None):
          {"num_layers": 2, "hidden_channels": 64, "seeds": 3}),
         ("训练两百轮，重复5次", {"epochs": 200, "seeds": 5}),
         ("Train GCN on Cora", {}),
+        ("two hundred and fifty epochs, twenty-five trials", {"epochs": 250, "n_trials": 25}),
+        ("hidden_channels=64, num_layers=3, weight_decay=5e-4, lr=.01",
+         {"hidden_channels": 64, "num_layers": 3, "weight_decay": 0.0005, "lr": 0.01}),
+        ("for 1,000 epochs with seed 42", {"epochs": 1000}),  # a seed is not a seed count
+        ("隐藏层大小为64，两层，dropout设为0.5，权重衰减5e-4",
+         {"hidden_channels": 64, "num_layers": 2, "dropout": 0.5, "weight_decay": 0.0005}),
         ("GATv2 on ogbn-arxiv", {}),
     ],
 )  # fmt: skip
@@ -110,6 +116,11 @@ def test_parse_number_forms():
         ("What was the test accuracy of my last run?", ["answer"]),
         ("在CiteSeer上对GAT做超参数搜索，20次试验。", ["tune"]),
         ("hmm", None),
+        ("Which model is best for Cora?", ["tune"]),
+        ("Generate an HTML report for runs 3 and 5", ["report"]),
+        ("Why did the GCN misclassify node 17 on Cora?", ["explain"]),
+        ("Cora上GCN和GAT哪个更好？", ["compare"]),
+        ("在Cora上训练GCN，然后生成报告", ["train", "report"]),
     ],
 )  # fmt: skip
 def test_steps_the_words_settle(text, steps):
