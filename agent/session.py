@@ -615,7 +615,11 @@ class Session:
         run_id = self._start("tune", item.fields, step_ids)
         ctx = self._tool_context()
         ctx.study_storage = self.store.studies_url()
-        args = {**item.fields, "study": f"run{run_id}-{item.fields['dataset']}"}
+        args = {
+            **item.fields,
+            "study": f"run{run_id}-{item.fields['dataset']}",
+            "timeout": self.limits.max_wall_seconds,  # the search stops at the wall-time budget
+        }
         out, failure = self._run_tool("tune", "tune", args, run_id, ctx)
         self._remember(item, run_id)
         if failure is not None:

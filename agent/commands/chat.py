@@ -60,9 +60,11 @@ def _lines(stream: TextIO, prompt: str, interactive: bool) -> Iterator[str]:
         if interactive:
             try:
                 yield input(prompt)
-            except EOFError:
+            except EOFError:  # Ctrl-D leaves
                 print()
                 return
+            except KeyboardInterrupt:  # Ctrl-C clears the line, as in a shell
+                print()
         else:
             line = stream.readline()
             if not line:
@@ -146,6 +148,9 @@ class _Chat:
     def _turn(self, text: str) -> int:
         try:
             turn = self.session.handle(text)
+        except KeyboardInterrupt:  # Ctrl-C stops this request (its run is marked), not the chat
+            print("\ninterrupted (a run in progress is marked interrupted)", flush=True)
+            return 130
         except AutoGLMError as error:  # the chat goes on; the message says what to change
             if self.args.json:
                 print(json.dumps(error_json(error), ensure_ascii=False), flush=True)
