@@ -80,6 +80,7 @@ BASE_DEFAULTS: dict[str, Any] = {
     "epochs": 200,
     "patience": 100,  # epochs without a better val metric before stopping (GAT paper: 100)
     "scheduler": "none",  # the papers train at a constant rate
+    "selection": "metric",  # keep the best-validation-metric epoch (train.EarlyStopping)
 }
 
 # Graph classification: the GIN paper's protocol (Xu et al. 2019, section 7).
@@ -409,7 +410,15 @@ _register(
     ),
     GCN,
 )
-_GAT_DEFAULTS = {"hidden_channels": 8, "heads": 8, "dropout": 0.6, "lr": 0.005, "output_heads": 1}
+_GAT_DEFAULTS = {
+    "hidden_channels": 8,
+    "heads": 8,
+    "dropout": 0.6,
+    "lr": 0.005,
+    "output_heads": 1,
+    "epochs": 1000,  # the paper trains until patience runs out
+    "selection": "metric_and_loss",  # the paper's early-stopping rule
+}
 _register(
     ModelSpec(
         "gat",

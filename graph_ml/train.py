@@ -60,6 +60,8 @@ class TrainConfig(BaseModel):
     mini_batch: bool = False  # full batch fits every bundled dataset and is faster
     num_neighbors: list[int] | None = None  # per layer; None: 10 per layer
     scheduler: Literal["none", "step", "plateau", "cosine"] | None = None
+    # Which epoch to keep (see EarlyStopping); None: the model's, GAT's paper rule for GATs.
+    selection: Literal["metric", "metric_and_loss"] | None = None
     device: str = "auto"  # cuda when available, else cpu
     normalize_features: bool | None = None  # None: row-normalise non-negative node features
     pooling: Literal["sum", "mean"] | None = None  # graph readout; None: sum (GIN)
@@ -217,7 +219,8 @@ def _train_run(
     job = TASK_RUNNERS[cfg.task](cfg, ds, split, device)
     optimizer = torch.optim.Adam(job.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = _make_scheduler(cfg, optimizer)
-    best: dict[str, Any] = {"key": (-math.inf, -math.inf), "epoch": 0, "state": None}
+    stopper = EarlyStopping(cfg.selection or "metric", cfg.patience or 0)
+    state: dict[str, Tensor] = {}
     curves: list[dict[str, float]] = []
     bar = tqdm(range(1, cfg.epochs + 1), desc=f"run {index + 1}", leave=False,
                disable=None if cfg.progress else True)  # fmt: skip
@@ -227,30 +230,70 @@ def _train_run(
         scores = job.evaluate()
         row = {"epoch": epoch, "train_loss": loss, **scores, "lr": optimizer.param_groups[0]["lr"]}
         curves.append(row)
-        key = (scores["val_metric"], -scores["val_loss"])
-        if key > best["key"]:  # ties on the metric go to the lower validation loss
-            best.update(key=key, epoch=epoch, state=_copy_state(job.model))
+        if stopper.keep(epoch, scores["val_metric"], scores["val_loss"]):
+            state = _copy_state(job.model)
         bar.set_postfix(loss=f"{loss:.3f}", val=f"{scores['val_metric']:.3f}")
         if on_epoch is not None:
             on_epoch(index, epoch, row)
         _step_scheduler(scheduler, scores["val_metric"])
-        if cfg.patience and epoch - best["epoch"] >= cfg.patience:
+        if stopper.should_stop(epoch):
             break
-    job.model.load_state_dict(best["state"])
+    job.model.load_state_dict(state)
     final = job.final_metrics()
     return SeedRun(
         seed=seed,
         fold=fold,
-        best_epoch=best["epoch"],
+        best_epoch=stopper.best_epoch,
         stopped_epoch=epoch,
         val_metric=final.pop("val_metric"),
         test_metric=final["test_metric"],
         metrics={k: v for k, v in final.items() if k != "confusion"},
         curves=curves,
-        checkpoint=_save_checkpoint(checkpoint_dir, cfg, seed, fold, best["state"]),
+        checkpoint=_save_checkpoint(checkpoint_dir, cfg, seed, fold, state),
         seconds=time.perf_counter() - start,
         confusion=final.get("confusion"),
     )
+
+
+class EarlyStopping:
+    """Which epoch's weights to keep, and when to stop.
+
+    Rules:
+        "metric": keep an epoch that beats the best validation metric (ties go to the lower
+            validation loss); patience counts epochs since the last kept one.
+        "metric_and_loss" (the GAT paper's): keep an epoch whose validation metric is at least
+            the best so far and whose validation loss is at most the lowest so far; patience
+            restarts whenever either of the two improves.
+
+    Args:
+        rule: "metric" or "metric_and_loss".
+        patience: epochs to wait; 0 never stops early.
+    """
+
+    def __init__(self, rule: str, patience: int) -> None:
+        self.rule, self.patience = rule, patience
+        self.best_metric, self.best_loss = -math.inf, math.inf
+        self.best_epoch = self.last_progress = 0
+
+    def keep(self, epoch: int, metric: float, loss: float) -> bool:
+        """Record one epoch; True when its weights should be kept."""
+        if self.rule == "metric":
+            keep = progress = (metric, -loss) > (self.best_metric, -self.best_loss)
+            if keep:
+                self.best_metric, self.best_loss = metric, loss
+        else:
+            keep = metric >= self.best_metric and loss <= self.best_loss
+            progress = metric >= self.best_metric or loss <= self.best_loss
+            self.best_metric = max(self.best_metric, metric)
+            self.best_loss = min(self.best_loss, loss)
+        if keep:
+            self.best_epoch = epoch
+        if progress:
+            self.last_progress = epoch
+        return keep
+
+    def should_stop(self, epoch: int) -> bool:
+        return bool(self.patience) and epoch - self.last_progress >= self.patience
 
 
 def _copy_state(model: torch.nn.Module) -> dict[str, Tensor]:

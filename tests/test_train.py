@@ -14,6 +14,7 @@ from graph_ml.datasets import DATASETS, LoadedDataset, make_sbm
 from graph_ml.errors import UserInputError
 from graph_ml.sampling import TorchNeighborSampler, neighbor_loader
 from graph_ml.train import (
+    EarlyStopping,
     TrainConfig,
     confusion_matrix,
     macro_f1,
@@ -78,6 +79,17 @@ def test_early_stopping_stops_after_patience(sbm: LoadedDataset) -> None:
     assert run.stopped_epoch < 500
     assert run.stopped_epoch - run.best_epoch == 5
     assert run.curves[run.best_epoch - 1]["val_metric"] == max(c["val_metric"] for c in run.curves)
+
+
+def test_gat_paper_rule_keeps_only_epochs_good_on_both() -> None:
+    stopper = EarlyStopping("metric_and_loss", patience=2)
+    assert stopper.keep(1, 0.5, 1.0)
+    assert not stopper.keep(2, 0.6, 1.2)  # accuracy up, loss up: progress, but not kept
+    assert not stopper.should_stop(2)
+    assert stopper.keep(3, 0.6, 0.9)
+    assert not stopper.keep(4, 0.55, 0.95)
+    assert not stopper.keep(5, 0.55, 0.95)
+    assert stopper.should_stop(5) and stopper.best_epoch == 3
 
 
 def test_several_seeds_mean_and_std(sbm: LoadedDataset) -> None:
