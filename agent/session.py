@@ -242,16 +242,19 @@ class Session:
         context = self._planner_context(feedback)
         with measure() as cost:
             plan = self.planner.plan(text, context)
-        completion = getattr(plan, "completion", None)
         step = self.store.log_step(
             None,
             "plan" if feedback is None else "replan",
-            getattr(plan, "seconds", None) or cost.seconds,
+            plan.seconds or cost.seconds,
             cost.peak_mb,
-            detail={"actions": [a.model_dump(exclude_none=True) for a in plan.actions]},
-            prompt_tokens=_tokens(plan, completion, "prompt_tokens"),
-            completion_tokens=_tokens(plan, completion, "completion_tokens"),
-            reasks=max(int(getattr(plan, "attempts", 1) or 1) - 1, 0),
+            detail={
+                "actions": [a.model_dump(exclude_none=True) for a in plan.actions],
+                "fixes": [str(fix) for fix in plan.fixes],  # what grounding changed, and why
+                "context": context,
+            },
+            prompt_tokens=plan.prompt_tokens,
+            completion_tokens=plan.completion_tokens,
+            reasks=plan.attempts - 1,
             session_id=self.id,
         )
         return plan, step
@@ -526,8 +529,9 @@ class Session:
 
     def _start(self, kind: str, config: dict[str, Any], step_ids: list[int], parent=None) -> int:
         run_id = self.store.start_run(kind, config, session_id=self.id, parent_id=parent)
-        if step_ids:
+        if step_ids:  # the turn's planning and rule steps belong to its first run
             self.store.attach_steps(step_ids, run_id)
+            step_ids.clear()
         return run_id
 
     def _train_run(
@@ -756,10 +760,3 @@ def _no_run(action: str) -> Outcome:
         text="There is no earlier run in this session to refer to yet; train a model first, "
         f"{EXAMPLE_REQUEST}.",
     )
-
-
-def _tokens(plan: Any, completion: Any, name: str) -> int | None:
-    value = getattr(plan, name, None)
-    if value is None and completion is not None:
-        value = getattr(completion, name, None)
-    return None if value is None else int(value)
