@@ -118,6 +118,7 @@ class TransformersBackend(LLMBackend):
         self.prefix_cache_enabled = prefix_cache
         self.jump_forward = jump_forward
         self._prefix = _PrefixCache()
+        self.last_reused_tokens = 0  # prompt tokens the last call took from the KV cache
         self.stop_token_ids = _stop_token_ids(self._model, self.tokenizer)
         vocab_size = self._model.get_output_embeddings().weight.shape[0]
         self._grammars = GrammarCompiler(self.tokenizer, vocab_size, self.stop_token_ids)
@@ -184,6 +185,7 @@ class TransformersBackend(LLMBackend):
         max_tokens: int,
     ) -> tuple[list[int], str]:
         reused = prefix.reuse(prompt_ids)
+        self.last_reused_tokens = reused
         if prefix.cache is None:
             from transformers import DynamicCache
 
