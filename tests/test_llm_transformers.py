@@ -148,7 +148,7 @@ def test_completion_reports_tokens_and_time(backend: TransformersBackend):
     completion = backend.complete(messages(TASKS[0]), json_schema=SCHEMA, max_tokens=400)
     expected_prompt = len(backend.encode_chat(messages(TASKS[0])))
     assert completion.prompt_tokens == expected_prompt > len(SYSTEM)  # char-level tokens
-    assert completion.completion_tokens == len(completion.text)  # one token per character
+    assert 0 < completion.completion_tokens <= len(completion.text)  # tokens are >= 1 char
     assert completion.seconds > 0 and completion.backend == "transformers"
 
 

@@ -137,7 +137,9 @@ class TransformersBackend(LLMBackend):
         constraint = self._grammars.constraint(json_schema) if json_schema else None
         with torch.inference_mode():
             output_ids, finish = self._decode(prompt_ids, constraint, max_tokens)
-        text = self.tokenizer.decode(output_ids, skip_special_tokens=True)
+        # Stop tokens never reach `output_ids`; keeping the rest verbatim keeps the text
+        # identical to what the grammar accepted.
+        text = self.tokenizer.decode(output_ids, skip_special_tokens=False)
         return Completion(
             text=text,
             prompt_tokens=len(prompt_ids),
