@@ -202,7 +202,10 @@ def test_followup_inherits_only_what_it_does_not_name(ctx):
 def test_fresh_request_does_not_inherit(ctx):
     ctx.previous = {"dataset": "citeseer", "model": "gcn", "epochs": 30}
     routed = check({"action": "train", "dataset": "cora", "model": "gat"}, ctx)
-    assert routed.fields["epochs"] == 200
+    from graph_ml.models import MODELS
+
+    assert routed.fields["epochs"] == MODELS.get("gat").hparams("node_classification")["epochs"]
+    assert routed.fields["epochs"] != 30
     assert not any(d.kind == "inherit" for d in routed.decisions)
 
 
