@@ -165,6 +165,8 @@ class Session:
         self.options = options or SessionOptions()
         self.backend = backend
         self._planner = None
+        self._turn_runs: list[int] = []  # runs the current turn produced, in order
+        self._named_runs = False  # the current request names run ids itself
         self.router = Router()
         self.limits = self.options.limits or Limits.load(store.workspace)
         if session_id is None:
@@ -195,6 +197,7 @@ class Session:
             RuleViolation: a rule refused it (there is no model to send it back to).
         """
         turn = Turn(session_id=self.id, text=text or str(fields), plan=[fields])
+        self._turn_runs, self._named_runs = [], bool(fields.get("run_id") or fields.get("run_ids"))
         fields = self._resolve_references(dict(fields))
         start = time.perf_counter()
         item = self.router.check(fields, self._route_context(text, fields, None))
@@ -222,6 +225,7 @@ class Session:
             raise UserInputError(f"The request is empty: say what to do, {EXAMPLE_REQUEST}.")
         self.store.add_message(self.id, "user", text)
         turn = Turn(session_id=self.id, text=text)
+        self._turn_runs, self._named_runs = [], False
         try:
             routed, step_ids = self._plan_and_route(text, turn)
             if self.options.on_plan is not None:
@@ -291,6 +295,7 @@ class Session:
             turn.plan = [a.model_dump(exclude_none=True) for a in resolved.actions]
             return self._route_all(resolved, text, [step]), [step]
         plan, step = self._plan(text)
+        self._named_runs = bool(plan.mentions and plan.mentions.run_ids)
         steps = [step]
         turn.plan = [a.model_dump(exclude_none=True) for a in plan.actions]
         try:
@@ -391,31 +396,30 @@ class Session:
             if fields.get("run_ids"):
                 # Comparing stored runs trains nothing: only the ids matter.
                 fields = {"action": "compare", "run_ids": fields["run_ids"]}
-        if action in ("explain", "answer"):
-            fields = self._resolve_question(fields)
-        if action == "report" and not fields.get("run_ids"):
-            last = self._last_result_run()
-            if last is not None:
-                fields["run_ids"] = [last]
-        return fields
+        return fields  # explain, answer and report resolve when they run (see _target)
 
-    def _resolve_question(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """The run a question is about: the one it names, else the last one; a question
-        about training ("why did it overfit?") goes to the last training run."""
-        target = fields.get("run_id")
+    def _target(self, item: RoutedAction) -> int | None:
+        """The run an explain, answer or report is about, decided when it runs.
+
+        A run id the text named wins. Otherwise a run this turn produced ("train a GCN and
+        write a report"), else the chat's last run; a question about training ("why did it
+        overfit?") goes to the last training run.
+        """
+        named = self._named_runs
+        ids = item.fields.get("run_ids") or []
+        target = item.fields.get("run_id") or (ids[-1] if ids else None)
+        if named and target is not None:
+            return int(target)
+        if self._turn_runs:
+            target = self._turn_runs[-1]
         trained = self._session_runs(("train", "tune"))
-        if trained and TRAINING_QUESTION.search(str(fields.get("question") or "")):
-            kind = None
-            if target is not None:
-                with contextlib.suppress(UserInputError):
-                    kind = self.store.get_run(int(target)).kind
-            if kind not in ("train", "tune"):
-                target = trained[-1]
+        if trained and TRAINING_QUESTION.search(str(item.fields.get("question") or "")):
+            with contextlib.suppress(UserInputError):
+                if target is None or self.store.get_run(int(target)).kind not in ("train", "tune"):
+                    target = trained[-1]
         if target is None:
             target = self._last_result_run()
-        if target is not None:
-            fields["run_id"] = int(target)
-        return fields
+        return None if target is None else int(target)
 
     def _last_result_run(self) -> int | None:
         last = self.state.get("last") or {}
@@ -454,6 +458,8 @@ class Session:
         outcome: Outcome = handler(item, text, step_ids)
         outcome.decisions = decisions
         outcome.fields = item.fields
+        if outcome.run_id is not None and outcome.status == "succeeded":
+            self._turn_runs.append(outcome.run_id)
         return outcome
 
     def _tool_context(self, run_id: int | None = None):
@@ -667,7 +673,8 @@ class Session:
         )
 
     def _do_explain(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
-        target = item.fields.get("run_id")
+        target = self._target(item)
+        item.fields["run_id"] = target
         if target is None:
             return _no_run("explain")
         nodes = item.fields.get("nodes")
@@ -695,13 +702,18 @@ class Session:
         )
 
     def _do_answer(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
-        target = item.fields.get("run_id")
+        target = self._target(item)
+        item.fields["run_id"] = target
         if target is None:
             return _no_run("answer")
         return Outcome(action="answer", status="answered", text=self._explain(target, text))
 
     def _do_report(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
         ids = [int(r) for r in item.fields.get("run_ids") or []]
+        if not (self._named_runs and ids):
+            target = self._target(item)
+            ids = [] if target is None else [target]
+        item.fields["run_ids"] = ids
         if not ids:
             return _no_run("report")
         args = {"run_ids": ids, "format": item.fields.get("format")}

@@ -252,3 +252,25 @@ def test_explain_nodes_of_the_last_run_with_attributions(store, options):
     assert record.kind == "explain" and record.parent_id == 1
     assert [n["node"] for n in record.result["nodes"]] == [0, 33]
     assert "33" in outcome.text
+
+
+def test_later_steps_of_a_plan_refer_to_the_run_it_just_produced(store, options):
+    session, _ = chat(
+        store,
+        options,
+        plan(action="train", dataset="karate", model="gcn", epochs=2),
+        json.dumps(
+            {
+                "actions": [
+                    {"action": "train", "dataset": "karate", "model": "mlp", "epochs": 3},
+                    {"action": "report", "run_ids": [1]},
+                ]
+            }
+        ),
+    )
+    session.handle("train a gcn on karate for 2 epochs")
+    turn = session.handle("train an MLP on karate for 3 epochs and write a report")
+    train, report = turn.outcomes
+    assert train.run_id == 2 and report.fields["run_ids"] == [2]  # not the older run 1
+    assert any(f.endswith("reports/2/report.html") for f in report.files)
+    assert all(Path(f).is_file() for f in report.files)
