@@ -99,6 +99,7 @@ class Plan:
         completion: the model's last raw answer.
         model_actions: the actions as the model wrote them, before grounding.
         steps: the action structure the words settled (None: the model chose).
+        decisions: how the words shaped the expected plan, before the model was asked.
         mentions: what the text names.
         seconds: wall time of the whole planning; tokens are summed over attempts.
     """
@@ -109,6 +110,7 @@ class Plan:
     completion: str
     model_actions: list[dict[str, Any]] = field(default_factory=list)
     steps: list[str] | None = None
+    decisions: list[Fix] = field(default_factory=list)
     mentions: Mentions | None = None
     seconds: float = 0.0
     prompt_tokens: int = 0
@@ -287,76 +289,99 @@ def _narrow_property(name: str, spec: dict[str, Any], values: list[Any]) -> dict
     return spec
 
 
-def narrow_schema(
-    steps: list[str] | None,
-    m: Mentions,
-    context: Mapping[str, Any] | None = None,
-    text: str = "",
-) -> dict[str, Any]:
-    """The action schema cut down to this request: its actions, its values, its length.
-
-    Properties the text gives no value for are removed; those it does are restricted to
-    that value, and required when the plan has one step. The result is a sub-schema of
-    `action_json_schema()`, so whatever it allows also passes `parse_actions`.
-    """
-    full = action_json_schema()
-    allowed = _allowed_values(m, context)
-    single = steps is not None and len(steps) == 1
-    items = []
-    for name in steps or (FREE_CHOICE if m.question else ("clarify",)):
-        definition = dict(full["$defs"][action_class(name).__name__])
-        properties: dict[str, Any] = {"action": definition["properties"]["action"]}
-        required = ["action"]
-        for prop, spec in definition["properties"].items():
-            if prop == "question":
-                if name == "answer" and text:
-                    properties[prop] = {"type": "string", "enum": [text[:MAX_TEXT]]}
-                else:
-                    properties[prop] = dict(spec, maxLength=QUESTION_CHARS)
-                required.append(prop)
-            elif prop != "action" and allowed.get(prop):
-                properties[prop] = _narrow_property(prop, spec, allowed[prop])
-                if single and not (prop == "model" and "models" in definition["properties"]):
-                    required.append(prop)
-        if single and name == "tune" and len(m.models) >= 2:
-            properties.pop("model", None)
-            required = [r for r in required if r != "model"]
-        if name == "tune" and len(m.models) == 1:
-            properties.pop("models", None)
-            required = [r for r in required if r != "models"]
-        definition.update(properties=properties, required=required)
-        definition.pop("description", None)
-        items.append(definition)
-    max_items = len(steps) if steps else (MAX_ACTIONS if m.multi_step else 1)
+def _forced_item(action: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
+    """A schema that admits exactly `action` (list fields in any order)."""
+    definition = definitions[action_class(action["action"]).__name__]["properties"]
+    properties: dict[str, Any] = {}
+    for key, value in action.items():
+        spec = definition[key]
+        if key == "action":
+            properties[key] = spec
+        elif isinstance(value, list):
+            items = dict(spec["items"], enum=list(dict.fromkeys(value)))
+            properties[key] = {
+                "type": "array", "items": items, "minItems": len(value), "maxItems": len(value)
+            }  # fmt: skip
+        else:
+            properties[key] = {"type": spec["type"], "enum": [value]}
     return {
         "type": "object",
-        "properties": {
-            "actions": {
-                "type": "array",
-                "items": items[0] if len(items) == 1 else {"anyOf": items},
-                "minItems": 1,
-                "maxItems": max_items,
-            }
-        },
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _free_item(name: str, definitions: dict[str, Any], m: Mentions, text: str) -> dict[str, Any]:
+    """A clarify or answer the model writes itself: its question, and what the text names."""
+    definition = definitions[action_class(name).__name__]
+    properties: dict[str, Any] = {"action": definition["properties"]["action"]}
+    if name == "answer":
+        properties["question"] = {"type": "string", "enum": [text[:MAX_TEXT]]}
+    else:
+        properties["question"] = dict(
+            definition["properties"]["question"], maxLength=QUESTION_CHARS
+        )
+    for prop in ("dataset", "run_id"):
+        values = {"dataset": m.datasets, "run_id": m.run_ids}[prop]
+        if prop in definition["properties"] and values:
+            properties[prop] = _narrow_property(prop, definition["properties"][prop], values)
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": ["action", "question"],
+        "additionalProperties": False,
+    }
+
+
+def narrow_schema(
+    expected: list[dict[str, Any]] | None, m: Mentions, text: str = ""
+) -> dict[str, Any]:
+    """The action schema cut down to this request.
+
+    With an `expected` plan (the words settled it), the schema admits that plan and
+    nothing else: the model cannot drop a named value, invent one, or pad the plan. Without
+    one, the model chooses between asking the user (clarify) and, for a question,
+    answering it from earlier results. Either way the result is a sub-schema of
+    `action_json_schema()`, so whatever it admits also passes `parse_actions`.
+    """
+    definitions = action_json_schema()["$defs"]
+    if expected is not None:
+        items = [_forced_item(action, definitions) for action in expected]
+    else:
+        choices = FREE_CHOICE if m.question else ("clarify",)
+        items = [{"anyOf": [_free_item(name, definitions, m, text) for name in choices]}]
+        items = items if len(choices) > 1 else items[0]["anyOf"]
+    if len(items) == 1:
+        array = {"type": "array", "items": items[0], "minItems": 1, "maxItems": 1}
+    else:
+        array = {"type": "array", "prefixItems": items, "items": False}
+        array.update(minItems=len(items), maxItems=len(items))
+    return {
+        "type": "object",
+        "properties": {"actions": array},
         "required": ["actions"],
         "additionalProperties": False,
     }
 
 
+def _item_tokens(item: dict[str, Any]) -> int:
+    chars = 0
+    for name, spec in item["properties"].items():
+        values = spec.get("enum") or spec.get("items", {}).get("enum") or [spec.get("const")]
+        chars += len(name) + 6 + sum(len(json.dumps(v, ensure_ascii=False)) + 2 for v in values)
+        if "maxLength" in spec:
+            chars += TOKENS_QUESTION
+    return chars // 2 + 16  # digits and CJK characters can be one token each
+
+
 def _token_budget(schema: dict[str, Any]) -> int:
-    """Enough tokens for the longest answer the schema allows (digits are one token each)."""
-    actions = schema["properties"]["actions"]
-    items = actions["items"].get("anyOf", [actions["items"]])
-    longest = 0
-    for item in items:
-        chars = 0
-        for name, spec in item["properties"].items():
-            values = spec.get("enum") or spec.get("items", {}).get("enum") or [spec.get("const")]
-            chars += len(name) + 6 + sum(len(json.dumps(v, ensure_ascii=False)) + 2 for v in values)
-            if "maxLength" in spec:
-                chars += TOKENS_QUESTION
-        longest = max(longest, chars)
-    return TOKENS_BASE + actions["maxItems"] * (longest // 2 + 16)
+    """Enough tokens for the longest answer the schema admits."""
+    array = schema["properties"]["actions"]
+    if "prefixItems" in array:
+        return TOKENS_BASE + sum(_item_tokens(item) for item in array["prefixItems"])
+    items = array["items"].get("anyOf", [array["items"]])
+    return TOKENS_BASE + array["maxItems"] * max(_item_tokens(item) for item in items)
 
 
 # ---------------------------------------------------------------------------------------
@@ -375,8 +400,11 @@ def _clarify(reason: str, m: Mentions, name: str = "") -> dict[str, Any]:
     return {"action": "clarify", "question": question[:MAX_TEXT]}
 
 
-def _restructure(plan: list[dict], steps: list[str], fixes: list[Fix]) -> list[dict]:
+def _restructure(
+    plan: list[dict], steps: list[str], fixes: list[Fix], reasons: dict | None = None
+) -> list[dict]:
     """Make the plan's actions exactly `steps`, keeping the model's fields where it can."""
+    reasons = reasons or {}
     pool = list(plan)
     out = []
     for index, step in enumerate(steps):
@@ -385,10 +413,12 @@ def _restructure(plan: list[dict], steps: list[str], fixes: list[Fix]) -> list[d
             old = pool.pop(0)  # the model chose another action for this step: convert it
             found = {k: v for k, v in old.items() if k in action_fields(step)}
             found = {"action": step, **found}
-            fixes.append(Fix(index, "action", old["action"], step, "the words ask for it"))
+            why = reasons.get((index, "action"), "the words ask for it")
+            fixes.append(Fix(index, "action", old["action"], step, why))
         elif found is None:
             found = {"action": step}
-            fixes.append(Fix(index, "action", None, step, "the request asks for this step"))
+            why = reasons.get((index, "action"), "the request asks for this step")
+            fixes.append(Fix(index, "action", None, step, why))
         else:
             pool.remove(found)
         out.append(found)
@@ -419,6 +449,53 @@ def _fill(action: dict, prop: str, value: Any, index: int, fixes: list[Fix]) -> 
     if prop in action_fields(action["action"]) and prop not in action and value is not None:
         action[prop] = value
         fixes.append(Fix(index, prop, None, value, "named in the text"))
+
+
+def expected_plan(
+    steps: list[str], m: Mentions, context: Mapping[str, Any] | None = None, text: str = ""
+) -> tuple[list[dict[str, Any]], list[Fix]]:
+    """The plan the words settle: `steps` with every named value where it belongs.
+
+    Returns:
+        The plan, and the decisions that shaped it (as fixes of an empty plan).
+    """
+    decisions: list[Fix] = []
+    plan: list[dict[str, Any]] = [{"action": step} for step in steps]
+    _fill_named(plan, m, _allowed_values(m, context), decisions)
+    plan = _check_needs(plan, m, context, decisions)
+    for action in plan:
+        if action["action"] == "answer":
+            action["question"] = text[:MAX_TEXT]
+    return plan, decisions
+
+
+def reconcile(
+    actions: list[Action], expected: list[dict[str, Any]], decisions: list[Fix] = ()
+) -> tuple[list[dict[str, Any]], list[Fix]]:
+    """Turn the model's plan into `expected`, recording each difference and why.
+
+    With constrained decoding the model's plan already is `expected` and nothing is fixed;
+    a backend that cannot constrain (or a model that strays) is corrected here.
+    """
+    reasons = {(d.index, d.field): d.reason for d in decisions}
+    fixes: list[Fix] = []
+    plan = [a.model_dump(exclude_none=True) for a in actions]
+    plan = _restructure(plan, [e["action"] for e in expected], fixes, reasons)
+    for index, (got, want) in enumerate(zip(plan, expected, strict=True)):
+        for key in dict.fromkeys([*got, *want]):
+            old, new = got.get(key), want.get(key)
+            if key == "action" or old == new:
+                continue
+            if key == "models" and old and new and set(old) == set(new):
+                continue
+            if old is None:
+                why = reasons.get((index, key), "named in the text")
+            elif new is None:
+                why = "the text does not give it"
+            else:
+                why = f"the text says {new!r}"
+            fixes.append(Fix(index, key, old, new, why))
+    return [dict(action) for action in expected], fixes
 
 
 def ground(
@@ -489,9 +566,14 @@ def _repeat_per_dataset(plan: list[dict], m: Mentions, fixes: list[Fix]) -> None
 def _check_needs(
     plan: list[dict], m: Mentions, context: Mapping[str, Any] | None, fixes: list[Fix]
 ) -> list[dict]:
-    """A run without a dataset cannot start: take the session's, else ask; never guess."""
+    """What a run cannot start without (a dataset): the session's value, else a question."""
     session = _context_values(context)["dataset"]
+    session_model = _context_values(context)["model"]
     for index, action in enumerate(plan):
+        if session_model and not m.models and action["action"] in ("train", "explain"):
+            if "model" not in action:
+                action["model"] = session_model[0]
+                fixes.append(Fix(index, "model", None, session_model[0], "the session's model"))
         if action["action"] not in NEEDS_DATASET or "dataset" in action:
             continue
         if action["action"] == "compare" and action.get("run_ids"):
@@ -562,14 +644,21 @@ class Planner:
             PlanningError: the model gave no valid answer in `max_attempts` tries.
         """
         started = time.perf_counter()
-        text = _check_request(text)
+        text = check_request(text)
         mentions = extract(text)
         bad = _out_of_range(mentions.numbers)
         mentions.numbers = {
             k: v for k, v in mentions.numbers.items() if not any(b.startswith(k + " ") for b in bad)
         }
         steps = decide_steps(mentions)
-        schema = narrow_schema(steps, mentions, context, text)
+        expected: list[dict[str, Any]] | None = None
+        decisions: list[Fix] = []
+        if bad:  # a value the user gave that no run may use: ask, never drop it silently
+            expected = [_clarify("out_of_range", mentions, "; ".join(bad))]
+            decisions = [Fix(0, "action", None, "clarify", "; ".join(bad))]
+        elif steps is not None:
+            expected, decisions = expected_plan(steps, mentions, context, text)
+        schema = narrow_schema(expected, mentions, text)
         messages: list[Message] = [
             {"role": "system", "content": system_prompt()},
             {
@@ -578,11 +667,10 @@ class Planner:
             },
         ]
         actions, completions = self._ask(messages, schema)
-        grounded, fixes = ground(actions, mentions, steps, context, text)
-        if bad:  # a value the user gave that no run may use: ask, do not drop it silently
-            clarify = _clarify("out_of_range", mentions, "; ".join(bad))
-            fixes.append(Fix(0, "action", grounded[0]["action"], "clarify", "; ".join(bad)))
-            grounded = [clarify]
+        if expected is not None:
+            grounded, fixes = reconcile(actions, expected, decisions)
+        else:
+            grounded, fixes = ground(actions, mentions, None, context, text)
         final = ActionPlan.model_validate({"actions": grounded}).actions
         return Plan(
             actions=final,
@@ -591,6 +679,7 @@ class Planner:
             completion=completions[-1].text,
             model_actions=[a.model_dump(exclude_none=True) for a in actions],
             steps=steps,
+            decisions=decisions,
             mentions=mentions,
             seconds=time.perf_counter() - started,
             prompt_tokens=sum(c.prompt_tokens for c in completions),
@@ -625,7 +714,12 @@ class Planner:
         )
 
 
-def _check_request(text: str) -> str:
+def check_request(text: str) -> str:
+    """The request with its whitespace normalised.
+
+    Raises:
+        UserInputError: it is empty or far too long.
+    """
     if not isinstance(text, str) or not text.strip():
         raise UserInputError(
             "The request is empty. Describe the task in words, for example: "

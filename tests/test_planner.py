@@ -13,7 +13,7 @@ from agent.actions import action_json_schema, dump_actions
 from agent.errors import PlanningError, UserInputError
 from agent.grounding import extract, find_names, find_numbers, parse_number
 from agent.llm.fake import FakeBackend
-from agent.planner import Planner, decide_steps, narrow_schema, system_prompt
+from agent.planner import Planner, decide_steps, expected_plan, narrow_schema, system_prompt
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "tasks" / "dev.jsonl"
 
@@ -34,6 +34,13 @@ class RecordingBackend(FakeBackend):
 
 def _reply(*actions: dict) -> str:
     return json.dumps({"actions": list(actions)})
+
+
+def _schema_for(text: str) -> dict[str, Any]:
+    m = extract(text)
+    steps = decide_steps(m)
+    expected = expected_plan(steps, m, None, text)[0] if steps else None
+    return narrow_schema(expected, m, text)
 
 
 def _plan(text: str, *replies: str, context=None):
@@ -132,8 +139,7 @@ def test_steps_the_words_settle(text, steps):
 
 def test_narrowed_schema_is_a_sub_schema_that_forbids_invention():
     text = "Train a GCN on Cora for 200 epochs with learning rate 0.01."
-    m = extract(text)
-    schema = narrow_schema(decide_steps(m), m, None, text)
+    schema = _schema_for(text)
     good = {"actions": [{"action": "train", "dataset": "cora", "model": "gcn", "epochs": 200,
                          "lr": 0.01}]}  # fmt: skip
     jsonschema.validate(good, schema)
@@ -158,8 +164,7 @@ def test_narrowed_schemas_compile_with_xgrammar():
     )
     texts += ["hmm", "Train GAT on Cora, then explain nodes 3 and 7", "我的上次实验准确率是多少？"]
     for text in texts:
-        m = extract(text)
-        schema = narrow_schema(decide_steps(m), m, None, text)
+        schema = _schema_for(text)
         xgrammar.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False)
 
 

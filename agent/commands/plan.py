@@ -64,9 +64,9 @@ def _stdout_to_stderr() -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from agent.planner import Planner
+    from agent.planner import Planner, check_request
 
-    text = " ".join(args.text)
+    text = check_request(" ".join(args.text))  # before the model loads: a bad request is cheap
     with _stdout_to_stderr():
         backend = load_backend(args.backend)
         try:
