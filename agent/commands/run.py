@@ -80,20 +80,34 @@ def session_options(args: argparse.Namespace, **extra: Any):
 
 
 def format_plan(routed: list) -> str:
-    """The plan as the user sees it: each action, its resolved fields, and why."""
+    """The plan as the user sees it: each action, its resolved fields, and why.
+
+    Defaults that share a reason ("gcn's usual value for node_classification (Kipf &
+    Welling, ICLR 2017)") are shown on one line; the store keeps each decision apart.
+    """
     lines = []
     for index, item in enumerate(routed, 1):
-        shown = {k: v for k, v in item.fields.items()}
-        fields = ", ".join(f"{k}={v}" for k, v in shown.items())
+        fields = ", ".join(f"{k}={v}" for k, v in item.fields.items())
         target = f" -> tool {item.tool}" if item.tool else ""
         lines.append(f"plan {index}: {item.action}({fields}){target}")
+        grouped: dict[str, list[str]] = {}
         for decision in item.decisions:
-            if decision.kind in ("default", "inherit", "compatibility"):
-                lines.append(f"  - {decision.reason}")
-        if item.estimate.seconds is not None:
-            lines.append(
-                f"  - estimated {item.estimate.seconds:.0f} s, {item.estimate.memory_mb:.0f} MB"
-            )
+            if decision.kind not in ("default", "inherit", "compatibility"):
+                continue
+            head = f"{decision.field} set to {decision.value}, "
+            if decision.kind == "default" and decision.reason.startswith(head):
+                why = decision.reason[len(head) :]
+                grouped.setdefault(why, []).append(f"{decision.field}={decision.value}")
+            else:
+                grouped.setdefault(decision.reason, [])
+        for why, names in grouped.items():
+            if len(names) > 1:
+                why = why.replace("usual value ", "usual values ")
+            lines.append(f"  - {', '.join(names)}: {why}" if names else f"  - {why}")
+        guess = item.estimate
+        if guess.seconds is not None:
+            took = "under 1 s" if guess.seconds < 1 else f"about {guess.seconds:.0f} s"
+            lines.append(f"  - estimated {took}, {guess.memory_mb:.0f} MB peak")
     return "\n".join(lines)
 
 
