@@ -126,8 +126,11 @@ _WORD = "|".join(sorted(set(_WORD_NUMBERS) - {"a"} | set(_WORD_SCALES), key=len,
 # "two hundred and fifty", "twenty-five", "a hundred": one number, not three
 _WORDS = rf"(?:a[\s-]+(?:hundred|thousand)|(?:{_WORD}))(?:[\s-]+(?:and[\s-]+)?(?:{_WORD}))*"
 NUM = (
-    r"(?P<num>\d{1,3}(?:,\d{3})+(?![\d.])|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?%?|\.\d+%?"
-    r"|(?<![A-Za-z])" + _WORDS + r"(?![A-Za-z])|[零一二两三四五六七八九十百千]+)"
+    r"(?P<num>\d{1,3}(?:,\d{3})+(?![\d.])|(?:\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|\.\d+)"
+    r"(?:%|\s?percent\b)?"
+    r"|(?<![A-Za-z])"
+    + _WORDS
+    + r"(?![A-Za-z])|(?<![上下这那每第同单])[零一二两三四五六七八九十百千]+)"
 )
 _SEP = r"\s*(?:=|:|：|is|of|to|at|as|was|be|为|是|设为|设置为|取)?\s*"  # "lr = 0.01", "lr of 0.01"
 
@@ -168,8 +171,8 @@ def parse_number(token: str) -> float | int | None:
         return _word_number(token)
     if _CJK.search(token):
         return _zh_number(token)
-    percent = token.endswith("%")
-    token = token.rstrip("%")
+    percent = token.endswith(("%", "percent"))
+    token = token.removesuffix("percent").rstrip("% ")
     try:
         value = float(token)
     except ValueError:
@@ -205,6 +208,10 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         + NUM,
         NUM + r"[\s-]*(?:hidden(?![\s-]*layer)[\s-]*(?:units?|channels?|dim(?:ension)?s?|neurons|"
         r"features|size)?|-?dim(?:ensional)?\s+hidden|units|neurons|channels)",
+        r"hidden[\s-]*(?:layers?|representations?)\s+(?:of\s+|with\s+)?(?:the\s+)?"
+        r"(?:size|width|dimension|dim)" + _SEP + NUM,
+        r"(?:size|width|dimension|dim)\s+(?:of\s+)?(?:the\s+)?hidden[\s-]*"
+        r"(?:layers?|units|representations?|channels)?" + _SEP + NUM,
         r"隐藏(?:层)?(?:维度|大小|单元数?|通道数?|神经元数?|层维度|层大小)?" + _SEP + NUM,
         NUM + r"\s*(?:个|维)?(?:隐藏单元|隐藏维度|隐藏通道|隐藏神经元|维隐藏)",
     ),
@@ -360,7 +367,8 @@ _ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
     "answer": (
         r"which\s+(?:run|experiment)|best\s+run|(?:last|previous|earlier|latest|prior)\s+(?:run|experiment|result|training|model)",
         r"\bso\s+far\b|did\s+(?:it|the\s+\w+)\s+(?:do|get|reach|score)|\bmy\s+(?:runs|results|experiments)",
-        r"上次|之前|刚才|哪次|哪一次|目前为止",
+        r"\blast\s+time\b|\bpreviously\b|\bearlier\b|\bI\s+(?:used|got|ran|trained)\b",
+        r"上次|上一次|之前|刚才|哪次|哪一次|目前为止|我(?:的)?(?:实验|结果)",
     ),
     "train": (
         r"\btrain|\bfit\b|\bfits\b|\brun\b|\bbaseline|\bclassif|\bpredict|\buse\b|\busing\b|\bbuild",
@@ -375,7 +383,15 @@ _MULTI_STEP = re.compile(
     r"|然后|之后|随后|接着|最后|再(?:做|生成|写|解释|训练|对比|比较)|并(?:且)?(?:生成|写|解释|给出|训练|对比|比较)",
     re.IGNORECASE,
 )
-_QUESTION = re.compile(r"\?|？|吗|什么|多少|哪|\b(?:what|which|how|did|was|were)\b", re.IGNORECASE)
+_RUN_WORDS = re.compile(  # words that ask for a model to be run, not just data described
+    r"\btrain|\bfit\b|\bfits\b|\brun\b|\bcompar|\btun(?:e|ing)\b|训练|拟合|对比|比较|调参|跑",
+    re.IGNORECASE,
+)
+_QUESTION = re.compile(
+    r"\?|？|吗|什么|多少|哪|(?:^|[.!;:。！；]\s*)(?:what|which|how|did|was|were|who|"
+    r"why|where)\b",
+    re.IGNORECASE,
+)
 _FORMAT = {
     "html": re.compile(_ASCII_EDGE_L + r"html" + _ASCII_EDGE_R + r"|网页", re.I),
     "markdown": re.compile(r"markdown|" + _ASCII_EDGE_L + r"md" + _ASCII_EDGE_R, re.I),
@@ -405,6 +421,7 @@ class Mentions:
         cues: actions its words ask for, in order of appearance (may be noisy).
         multi_step: it asks for several steps ("..., then ...", "然后").
         question: it is phrased as a question.
+        asks_to_run: it asks for a model to be trained, compared or tuned.
         unknown_dataset: a capitalised name in a dataset position the catalogue lacks.
         chinese: it is written in Chinese.
     """
@@ -419,6 +436,7 @@ class Mentions:
     cues: list[str] = field(default_factory=list)
     multi_step: bool = False
     question: bool = False
+    asks_to_run: bool = False
     unknown_dataset: str | None = None
     chinese: bool = False
 
@@ -457,6 +475,7 @@ def extract(text: str) -> Mentions:
         cues=sorted((a for a, at in cue_at.items() if at is not None), key=cue_at.__getitem__),
         multi_step=bool(_MULTI_STEP.search(text)),
         question=bool(_QUESTION.search(text)),
+        asks_to_run=bool(_RUN_WORDS.search(text)),
         unknown_dataset=_unknown_dataset(text, datasets),
         chinese=has_cjk(text),
     )

@@ -213,7 +213,7 @@ def _main_action(m: Mentions) -> str | None:
         return "compare"
     if "tune" in cues or "n_trials" in m.numbers:
         return "tune"
-    if "inspect" in cues and not m.models:
+    if "inspect" in cues and (not m.models or not m.asks_to_run):
         return "inspect"
     if "report" in cues and not m.multi_step:
         return "report"
