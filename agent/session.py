@@ -681,6 +681,12 @@ class Session:
         if not nodes:
             return Outcome(action="explain", status="answered", text=self._explain(target, text))
         record = self.store.get_run(target)
+        if record.kind != "train":  # attributions need a trained model: the last one
+            trained = self._session_runs(("train",))
+            if not trained:
+                return _no_run("explain")
+            target = item.fields["run_id"] = trained[-1]
+            record = self.store.get_run(target)
         config = {**record.config, "nodes": nodes, "run_id": target}
         run_id = self._start("explain", config, step_ids, parent=target)
         checkpoint = ((record.result or {}).get("runs") or [{}])[0].get("checkpoint")
@@ -747,8 +753,11 @@ LABEL_KEYS = ("model", "dataset", "hidden_channels", "num_layers", "heads", "lr"
 
 
 def _labels(records: list[Any]) -> list[str]:
-    """Names for compared runs: the model, plus whatever else differs between them."""
-    differ = [k for k in LABEL_KEYS[1:] if len({json.dumps(r.config.get(k)) for r in records}) > 1]
+    """Names for compared runs: the model, plus what else differs when the models agree
+    (two GCNs differ by their hidden size; a GCN and a GAT by being a GCN and a GAT)."""
+    models = {r.config.get("model") for r in records}
+    keys = LABEL_KEYS[1:] if len(models) == 1 else ("dataset",)
+    differ = [k for k in keys if len({json.dumps(r.config.get(k)) for r in records}) > 1]
     labels = []
     for record in records:
         extra = ", ".join(f"{k}={record.config.get(k)}" for k in differ)
