@@ -1,481 +1,385 @@
-"""What a request names, read from its words alone (English and Chinese).
+"""Grounding: the plan must say what the request says, no more and no less.
 
-The planner's model is small; it is good at choosing a JSON structure and bad at copying
-values. So the values are read here, deterministically, from the text: catalogue names and
-their aliases ("graph attention network" = gat, "图卷积网络" = gcn), numbers next to their
-keywords ("200 epochs", "训练100轮", "lr 0.005", "128 hidden units", "20次试验"), task words
-("predict missing links", "节点分类") and the words that ask for an action ("compare",
-"tune", "超参数", "tell me about"). The planner constrains the model with these and then
-grounds the plan in them (`agent.planner`).
+The words of a request (`agent.mentions.extract`) settle most plans: "compare" with two
+models is a compare, "30 trials" is a tune, "200 epochs" is `epochs: 200`. `decide_steps`
+reads the plan's structure from them and `expected_plan` puts every named value where it
+belongs; the planner then constrains its model to exactly that plan. `reconcile` turns
+whatever the model wrote into that plan and records each difference as a `Fix`. When the
+words settle nothing, the model chooses (ask the user, or answer from earlier results) and
+`ground` keeps its plan honest: named values kept as named, unnamed ones dropped.
+
+A value the user did not give is never invented: a run with no dataset takes the session's
+(`context`) or becomes a question to the user.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Any
 
-import yaml
+import jinja2
+import jsonschema
 
-from agent.actions import MAX_NODES, MAX_RUNS, dataset_names, model_names
-
-_ASCII_EDGE_L = r"(?<![A-Za-z0-9])"  # \b would treat 用GCN as one word
-_ASCII_EDGE_R = r"(?![A-Za-z0-9])"
-_CJK = re.compile(r"[\u3400-\u9fff]")
-
-
-def has_cjk(text: str) -> bool:
-    """Whether `text` contains Chinese characters."""
-    return bool(_CJK.search(text))
-
-
-# ---------------------------------------------------------------------------------------
-# Catalogue names
-# ---------------------------------------------------------------------------------------
-
-
-def _registry_aliases(kind: str) -> dict[str, list[str]]:
-    """Canonical name -> the other names the registry knows it by (its own spelling kept)."""
-    names = dataset_names() if kind == "datasets" else model_names()
-    out: dict[str, list[str]] = {name: [] for name in names}
-    try:
-        if kind == "datasets":
-            from graph_ml.datasets import DATASETS as registry
-        else:
-            from graph_ml.models import MODELS as registry
-    except ImportError:
-        return out
-    for name, spec in registry.items():
-        out[name] += sorted(getattr(spec, "aliases", ()))
-    return out
-
-
-@cache
-def catalogue_aliases() -> dict[str, dict[str, tuple[str, ...]]]:
-    """{"datasets"|"models": {canonical: aliases}}: planner_aliases.yaml first, in its order
-    (the most common names come first there), then the registries' own aliases."""
-    extra = yaml.safe_load(
-        resources.files("prompts").joinpath("planner_aliases.yaml").read_text("utf-8")
-    )
-    out: dict[str, dict[str, tuple[str, ...]]] = {}
-    for kind in ("datasets", "models"):
-        registry = _registry_aliases(kind)
-        curated = extra.get(kind) or {}
-        out[kind] = {
-            name: tuple(dict.fromkeys(a for a in [*curated.get(name, []), *aliases] if a != name))
-            for name, aliases in registry.items()
-        }
-    return out
-
-
-def _name_pattern(alias: str) -> str:
-    if has_cjk(alias):
-        return re.escape(alias)
-    parts = [re.escape(p) for p in re.split(r"[\s\-_]+", alias.strip()) if p]
-    return _ASCII_EDGE_L + r"[\s\-_]*".join(parts) + r"(?:e?s)?" + _ASCII_EDGE_R
-
-
-@cache
-def _name_matchers(kind: str) -> list[tuple[re.Pattern[str], str]]:
-    pairs = [
-        (alias, name)
-        for name, aliases in catalogue_aliases()[kind].items()
-        for alias in (name, *aliases)
-    ]
-    pairs.sort(key=lambda pair: len(pair[0]), reverse=True)  # "graph attention v2" first
-    return [(re.compile(_name_pattern(alias), re.IGNORECASE), name) for alias, name in pairs]
-
-
-def find_names(text: str, kind: str) -> list[str]:
-    """Canonical `kind` names ("datasets" or "models") in `text`, in order of appearance."""
-    taken: list[tuple[int, int]] = []
-    found: list[tuple[int, str]] = []
-    for pattern, name in _name_matchers(kind):
-        for match in pattern.finditer(text):
-            start, end = match.span()
-            if any(start < e and s < end for s, e in taken):
-                continue  # inside a longer name already matched
-            taken.append((start, end))
-            found.append((start, name))
-    ordered: list[str] = []
-    for _, name in sorted(found):
-        if name not in ordered:
-            ordered.append(name)
-    return ordered
-
-
-# ---------------------------------------------------------------------------------------
-# Numbers next to their keywords
-# ---------------------------------------------------------------------------------------
-
-_WORD_NUMBERS = {
-    "a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
-    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
-    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
-    "seventy": 70, "eighty": 80, "ninety": 90,
-}  # fmt: skip
-_WORD_SCALES = {"hundred": 100, "thousand": 1000}
-_ZH_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
-              "八": 8, "九": 9}  # fmt: skip
-_ZH_UNITS = {"十": 10, "百": 100, "千": 1000}
-
-_WORD = "|".join(sorted(set(_WORD_NUMBERS) - {"a"} | set(_WORD_SCALES), key=len, reverse=True))
-# "two hundred and fifty", "twenty-five", "a hundred": one number, not three
-_WORDS = rf"(?:a[\s-]+(?:hundred|thousand)|(?:{_WORD}))(?:[\s-]+(?:and[\s-]+)?(?:{_WORD}))*"
-NUM = (
-    r"(?P<num>\d{1,3}(?:,\d{3})+(?![\d.])|(?:\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|\.\d+)"
-    r"(?:%|\s?percent\b)?"
-    r"|(?<![A-Za-z])"
-    + _WORDS
-    + r"(?![A-Za-z])|(?<![上下这那每第同单])[零一二两三四五六七八九十百千]+)"
+from agent.actions import (
+    MAX_ACTIONS,
+    MAX_MODELS,
+    MAX_RUNS,
+    MAX_TEXT,
+    TASKS,
+    Action,
+    action_fields,
+    action_json_schema,
+    dataset_names,
+    model_names,
 )
-_SEP = r"\s*(?:=|:|：|is|of|to|at|as|was|be|为|是|设为|设置为|取)?\s*"  # "lr = 0.01", "lr of 0.01"
+from agent.mentions import Mentions, extract
 
+__all__ = [  # `extract` is re-exported: callers read what a request names from here too
+    "Fix",
+    "Mentions",
+    "extract",
+    "decide_steps",
+    "expected_plan",
+    "reconcile",
+    "ground",
+]
 
-def _zh_number(text: str) -> int | None:
-    total, digit = 0, None
-    for ch in text:
-        if ch in _ZH_DIGITS:
-            digit = _ZH_DIGITS[ch]
-        elif ch in _ZH_UNITS:
-            total += (1 if digit is None else digit) * _ZH_UNITS[ch]
-            digit = None
-        else:
-            return None
-    return total + (digit or 0)
-
-
-def _word_number(text: str) -> int | None:
-    total, current = 0, 0
-    for word in re.split(r"[\s-]+", text):
-        if word == "and":
-            continue
-        if word in _WORD_SCALES:
-            current = max(current, 1) * _WORD_SCALES[word]
-            if _WORD_SCALES[word] >= 1000:
-                total, current = total + current, 0
-        elif word in _WORD_NUMBERS:
-            current += _WORD_NUMBERS[word]
-        else:
-            return None
-    return total + current
-
-
-def parse_number(token: str) -> float | int | None:
-    """ "200" -> 200, "5e-4" -> 0.0005, "30%" -> 0.3, "two hundred" -> 200, "一百" -> 100."""
-    token = token.strip().lower().replace(",", "")
-    if re.fullmatch(r"[a-z\s-]+", token):
-        return _word_number(token)
-    if _CJK.search(token):
-        return _zh_number(token)
-    percent = token.endswith(("%", "percent"))
-    token = token.removesuffix("percent").rstrip("% ")
-    try:
-        value = float(token)
-    except ValueError:
-        return None
-    if percent:
-        return value / 100
-    if value.is_integer() and re.fullmatch(r"\d+", token):
-        return int(value)
-    return value
-
-
-# Each field: patterns with the number as group `num`; the first match in the text wins.
-_FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
-    "epochs": (
-        NUM + r"\s*(?:training\s+|full\s+|个)?(?:epochs?|iterations|rounds|轮|周期|次迭代|代)",
-        r"epochs?" + _SEP + NUM,
-        r"(?:训练|迭代|跑)\s*" + NUM + r"\s*(?:轮|次|个?epochs?|代)",
-        r"轮数" + _SEP + NUM,
-    ),
-    "lr": (
-        r"(?:learning[\s_-]*rate|\blr|step[\s_-]*size|学习率)" + _SEP + NUM,
-        NUM + r"\s*(?:as\s+(?:the\s+)?)?(?:learning[\s_-]*rate|\blr\b|的学习率)",
-    ),
-    "weight_decay": (
-        r"(?:weight[\s_-]*decay|\bwd|\bl2(?:[\s-]*(?:regulari[sz]ation|penalty|reg))?|权重衰减|正则化?系数)"
-        + _SEP
-        + NUM,
-        NUM + r"\s*(?:weight[\s_-]*decay|的权重衰减)",
-    ),
-    "hidden_channels": (
-        r"(?:hidden(?:[\s_-]*(?:size|dim(?:ension)?s?|channels?|units?|width|features|layer[\s-]*size|neurons))?|width|embedding[\s-]*(?:size|dim(?:ension)?))"
-        + _SEP
-        + NUM,
-        NUM + r"[\s-]*(?:hidden(?![\s-]*layer)[\s-]*(?:units?|channels?|dim(?:ension)?s?|neurons|"
-        r"features|size)?|-?dim(?:ensional)?\s+hidden|units|neurons|channels)",
-        r"hidden[\s-]*(?:layers?|representations?)\s+(?:of\s+|with\s+)?(?:the\s+)?"
-        r"(?:size|width|dimension|dim)" + _SEP + NUM,
-        r"(?:size|width|dimension|dim)\s+(?:of\s+)?(?:the\s+)?hidden[\s-]*"
-        r"(?:layers?|units|representations?|channels)?" + _SEP + NUM,
-        r"隐藏(?:层)?(?:维度|大小|单元数?|通道数?|神经元数?|层维度|层大小)?" + _SEP + NUM,
-        NUM + r"\s*(?:个|维)?(?:隐藏单元|隐藏维度|隐藏通道|隐藏神经元|维隐藏)",
-    ),
-    "num_layers": (
-        NUM + r"[\s-]*(?:hidden[\s-]+|gnn[\s-]+|message[\s-]passing[\s-]+|"
-        r"conv(?:olution(?:al)?)?[\s-]+|graph[\s-]+)?layers?",
-        r"(?:num[\s_]*layers|layers|depth)" + _SEP + NUM,
-        NUM + r"\s*层",
-        r"层数" + _SEP + NUM,
-    ),
-    "dropout": (
-        r"dropout(?:[\s-]*(?:rate|probability|ratio|率|概率))?" + _SEP + NUM,
-        NUM + r"\s*dropout",
-    ),
-    "heads": (
-        NUM + r"[\s-]*(?:attention[\s-]+)?heads?",
-        r"(?:heads|num[\s_]*heads|attention heads)" + _SEP + NUM,
-        NUM + r"\s*个?(?:注意力)?头",
-        r"(?:注意力)?头数" + _SEP + NUM,
-    ),
-    "n_trials": (
-        NUM + r"\s*(?:optuna\s+|tuning\s+|search\s+|random\s+|bayesian\s+|different\s+)?"
-        r"(?:trials?|configurations|configs|candidates)",
-        r"(?:trials|n[\s_]*trials|budget\s+of)" + _SEP + NUM,
-        NUM + r"\s*(?:次|个|组)?(?:试验|实验|尝试|搜索|trials?)",
-        r"试验次数" + _SEP + NUM,
-        r"(?:超参数?|调参|调优|搜索|寻优)[^，。,.\d]{0,6}?[，,\s]*" + NUM + r"\s*次",
-    ),
-    "seeds": (
-        NUM + r"\s*(?:different\s+|random\s+|independent\s+)*"
-        r"(?:seeds|runs|repeats|repetitions|restarts)",
-        r"seeds" + _SEP + NUM,
-        r"(?:repeat(?:ed)?|run)\s+(?:it\s+|each\s+|them\s+|this\s+)?" + NUM + r"\s+times",
-        NUM + r"\s+times(?!\s+(?:faster|slower|more|less|as|larger|smaller|bigger))",
-        NUM + r"\s*个?(?:不同的?)?(?:随机)?种子",
-        r"(?:重复|运行|跑)\s*" + NUM + r"\s*次",
-        r"种子数" + _SEP + NUM,
-    ),
-}
-INT_FIELDS = frozenset({"epochs", "hidden_channels", "num_layers", "heads", "n_trials", "seeds"})
-
-
-@cache
-def _field_matchers() -> dict[str, list[re.Pattern[str]]]:
-    return {
-        name: [re.compile(p, re.IGNORECASE) for p in patterns]
-        for name, patterns in _FIELD_PATTERNS.items()
-    }
-
-
-def find_numbers(text: str) -> dict[str, int | float]:
-    """Numeric fields the text states, e.g. {"epochs": 200, "lr": 0.01}."""
-    found: dict[str, tuple[int, int | float]] = {}
-    for name, patterns in _field_matchers().items():
-        for pattern in patterns:
-            for match in pattern.finditer(text):
-                value = parse_number(match.group("num"))
-                if value is None:
-                    continue
-                if name in INT_FIELDS:
-                    if float(value) != int(value) or value < 1:
-                        continue
-                    value = int(value)
-                if name not in found or match.start() < found[name][0]:
-                    found[name] = (match.start(), value)
-                break
-    return {name: value for name, (_, value) in found.items()}
-
-
-_NODES = re.compile(
-    r"(?:\bnodes?|节点|顶点)\s*(?:#|ids?|index|indices|编号|号)?\s*"
-    r"(?P<list>\d+(?:\s*(?:,|，|、|and|和|&|or)\s*#?\d+)*)",
-    re.IGNORECASE,
-)
-_RUNS = re.compile(
-    r"(?:\bruns?|实验|运行)\s*(?:#|ids?|no\.?|number|编号)?\s*"
-    r"(?P<list>\d+(?:\s*(?:,|，|、|and|和|&|vs\.?|versus|or)\s*#?\d+)*)"
-    r"(?![\d\s]*(?:times|x\b|epochs?|seeds?|trials?|次|轮))",
-    re.IGNORECASE,
-)
-
-
-def _int_list(match: re.Match[str] | None, limit: int) -> list[int]:
-    if match is None:
-        return []
-    values = [int(v) for v in re.findall(r"\d+", match.group("list"))]
-    return list(dict.fromkeys(values))[:limit]
-
-
-# ---------------------------------------------------------------------------------------
-# Task words and action words
-# ---------------------------------------------------------------------------------------
-
-_TASK_PATTERNS: dict[str, tuple[str, ...]] = {
-    "link_prediction": (
-        r"link[\s-]*predict",
-        r"predict\w*\s+(?:(?:the|missing|future|new|unseen|hidden|held[\s-]out|which|possible)\s+)*"
-        r"(?:links?|edges?|connections?|citations?|collaborations?|interactions?|friendships?)",
-        r"(?:missing|future|unseen)\s+(?:links?|edges?|connections?)",
-        r"(?:edge|link)[\s-]*(?:prediction|forecast|completion)",
-        r"recommend\w*\s+(?:new\s+)?(?:links|edges|connections|friends)",
-        r"链[接路]预测|边预测|预测.{0,8}?(?:边|链接|连接|链路)",
-    ),
-    "graph_classification": (
-        r"graph[\s-]*(?:level[\s-]*)?classif|graph[\s-]level",
-        r"classif\w*\s+(?:(?:the|whole|entire|each|all|these)\s+)*(?:\w+\s+)?(?:graphs|molecules?|compounds|proteins)",
-        r"molecul|mutagen|compound",
-        r"图分类|图级|分子|化合物",
-    ),
-    "node_classification": (
-        r"node[\s-]*(?:level[\s-]*)?classif",
-        r"classif\w*\s+(?:(?:the|each|all|these)\s+)*(?:\w+\s+)?(?:nodes|papers|documents|articles|users|members|vertices)",
-        r"node\s+labels?|label(?:ling|ing)?\s+(?:the\s+)?nodes",
-        r"节点分类|节点级|顶点分类",
-    ),
-}
-
-_ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
-    "compare": (
-        r"\bcompar|\bvs\.?(?![a-z])|\bversus\b|head[\s-]to[\s-]head|against each other",
-        r"which\s+(?:one\s+|model\s+|of\s+(?:them|the\s+\w+)\s+)?(?:is|does|performs?|works?|will\s+be|gives?)\s+(?:\w+\s+)?(?:better|best|stronger|higher)",
-        r"\bbetter\b[^.?!]*\bor\b|\bor\b[^.?!]*\bbetter\b|side[\s-]by[\s-]side|benchmark\w*\b",
-        r"对比|比较|哪个.{0,4}好|哪个.{0,4}高|孰优|谁更",
-    ),
-    "tune": (
-        r"\btun(?:e|es|ed|ing)\b|hyper[\s-]?param|\bsearch|optimi[sz](?:e|es|ed|ing|ation)\b",
-        r"\bsweep|optuna|bayesian|\btrials?\b|grid\s+search|random\s+search",
-        r"best\s+(?:possible\s+)?(?:model|configuration|config|settings?|hyper\w*|architecture|"
-        r"combination|parameters|gnn|method|network)",
-        r"which\s+(?:model|gnn|architecture|method|network)\s+(?:is|works|performs|would\s+be|"
-        r"does)\s+(?:the\s+)?best|auto[\s-]?ml",
-        r"超参|调参|调优|搜索|寻优|最优|最佳(?:模型|配置|参数)|试验",
-    ),
-    "inspect": (
-        r"tell\s+me\s+about|\bdescribe|statistic|\bstats\b|homophil|\binspect|data[\s-]doctor",
-        r"how\s+many\s+(?:nodes|edges|classes|graphs|features|labels)|class\s+(?:balance|distribution)",
-        r"(?:summar(?:y|ise|ize)|overview|profile)\s+(?:of\s+)?(?:the\s+)?(?:\w+\s+)?(?:data|dataset|graph)",
-        r"(?:look|check)\s+(?:at\s+|on\s+)?(?:the\s+)?(?:\w+\s+)?(?:data|dataset)|isolated\s+nodes",
-        r"数据集?.{0,6}(?:信息|统计|情况|介绍|概况|特征)|(?:介绍|描述|检查|查看|分析)(?:一下)?.{0,8}数据",
-        r"多少(?:个)?(?:节点|边|类|图)|同质|统计信息",
-    ),
-    "explain": (
-        r"\bexplain|feature\s+importance|important\s+(?:features|neighbou?rs|edges|words)",
-        r"why\s+(?:did|does|do|is|was|were)\s+(?:the\s+)?(?:model|it|\w+)\s+\w*(?:predict|classif|label|get)",
-        r"which\s+(?:features|neighbou?rs|edges|words)\s+(?:matter|mattered|drove|drive|influenced|are\s+important)",
-        r"解释|为什么.{0,12}(?:预测|分类|判断)|可解释",
-    ),
-    "report": (
-        r"\breport\b|write[\s-]?up|\bhtml\b|markdown",
-        r"summar(?:y|ise|ize)\s+(?:of\s+)?(?:the\s+|my\s+|all\s+|these\s+)?(?:results|runs|experiments)",
-        r"报告|总结.{0,6}(?:结果|实验)|汇总",
-    ),
-    "answer": (
-        r"which\s+(?:run|experiment)|best\s+run|(?:last|previous|earlier|latest|prior)\s+(?:run|experiment|result|training|model)",
-        r"\bso\s+far\b|did\s+(?:it|the\s+\w+)\s+(?:do|get|reach|score)|\bmy\s+(?:runs|results|experiments)",
-        r"\blast\s+time\b|\bpreviously\b|\bearlier\b|\bI\s+(?:used|got|ran|trained)\b",
-        r"上次|上一次|之前|刚才|哪次|哪一次|目前为止|我(?:的)?(?:实验|结果)",
-    ),
-    "train": (
-        r"\btrain|\bfit\b|\bfits\b|\brun\b|\bbaseline|\bclassif|\bpredict|\buse\b|\busing\b|\bbuild",
-        r"\bapply|\bevaluate|\blearn|\bgive\s+me\b",
-        r"训练|跑|分类|预测|用|建模|拟合",
-    ),
-}
-
-_MULTI_STEP = re.compile(
-    r"\bthen\b|\bafterwards?\b|\bafter\s+that\b|\bfollowed\s+by\b|\bfinally\b|\bnext\s*,"
-    r"|\band\s+(?:also\s+)?(?:write|make|produce|generate|create|give\s+me|explain|report)"
-    r"|然后|之后|随后|接着|最后|再(?:做|生成|写|解释|训练|对比|比较)|并(?:且)?(?:生成|写|解释|给出|训练|对比|比较)",
-    re.IGNORECASE,
-)
-_RUN_WORDS = re.compile(  # words that ask for a model to be run, not just data described
-    r"\btrain|\bfit\b|\bfits\b|\brun\b|\bcompar|\btun(?:e|ing)\b|训练|拟合|对比|比较|调参|跑",
-    re.IGNORECASE,
-)
-_QUESTION = re.compile(
-    r"\?|？|吗|什么|多少|哪|(?:^|[.!;:。！；]\s*)(?:what|which|how|did|was|were|who|"
-    r"why|where)\b",
-    re.IGNORECASE,
-)
-_FORMAT = {
-    "html": re.compile(_ASCII_EDGE_L + r"html" + _ASCII_EDGE_R + r"|网页", re.I),
-    "markdown": re.compile(r"markdown|" + _ASCII_EDGE_L + r"md" + _ASCII_EDGE_R, re.I),
-}
-_UNKNOWN_DATASET = re.compile(
-    r"(?:\bon|\bdataset|\bdata\s+set|\bgraph|在)\s+(?:the\s+)?(?P<name>[A-Z][A-Za-z0-9-]{2,})"
-    r"|在\s*(?P<zh>[A-Za-z][A-Za-z0-9-]{2,})\s*(?:数据集)?上",
-)
-_NOT_DATASETS = frozenset({"the", "gpu", "cpu", "cuda", "it", "this", "that", "them", "my", "our"})
-
-
-def _positions(text: str, patterns: Iterable[str]) -> int | None:
-    starts = [m.start() for p in patterns if (m := re.search(p, text, re.IGNORECASE))]
-    return min(starts) if starts else None
+NUMERIC_FIELDS = (
+    "epochs", "lr", "hidden_channels", "num_layers", "dropout", "weight_decay", "heads",
+    "n_trials", "seeds",
+)  # fmt: skip
+NEEDS_DATASET = ("train", "tune", "compare", "inspect")
+PRIMARY = ("train", "tune", "compare", "inspect")
+RUNS = ("train", "tune", "compare")
 
 
 @dataclass
-class Mentions:
-    """Everything `extract` read from a request.
+class Fix:
+    """One change grounding made to the model's plan."""
 
-    Attributes:
-        datasets / models: canonical names, in order of appearance.
-        task: the learning task its words state, if any.
-        numbers: numeric action fields it states ({"epochs": 200}).
-        nodes / run_ids: node indices and experiment-store run ids it names.
-        format: "html" or "markdown" when it asks for one.
-        cues: actions its words ask for, in order of appearance (may be noisy).
-        multi_step: it asks for several steps ("..., then ...", "然后").
-        question: it is phrased as a question.
-        asks_to_run: it asks for a model to be trained, compared or tuned.
-        unknown_dataset: a capitalised name in a dataset position the catalogue lacks.
-        chinese: it is written in Chinese.
-    """
+    index: int  # which action
+    field: str
+    old: Any
+    new: Any
+    reason: str
 
-    datasets: list[str] = field(default_factory=list)
-    models: list[str] = field(default_factory=list)
-    task: str | None = None
-    numbers: dict[str, int | float] = field(default_factory=dict)
-    nodes: list[int] = field(default_factory=list)
-    run_ids: list[int] = field(default_factory=list)
-    format: str | None = None
-    cues: list[str] = field(default_factory=list)
-    multi_step: bool = False
-    question: bool = False
-    asks_to_run: bool = False
-    unknown_dataset: str | None = None
-    chinese: bool = False
-
-    @property
-    def empty(self) -> bool:
-        """Nothing at all was recognised."""
-        return not (self.datasets or self.models or self.task or self.numbers or self.cues)
+    def __str__(self) -> str:
+        if self.new is None:
+            return f"actions[{self.index}].{self.field}: dropped {self.old!r} ({self.reason})"
+        if self.old is None:
+            return f"actions[{self.index}].{self.field}: set to {self.new!r} ({self.reason})"
+        return f"actions[{self.index}].{self.field}: {self.old!r} -> {self.new!r} ({self.reason})"
 
 
-def _unknown_dataset(text: str, known: list[str]) -> str | None:
-    if known:
-        return None
-    for match in _UNKNOWN_DATASET.finditer(text):
-        name = match.group("name") or match.group("zh")
-        if name.lower() in _NOT_DATASETS or find_names(name, "models"):
-            continue
-        return name
+@cache
+def _questions() -> jinja2.Template:
+    text = resources.files("prompts").joinpath("planner_clarify.j2").read_text("utf-8")
+    return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(text)
+
+
+# ---------------------------------------------------------------------------------------
+# Structure
+# ---------------------------------------------------------------------------------------
+
+
+def _main_action(m: Mentions) -> str | None:
+    """The one action the words settle, or None when they do not."""
+    cues = set(m.cues)
+    if "answer" in cues and m.question and not m.numbers and not m.unknown_dataset:
+        return "answer"
+    if "explain" in cues and not m.multi_step:
+        return "explain"
+    if len(m.models) >= 2 and "tune" not in cues:
+        return "compare"
+    if "compare" in cues and (len(m.models) >= 2 or len(m.run_ids) >= 2):
+        return "compare"
+    if "tune" in cues or "n_trials" in m.numbers:
+        return "tune"
+    if "inspect" in cues and (not m.models or not m.asks_to_run):
+        return "inspect"
+    if "report" in cues and not m.multi_step:
+        return "report"
+    if m.datasets or m.models or m.numbers or m.task or "train" in cues:
+        return "train"
     return None
 
 
-def extract(text: str) -> Mentions:
-    """Read datasets, models, task, numbers, nodes, runs and action words from `text`."""
-    datasets = find_names(text, "datasets")
-    models = find_names(text, "models")
-    task_at = {t: _positions(text, p) for t, p in _TASK_PATTERNS.items()}
-    task_at = {t: at for t, at in task_at.items() if at is not None}
-    cue_at = {a: _positions(text, p) for a, p in _ACTION_PATTERNS.items()}
-    return Mentions(
-        datasets=datasets,
-        models=models,
-        task=min(task_at, key=task_at.__getitem__) if task_at else None,
-        numbers=find_numbers(text),
-        nodes=_int_list(_NODES.search(text), MAX_NODES),
-        run_ids=[r for r in _int_list(_RUNS.search(text), MAX_RUNS) if r >= 1],
-        format=next((f for f, p in _FORMAT.items() if p.search(text)), None),
-        cues=sorted((a for a, at in cue_at.items() if at is not None), key=cue_at.__getitem__),
-        multi_step=bool(_MULTI_STEP.search(text)),
-        question=bool(_QUESTION.search(text)),
-        asks_to_run=bool(_RUN_WORDS.search(text)),
-        unknown_dataset=_unknown_dataset(text, datasets),
-        chinese=has_cjk(text),
+def decide_steps(m: Mentions) -> list[str] | None:
+    """The actions the request asks for, in order, or None to let the model choose."""
+    main = _main_action(m)
+    if main is None or not m.multi_step:
+        return [main] if main else None
+    steps: list[str] = []
+    for cue in m.cues:
+        if cue in RUNS:  # "train ... and compare" is one compare
+            step = main if main in RUNS else cue
+        elif cue == "answer":
+            continue
+        else:
+            step = cue
+        if step not in steps:
+            steps.append(step)
+    if main not in steps:
+        steps.insert(0, main)
+    return steps[:MAX_ACTIONS]
+
+
+def _context_values(context: Mapping[str, Any] | None) -> dict[str, list[Any]]:
+    """The session's values that may stand in for unnamed ones; unusable ones are ignored."""
+    ctx = context or {}
+
+    def ok_run(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+    return {
+        "dataset": [ctx["dataset"]] if ctx.get("dataset") in dataset_names() else [],
+        "model": [ctx["model"]] if ctx.get("model") in model_names() else [],
+        "task": [ctx["task"]] if ctx.get("task") in TASKS else [],
+        "run_id": [ctx["run_id"]] if ok_run(ctx.get("run_id")) else [],
+        "run_ids": [r for r in ctx.get("run_ids") or [] if ok_run(r)][:MAX_RUNS],
+    }
+
+
+def _allowed_values(m: Mentions, context: Mapping[str, Any] | None) -> dict[str, list[Any]]:
+    """Field -> the values the plan may hold: the text's, else the session's."""
+    ctx = _context_values(context)
+    allowed: dict[str, list[Any]] = {
+        "dataset": list(m.datasets) or ctx["dataset"],
+        "model": list(m.models) or ctx["model"],
+        "models": list(m.models)[:MAX_MODELS],
+        "task": [m.task] if m.task else ctx["task"],
+        "nodes": list(m.nodes),
+        "run_id": list(m.run_ids) or ctx["run_id"],
+        "run_ids": list(m.run_ids) or ctx["run_ids"],
+        "format": [m.format] if m.format else [],
+    }
+    for name, value in m.numbers.items():
+        allowed[name] = [value]
+    return allowed
+
+
+# ---------------------------------------------------------------------------------------
+# Grounding
+# ---------------------------------------------------------------------------------------
+
+
+def clarify_action(reason: str, m: Mentions, name: str = "") -> dict[str, Any]:
+    question = _questions().render(
+        reason=reason,
+        chinese=m.chinese,
+        name=name,
+        choices=list(dataset_names()),
     )
+    return {"action": "clarify", "question": question[:MAX_TEXT]}
+
+
+def _restructure(
+    plan: list[dict], steps: list[str], fixes: list[Fix], reasons: dict | None = None
+) -> list[dict]:
+    """Make the plan's actions exactly `steps`, keeping the model's fields where it can."""
+    reasons = reasons or {}
+    pool = list(plan)
+    out = []
+    for index, step in enumerate(steps):
+        found = next((a for a in pool if a["action"] == step), None)
+        if found is None and pool and pool[0]["action"] not in steps:
+            old = pool.pop(0)  # the model chose another action for this step: convert it
+            found = {k: v for k, v in old.items() if k in action_fields(step)}
+            found = {"action": step, **found}
+            why = reasons.get((index, "action"), "the words ask for it")
+            fixes.append(Fix(index, "action", old["action"], step, why))
+        elif found is None:
+            found = {"action": step}
+            why = reasons.get((index, "action"), "the request asks for this step")
+            fixes.append(Fix(index, "action", None, step, why))
+        else:
+            pool.remove(found)
+        out.append(found)
+    for extra in pool:
+        fixes.append(Fix(len(out), "action", extra["action"], None, "not asked for"))
+    return out
+
+
+def _ground_value(action: dict, prop: str, allowed: dict[str, list[Any]]) -> tuple[Any, str]:
+    """The value `prop` should have given the text, and why (value None: drop it)."""
+    value = action[prop]
+    ok = allowed.get(prop) or []
+    if prop in ("models", "run_ids", "nodes"):
+        kept = [v for v in value if v in ok]
+        if prop == "models" and ok and action["action"] in ("compare", "tune"):
+            kept = list(ok)
+        return (kept or None), "the text names " + (", ".join(map(str, ok)) or "none")
+    if prop in ("question", "action"):
+        return value, ""
+    if not ok:
+        return None, "the text does not give it"
+    if value in ok:
+        return value, ""
+    return ok[0], f"the text says {ok[0]!r}"
+
+
+def _fill(action: dict, prop: str, value: Any, index: int, fixes: list[Fix]) -> None:
+    if prop in action_fields(action["action"]) and prop not in action and value is not None:
+        action[prop] = value
+        fixes.append(Fix(index, prop, None, value, "named in the text"))
+
+
+def expected_plan(
+    steps: list[str], m: Mentions, context: Mapping[str, Any] | None = None, text: str = ""
+) -> tuple[list[dict[str, Any]], list[Fix]]:
+    """The plan the words settle: `steps` with every named value where it belongs.
+
+    Returns:
+        The plan, and the decisions that shaped it (as fixes of an empty plan).
+    """
+    decisions: list[Fix] = []
+    plan: list[dict[str, Any]] = [{"action": step} for step in steps]
+    _fill_named(plan, m, _allowed_values(m, context), decisions)
+    plan = _check_needs(plan, m, context, decisions)
+    for action in plan:
+        if action["action"] == "answer":
+            action["question"] = text[:MAX_TEXT]
+    return plan, decisions
+
+
+def reconcile(
+    actions: list[Action], expected: list[dict[str, Any]], decisions: list[Fix] = ()
+) -> tuple[list[dict[str, Any]], list[Fix]]:
+    """Turn the model's plan into `expected`, recording each difference and why.
+
+    With constrained decoding the model's plan already is `expected` and nothing is fixed;
+    a backend that cannot constrain (or a model that strays) is corrected here.
+    """
+    reasons = {(d.index, d.field): d.reason for d in decisions}
+    fixes: list[Fix] = []
+    plan = [a.model_dump(exclude_none=True) for a in actions]
+    plan = _restructure(plan, [e["action"] for e in expected], fixes, reasons)
+    for index, (got, want) in enumerate(zip(plan, expected, strict=True)):
+        for key in dict.fromkeys([*got, *want]):
+            old, new = got.get(key), want.get(key)
+            if key == "action" or old == new:
+                continue
+            if key == "models" and old and new and set(old) == set(new):
+                continue
+            if old is None:
+                why = reasons.get((index, key), "named in the text")
+            elif new is None:
+                why = "the text does not give it"
+            else:
+                why = f"the text says {new!r}"
+            fixes.append(Fix(index, key, old, new, why))
+    return [dict(action) for action in expected], fixes
+
+
+def ground(
+    actions: list[Action],
+    m: Mentions,
+    steps: list[str] | None,
+    context: Mapping[str, Any] | None = None,
+    text: str = "",
+) -> tuple[list[dict[str, Any]], list[Fix]]:
+    """Make the plan say what the text says: no invented values, no missing named ones.
+
+    Returns:
+        The grounded actions as dicts (unset fields absent) and the fixes made.
+    """
+    fixes: list[Fix] = []
+    plan = [a.model_dump(exclude_none=True) for a in actions]
+    if steps is not None and [a["action"] for a in plan] != steps:
+        plan = _restructure(plan, steps, fixes)
+    allowed = _allowed_values(m, context)
+    for index, action in enumerate(plan):
+        for prop in list(action):
+            new, reason = _ground_value(action, prop, allowed)
+            if new != action[prop]:
+                fixes.append(Fix(index, prop, action[prop], new, reason))
+                if new is None:
+                    del action[prop]
+                else:
+                    action[prop] = new
+        if action["action"] == "answer" and text:
+            action["question"] = text[:MAX_TEXT]
+    _fill_named(plan, m, allowed, fixes)
+    return _check_needs(plan, m, context, fixes), fixes
+
+
+def _fill_named(plan: list[dict], m: Mentions, allowed: dict, fixes: list[Fix]) -> None:
+    """Put every value the text names into the action it belongs to."""
+    for index, action in enumerate(plan):
+        kind = action["action"]
+        if m.datasets:
+            _fill(action, "dataset", m.datasets[0], index, fixes)
+        if kind in ("compare",) or (kind == "tune" and len(m.models) >= 2):
+            _fill(action, "models", list(m.models) or None, index, fixes)
+        elif m.models and kind != "inspect":
+            _fill(action, "model", m.models[0], index, fixes)
+        _fill(action, "task", m.task, index, fixes)
+        _fill(action, "format", m.format, index, fixes)
+        _fill(action, "nodes", list(m.nodes) or None, index, fixes)
+        _fill(action, "run_ids", list(m.run_ids) or None, index, fixes)
+        _fill(action, "run_id", m.run_ids[0] if len(m.run_ids) == 1 else None, index, fixes)
+    for prop, value in m.numbers.items():
+        if any(prop in action for action in plan):
+            continue
+        for index, action in enumerate(plan):
+            if prop in action_fields(action["action"]):
+                _fill(action, prop, value, index, fixes)
+                break
+    _repeat_per_dataset(plan, m, fixes)
+
+
+def _repeat_per_dataset(plan: list[dict], m: Mentions, fixes: list[Fix]) -> None:
+    if len(m.datasets) < 2 or len(plan) != 1 or plan[0]["action"] not in PRIMARY:
+        return
+    for dataset in m.datasets[1:MAX_ACTIONS]:
+        plan.append(dict(plan[0], dataset=dataset))
+        fixes.append(Fix(len(plan) - 1, "dataset", None, dataset, "one run per named dataset"))
+
+
+def _check_needs(
+    plan: list[dict], m: Mentions, context: Mapping[str, Any] | None, fixes: list[Fix]
+) -> list[dict]:
+    """What a run cannot start without (a dataset): the session's value, else a question."""
+    session = _context_values(context)["dataset"]
+    session_model = _context_values(context)["model"]
+    for index, action in enumerate(plan):
+        if session_model and not m.models and action["action"] in ("train", "explain"):
+            if "model" not in action:
+                action["model"] = session_model[0]
+                fixes.append(Fix(index, "model", None, session_model[0], "the session's model"))
+        if action["action"] not in NEEDS_DATASET or "dataset" in action:
+            continue
+        if action["action"] == "compare" and action.get("run_ids"):
+            continue
+        if session and not m.unknown_dataset:
+            action["dataset"] = session[0]
+            fixes.append(Fix(index, "dataset", None, session[0], "the session's dataset"))
+            continue
+        reason = "unknown_dataset" if m.unknown_dataset else "no_dataset"
+        clarify = clarify_action(reason, m, m.unknown_dataset or "")
+        why = (
+            f"the catalogue has no dataset {m.unknown_dataset!r}"
+            if m.unknown_dataset
+            else "the request names no dataset"
+        )
+        fixes.append(Fix(0, "action", action["action"], "clarify", why))
+        return [clarify]
+    return plan
+
+
+def out_of_range(numbers: dict[str, int | float]) -> list[str]:
+    """Numbers outside the action schema's bounds, each with the bound it breaks."""
+    defs = action_json_schema()["$defs"]
+    props = {**defs["Tune"]["properties"], **defs["Train"]["properties"]}
+    out = []
+    for name, value in numbers.items():
+        bounds = {k: v for k, v in props[name].items() if k != "description"}
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(bounds).iter_errors(value)
+        )
+        if error is not None:
+            out.append(f"{name} {error.message}")
+    return out

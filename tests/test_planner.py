@@ -11,8 +11,8 @@ import pytest
 
 from agent.actions import action_json_schema, dump_actions
 from agent.errors import PlanningError, UserInputError
-from agent.grounding import extract, find_names, find_numbers, parse_number
 from agent.llm.fake import FakeBackend
+from agent.mentions import extract, find_names, find_numbers, parse_number
 from agent.planner import Planner, decide_steps, expected_plan, narrow_schema, system_prompt
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "tasks" / "dev.jsonl"
