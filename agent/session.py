@@ -681,11 +681,14 @@ class Session:
         if not nodes:
             return Outcome(action="explain", status="answered", text=self._explain(target, text))
         record = self.store.get_run(target)
-        if record.kind != "train":  # attributions need a trained model: the last one
+        wanted = item.fields.get("model")
+        if record.kind != "train" or (wanted and record.config.get("model") != wanted):
+            # Attributions need a trained model: the last one (of the named family).
             trained = self._session_runs(("train",))
+            fits = [r for r in trained if self.store.get_run(r).config.get("model") == wanted]
             if not trained:
                 return _no_run("explain")
-            target = item.fields["run_id"] = trained[-1]
+            target = item.fields["run_id"] = (fits or trained)[-1]
             record = self.store.get_run(target)
         config = {**record.config, "nodes": nodes, "run_id": target}
         run_id = self._start("explain", config, step_ids, parent=target)
