@@ -165,6 +165,16 @@ def test_prefix_cache_skips_the_shared_system_prompt(backend: TransformersBacken
     assert system_tokens <= backend.last_reused_tokens < len(prompt)
 
 
+def test_warm_up_prefills_the_system_prompt_once(tiny_glm_dir: Path, backend):
+    fresh = TransformersBackend(tiny_glm_dir)
+    system = [{"role": "system", "content": SYSTEM}]
+    fresh.warm_up(system)
+    completion = fresh.complete(messages(TASKS[3]), json_schema=SCHEMA, max_tokens=400)
+    assert fresh.last_reused_tokens >= len(fresh.encode_chat(system, add_generation_prompt=False))
+    expected = backend.complete(messages(TASKS[3]), json_schema=SCHEMA, max_tokens=400)
+    assert completion.text == expected.text  # the prefilled cache is the same cache
+
+
 def test_token_budget_cuts_off_and_says_so(backend: TransformersBackend):
     completion = backend.complete(messages(TASKS[1]), json_schema=SCHEMA, max_tokens=5)
     assert completion.finish_reason == "length"

@@ -44,5 +44,12 @@ class LLMBackend(abc.ABC):
     ) -> Completion:
         """Return the model's answer to `messages`."""
 
+    def warm_up(self, messages: list[Message]) -> None:  # noqa: B027 - optional hook
+        """Prepare for prompts that start with `messages` (e.g. the planner's system prompt).
+
+        In-process backends prefill their KV cache here, so the first real call costs what
+        every later one does; others have nothing to do.
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook, deliberately not abstract
         """Release the model or connection (default: nothing to release)."""

@@ -150,7 +150,32 @@ class TransformersBackend(LLMBackend):
             finish_reason=finish,
         )
 
-    def encode_chat(self, messages: list[Message]) -> list[int]:
+    def warm_up(self, messages: list[Message]) -> None:
+        """Prefill the KV cache with `messages` (no answer), for the prefix cache to reuse."""
+        if not self.prefix_cache_enabled or not messages:
+            return
+        ids = self.encode_chat(messages, add_generation_prompt=False)
+        prefix = self._prefix
+        try:
+            reused = prefix.reuse(ids + [-1])  # a placeholder: reuse() always leaves one back
+            if prefix.cache is None:
+                from transformers import DynamicCache
+
+                prefix.cache = DynamicCache(config=self._model.config)
+            pending = ids[reused:]
+            if pending:
+                with torch.inference_mode():
+                    self._model.get_decoder()(
+                        input_ids=torch.tensor([pending]),
+                        use_cache=True,
+                        **{self._cache_kw: prefix.cache},
+                    )
+                prefix.token_ids.extend(pending)
+        except BaseException:
+            self._prefix = _PrefixCache()
+            raise
+
+    def encode_chat(self, messages: list[Message], add_generation_prompt: bool = True) -> list[int]:
         """Token ids of `messages` under the tokenizer's chat template, ready to answer."""
         if not getattr(self.tokenizer, "chat_template", None):
             raise SetupError(
@@ -158,7 +183,7 @@ class TransformersBackend(LLMBackend):
                 "checkpoint (its tokenizer_config.json or chat_template.jinja defines one)."
             )
         text = self.tokenizer.apply_chat_template(
-            list(messages), add_generation_prompt=True, tokenize=False
+            list(messages), add_generation_prompt=add_generation_prompt, tokenize=False
         )
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
