@@ -338,7 +338,16 @@ def _spec(c: _Check):
 def rule_default_task(c: _Check) -> None:
     """defaults: the task is the dataset's usual one."""
     spec = _spec(c)
-    if spec is None or "task" not in action_class(c.action).model_fields:
+    if "task" not in action_class(c.action).model_fields:
+        return
+    if spec is None:
+        if isinstance(c.fields.get("dataset"), str):  # a CSV import: one labelled graph
+            c.set_default(
+                "default.task",
+                "task",
+                "node_classification",
+                "task set to node_classification because a CSV graph is one node-level graph",
+            )
         return
     c.set_default(
         "default.task",

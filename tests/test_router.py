@@ -145,6 +145,7 @@ def test_path_inside_workspace_is_allowed(ctx):
     (graph / "nodes.csv").write_text("id,label\n0,0\n")
     routed = check({"action": "inspect", "dataset": "./mygraph"}, ctx)
     assert routed.tool == "inspect"
+    assert routed.fields["task"] == "node_classification"  # a CSV graph is node-level
     assert any(d.kind == "safety" for d in routed.decisions)
 
 

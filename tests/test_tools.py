@@ -170,3 +170,20 @@ def test_tune_tool_searches_and_retrains(ctx, tmp_path):
     assert len(result.retrained["runs"] if isinstance(result.retrained, dict)
                else result.retrained.runs) == 2  # fmt: skip
     assert result.best_value == max(t.value for t in trials if t.value is not None)
+
+
+def test_csv_graph_inside_the_workspace_trains(ctx):
+    folder = ctx.workspace / "ring"
+    folder.mkdir(parents=True)
+    nodes = ["id,label,f0,f1"] + [f"n{i},{i % 2},{i % 2},{1 - i % 2}" for i in range(12)]
+    edges = ["src,dst"] + [f"n{i},n{(i + 1) % 12}" for i in range(12)]
+    (folder / "nodes.csv").write_text("\n".join(nodes) + "\n")
+    (folder / "edges.csv").write_text("\n".join(edges) + "\n")
+    inspected = TOOLS.get("inspect")({"dataset": "./ring"}, ctx)
+    assert inspected.stats["num_nodes"] == 12 and inspected.stats["num_classes"] == 2
+    out = TOOLS.get("train")(
+        {"dataset": "./ring", "task": "node_classification", "model": "mlp", "epochs": 30,
+         "lr": 0.1},
+        ctx,
+    )  # fmt: skip
+    assert len(out.result.runs[0].curves) == 30
