@@ -232,6 +232,8 @@ class Session:
                 self.options.on_plan(routed)
             for item in routed:
                 turn.outcomes.append(self._execute(item, text, step_ids))
+                if turn.outcomes[-1].status == "failed":
+                    break  # later steps build on this one ("... and write a report")
         except AutoGLMError as error:
             self.store.add_message(self.id, "assistant", f"error: {error}")
             raise
