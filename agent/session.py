@@ -531,7 +531,14 @@ class Session:
 
         with measure() as cost:
             record = self.store.get_run(run_id)
-            words = explain_run(record, store=self.store, user_text=text)
+            try:
+                words = explain_run(record, store=self.store, user_text=text)
+            except Exception as error:  # noqa: BLE001 - the run is stored; losing the turn is worse
+                words = (
+                    f"Run {run_id} ({record.title}) finished as {record.status}, but its "
+                    f"explanation could not be written ({type(error).__name__}: {error}); "
+                    f"`autoglm experiments show {run_id}` shows the stored numbers."
+                )
         self.store.log_step(run_id, "explain", cost.seconds, cost.peak_mb, session_id=self.id)
         return words
 
