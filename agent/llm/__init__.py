@@ -9,6 +9,9 @@ environment variable `AUTOGLM_LLM`, else the embedded default. A name is one of:
   SGLang, llama.cpp's server, Ollama); `AUTOGLM_LLM_MODEL` names the served model.
 - `fake`: the scripted test double (no replies queued).
 
+`AUTOGLM_LLM_THREADS` sets torch's threads for the in-process backends when the caller
+does not (measured: on 2 shared cores, 1 thread is the safe default).
+
 Heavy modules (torch, transformers) are imported only when that backend is chosen.
 """
 
@@ -40,6 +43,9 @@ def get_backend(name: str | None = None, **options: Any) -> LLMBackend:
     """
     spec = name or os.environ.get("AUTOGLM_LLM") or DEFAULT_BACKEND
     options = {key: value for key, value in options.items() if value is not None}
+    threads = os.environ.get("AUTOGLM_LLM_THREADS")
+    if threads and "threads" not in options and not spec.startswith(("http", "fake")):
+        options["threads"] = int(threads)
     kind, _, target = spec.partition(":")
     if spec.startswith(("http://", "https://")):
         kind, target = "http", spec
