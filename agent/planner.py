@@ -193,18 +193,22 @@ def _narrow_property(name: str, spec: dict[str, Any], values: list[Any]) -> dict
 
 
 def _forced_item(action: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
-    """A schema that admits exactly `action` (list fields in any order)."""
+    """A schema that admits exactly `action`."""
     definition = definitions[action_class(action["action"]).__name__]["properties"]
     properties: dict[str, Any] = {}
     for key, value in action.items():
         spec = definition[key]
         if key == "action":
             properties[key] = spec
-        elif isinstance(value, list):
-            items = dict(spec["items"], enum=list(dict.fromkeys(value)))
+        elif isinstance(value, list):  # each position fixed: no choices left to decode
+            kind = spec["items"]["type"]
             properties[key] = {
-                "type": "array", "items": items, "minItems": len(value), "maxItems": len(value)
-            }  # fmt: skip
+                "type": "array",
+                "prefixItems": [{"type": kind, "enum": [v]} for v in value],
+                "items": False,
+                "minItems": len(value),
+                "maxItems": len(value),
+            }
         else:
             properties[key] = {"type": spec["type"], "enum": [value]}
     return {
@@ -271,7 +275,8 @@ def narrow_schema(
 def _item_tokens(item: dict[str, Any]) -> int:
     chars = 0
     for name, spec in item["properties"].items():
-        values = spec.get("enum") or spec.get("items", {}).get("enum") or [spec.get("const")]
+        values = spec.get("enum") or [v for p in spec.get("prefixItems", []) for v in p["enum"]]
+        values = values or spec.get("items", {}).get("enum") or [spec.get("const")]
         chars += len(name) + 6 + sum(len(json.dumps(v, ensure_ascii=False)) + 2 for v in values)
         if "maxLength" in spec:
             chars += TOKENS_QUESTION
@@ -305,6 +310,11 @@ class Planner:
             raise ValueError("max_attempts must be at least 1")
         self.backend = backend
         self.max_attempts = max_attempts
+
+    def warm_up(self) -> None:
+        """Prefill the system prompt where the backend can: the first plan then costs what
+        later ones do (the prompt is ~1000 tokens; prefilling it takes 10-30 s here)."""
+        self.backend.warm_up([{"role": "system", "content": system_prompt()}])
 
     def plan(self, text: str, context: Mapping[str, Any] | None = None) -> Plan:
         """Plan `text`.
@@ -383,6 +393,8 @@ class Planner:
                 return parse_actions(completion.text), completions
             except ModelOutputError as caught:
                 error = caught
+                if getattr(completion, "finish_reason", "stop") == "length":
+                    error = ModelOutputError(f"{caught} (cut off after {budget} tokens)")
                 messages = [
                     *messages,
                     {"role": "assistant", "content": completion.text},

@@ -8,8 +8,8 @@ Each task is `{"id", "text", "expect"}`. Scoring follows ../shared/tasks/README.
 is correct when some action has the expected `action` and every expected field matches
 (strings case-insensitively, numbers to 1e-9 relative, `models` as a set). A plan is valid
 when it is the JSON object `{"actions": [...]}` under the action schema. Latency is measured
-per plan after the model is loaded and one warm-up plan has filled its prompt cache (the
-warm-up is reported on its own); memory is the process's peak resident set size.
+per plan after the model is loaded and `Planner.warm_up()` has prefilled its system prompt
+(both reported on their own); memory is the process's peak resident set size.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import jsonschema
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TASKS = ROOT.parent / "shared" / "tasks" / "dev.jsonl"
-WARM_UP = "Inspect the karate club graph."  # not a task of any set: fills the prompt cache
 
 
 def field_matches(key: str, expected: Any, got: Any) -> bool:
@@ -106,9 +105,10 @@ def run_tasks(planner, tasks: list[dict[str, Any]], schema: dict[str, Any]) -> d
         mark = "ok " if correct else "BAD"
         detail = "" if correct else "  <- " + "; ".join(str(w) for w in wrong)
         attempts = plan.attempts if plan else "-"
+        fixes = len(plan.fixes) if plan else "-"  # 0: the model's own output was the plan
         print(
             f"{task['id']:>5} {mark} valid={'y' if valid else 'n'} {elapsed:5.2f}s "
-            f"tries={attempts} {text}{detail}",
+            f"tries={attempts} fixes={fixes} {text}{detail}",
             flush=True,
         )
     n = len(rows)
@@ -151,11 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     load_s = time.perf_counter() - started
     planner = Planner(backend)
     started = time.perf_counter()
-    planner.plan(WARM_UP)
+    planner.warm_up()  # prefills the system prompt, as a session does once
     warm_s = time.perf_counter() - started
-    print(
-        f"backend {backend.name}/{backend.model}: load {load_s:.1f} s, warm-up plan {warm_s:.1f} s"
-    )
+    print(f"backend {backend.name}/{backend.model}: load {load_s:.1f} s, warm-up {warm_s:.1f} s")
     totals = {}
     for path in paths:
         print(f"\n== {path} ==")

@@ -386,3 +386,54 @@ def test_embedded_model_plans_dev_tasks_end_to_end(embedded_backend):
             else:
                 assert got == value, (task["id"], key, got)
         assert plan.attempts == 1  # constrained decoding: the first answer is valid
+
+
+def test_cut_off_answer_is_re_asked_saying_so():
+    class CutOff(RecordingBackend):
+        def complete(self, messages, json_schema=None, max_tokens=256):
+            completion = super().complete(messages, json_schema, max_tokens)
+            if len(self.calls) == 1:
+                completion.finish_reason = "length"
+            return completion
+
+    backend = CutOff(['{"actions": [{"action": "inspect", "data', _reply({"action": "inspect"})])
+    plan = Planner(backend).plan("Describe the Cora dataset")
+    assert plan.attempts == 2
+    assert "cut off after" in backend.calls[1][-1]["content"]
+    assert plan.to_json()["actions"] == [{"action": "inspect", "dataset": "cora"}]
+
+
+def test_same_models_in_another_order_is_not_a_fix():
+    text = "Compare GCN and GAT on Cora"
+    plan, backend = _plan(text, _reply({"action": "compare", "dataset": "cora",
+                                        "models": ["gat", "gcn"]}))  # fmt: skip
+    assert plan.fixes == []
+    assert set(plan.to_json()["actions"][0]["models"]) == {"gcn", "gat"}
+    # The schema fixed each position, so a constrained model has no choice to make.
+    models = backend.schemas[0]["properties"]["actions"]["items"]["properties"]["models"]
+    assert [p["enum"] for p in models["prefixItems"]] == [["gcn"], ["gat"]]
+
+
+def test_warm_up_prefills_the_system_prompt():
+    class Warm(RecordingBackend):
+        warmed: list = []
+
+        def warm_up(self, messages):
+            self.warmed.append(messages)
+
+    backend = Warm()
+    Planner(backend).warm_up()
+    assert backend.warmed == [[{"role": "system", "content": system_prompt()}]]
+
+
+def test_refusal_feedback_and_context_reach_the_prompt():
+    context = {"dataset": "cora", "model": "gcn", "run_id": 4, "feedback": "GAT needs heads<=8"}
+    plan, backend = _plan("now with 300 epochs", _reply({"action": "train"}), context=context)
+    prompt = backend.calls[0][-1]["content"]
+    assert "GAT needs heads<=8" in prompt and "dataset cora" in prompt and "run_id 4" in prompt
+    assert plan.to_json()["actions"] == [
+        {"action": "train", "dataset": "cora", "model": "gcn", "epochs": 300}
+    ]
+    assert {(f.field, f.reason) for f in plan.decisions} >= {
+        ("dataset", "the session's dataset"), ("model", "the session's model")
+    }  # fmt: skip
