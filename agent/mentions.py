@@ -187,7 +187,8 @@ def parse_number(token: str) -> float | int | None:
 # Each field: patterns with the number as group `num`; the first match in the text wins.
 _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
     "epochs": (
-        NUM + r"\s*(?:training\s+|full\s+|个)?(?:epochs?|iterations|rounds|轮|周期|次迭代|代)",
+        NUM + r"\s*(?:training\s+|full\s+|max(?:imum)?\s+|个)?"
+        r"(?:epochs?|iterations|rounds|轮|周期|次迭代|代)",
         r"epochs?" + _SEP + NUM,
         r"(?:训练|迭代|跑)\s*" + NUM + r"\s*(?:轮|次|个?epochs?|代)",
         r"轮数" + _SEP + NUM,
@@ -238,6 +239,7 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         r"(?:trials|n[\s_]*trials|budget\s+of)" + _SEP + NUM,
         NUM + r"\s*(?:次|个|组)?(?:试验|实验|尝试|搜索|trials?)",
         r"试验次数" + _SEP + NUM,
+        r"(?<!重复)" + NUM + r"\s*次[^，。,.\d]{0,8}?(?:试验|搜索|trials?)",
         r"(?:超参数?|调参|调优|搜索|寻优)[^，。,.\d]{0,6}?[，,\s]*" + NUM + r"\s*次",
     ),
     "seeds": (
@@ -343,7 +345,7 @@ _ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
         r"combination|parameters|gnn|method|network)",
         r"which\s+(?:model|gnn|architecture|method|network)\s+(?:is|works|performs|would\s+be|"
         r"does)\s+(?:the\s+)?best|auto[\s-]?ml",
-        r"超参|调参|调优|搜索|寻优|最优|最佳(?:模型|配置|参数)|试验",
+        r"超参|调参|调优|搜索|寻优|最优|最佳(?:模型|配置|参数)|最好的?(?:模型|配置|参数)|试验",
     ),
     "inspect": (
         r"tell\s+me\s+about|\bdescribe|statistic|\bstats\b|homophil|\binspect|data[\s-]doctor",

@@ -21,6 +21,7 @@ So the words decide what they can, and the model decides the rest.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -390,7 +391,7 @@ class Planner:
             completion = self.backend.complete(messages, json_schema=schema, max_tokens=budget)
             completions.append(completion)
             try:
-                return parse_actions(completion.text), completions
+                return parse_actions(_unfence(completion.text)), completions
             except ModelOutputError as caught:
                 error = caught
                 if getattr(completion, "finish_reason", "stop") == "length":
@@ -407,6 +408,12 @@ class Planner:
             attempts=len(completions),
             last_completion=completions[-1].text,
         )
+
+
+def _unfence(text: str) -> str:
+    """The JSON inside a Markdown code fence, which unconstrained chat models like to add."""
+    match = re.fullmatch(r"\s*```(?:json)?\s*(.*?)\s*```\s*", text, re.DOTALL)
+    return match.group(1) if match else text.strip()
 
 
 def check_request(text: str) -> str:

@@ -437,3 +437,9 @@ def test_refusal_feedback_and_context_reach_the_prompt():
     assert {(f.field, f.reason) for f in plan.decisions} >= {
         ("dataset", "the session's dataset"), ("model", "the session's model")
     }  # fmt: skip
+
+
+def test_a_code_fenced_answer_is_accepted():
+    fenced = "```json\n" + _reply({"action": "inspect", "dataset": "cora"}) + "\n```"
+    plan, _ = _plan("Describe the Cora dataset", fenced)
+    assert plan.attempts == 1 and plan.fixes == []
