@@ -293,6 +293,8 @@ def rule_inherit(c: _Check) -> None:
             continue
         if name == "model" and c.fields.get("models"):
             continue
+        if name == "task" and c.fields.get("dataset") not in (None, prev.get("dataset")):
+            continue  # "same but on MUTAG": the new dataset decides its own task
         c.fields[name] = value
         c.decide(
             "inherit.previous",

@@ -222,3 +222,11 @@ def test_parsed_actions_route_to_their_tools(ctx):
     inspect, clarify = (Router().check(a, ctx) for a in parse_actions(text))
     assert inspect.tool == "inspect" and clarify.tool is None
     assert clarify.fields["question"] == "Which dataset?"
+
+
+def test_followup_on_another_dataset_takes_that_datasets_task(ctx):
+    ctx.previous = {"dataset": "cora", "task": "node_classification", "model": "gin", "epochs": 7}
+    ctx.followup = True
+    routed = check({"action": "train", "dataset": "mutag"}, ctx)
+    assert routed.fields["task"] == "graph_classification"
+    assert routed.fields["model"] == "gin" and routed.fields["epochs"] == 7
