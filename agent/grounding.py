@@ -45,6 +45,7 @@ __all__ = [  # `extract` is re-exported: callers read what a request names from 
     "expected_plan",
     "reconcile",
     "ground",
+    "settle",
 ]
 
 NUMERIC_FIELDS = (
@@ -370,16 +371,41 @@ def _check_needs(
     return plan
 
 
-def out_of_range(numbers: dict[str, int | float]) -> list[str]:
-    """Numbers outside the action schema's bounds, each with the bound it breaks."""
+def out_of_range(numbers: dict[str, int | float]) -> dict[str, str]:
+    """Numbers outside the action schema's bounds -> the bound each one breaks."""
     defs = action_json_schema()["$defs"]
     props = {**defs["Tune"]["properties"], **defs["Train"]["properties"]}
-    out = []
+    out = {}
     for name, value in numbers.items():
         bounds = {k: v for k, v in props[name].items() if k != "description"}
         error = jsonschema.exceptions.best_match(
             jsonschema.Draft202012Validator(bounds).iter_errors(value)
         )
         if error is not None:
-            out.append(f"{name} {error.message}")
+            out[name] = f"{name} {error.message}"
     return out
+
+
+def settle(
+    m: Mentions, context: Mapping[str, Any] | None = None, text: str = ""
+) -> tuple[list[str] | None, list[dict[str, Any]] | None, list[Fix]]:
+    """What the words settle: (steps, the expected plan, the decisions behind it).
+
+    The expected plan is None when the words settle nothing and the model must choose.
+    A number outside its bounds makes the plan a question, never a silently dropped value.
+    Out-of-range numbers are removed from `m.numbers`.
+    """
+    bad = out_of_range(m.numbers)
+    m.numbers = {k: v for k, v in m.numbers.items() if k not in bad}
+    steps = decide_steps(m)
+    if bad:
+        why = "; ".join(bad.values())
+        return (
+            steps,
+            [clarify_action("out_of_range", m, why)],
+            [Fix(0, "action", None, "clarify", why)],
+        )
+    if steps is None:
+        return None, None, []
+    expected, decisions = expected_plan(steps, m, context, text)
+    return steps, expected, decisions

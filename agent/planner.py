@@ -45,16 +45,7 @@ from agent.actions import (
     parse_actions,
 )
 from agent.errors import ModelOutputError, PlanningError, UserInputError
-from agent.grounding import (
-    NUMERIC_FIELDS,
-    Fix,
-    clarify_action,
-    decide_steps,
-    expected_plan,
-    ground,
-    out_of_range,
-    reconcile,
-)
+from agent.grounding import Fix, ground, reconcile, settle
 from agent.llm.base import Completion, LLMBackend, Message
 from agent.mentions import Mentions, catalogue_aliases, extract, has_cjk
 from graph_ml.registry import canonical
@@ -169,28 +160,20 @@ def system_prompt() -> str:
     )
 
 
-def _context_line(context: Mapping[str, Any] | None) -> str:
-    if not context:
-        return ""
-    return ", ".join(f"{k} {context[k]}" for k in CONTEXT_KEYS if context.get(k) is not None)
+def _messages(text: str, context: Mapping[str, Any] | None) -> list[Message]:
+    """System prompt (the same every time, so a backend can keep it prefilled), then the
+    request with what the session knows and why its last plan was refused, if it was."""
+    context = context or {}
+    known = ", ".join(f"{k} {context[k]}" for k in CONTEXT_KEYS if context.get(k) is not None)
+    user = render(
+        "planner_user.j2", text=text, context=known, feedback=str(context.get("feedback") or "")
+    )
+    return [{"role": "system", "content": system_prompt()}, {"role": "user", "content": user}]
 
 
 # ---------------------------------------------------------------------------------------
 # Schema
 # ---------------------------------------------------------------------------------------
-
-
-def _narrow_property(name: str, spec: dict[str, Any], values: list[Any]) -> dict[str, Any]:
-    spec = dict(spec)
-    if spec.get("type") == "array":
-        items = dict(spec["items"])
-        items["enum"] = values
-        spec.update(items=items, maxItems=len(values), minItems=1)
-    elif name in NUMERIC_FIELDS or name == "run_id":
-        spec = {"type": spec["type"], "enum": values}
-    else:
-        spec["enum"] = values
-    return spec
 
 
 def _forced_item(action: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
@@ -230,10 +213,9 @@ def _free_item(name: str, definitions: dict[str, Any], m: Mentions, text: str) -
         properties["question"] = dict(
             definition["properties"]["question"], maxLength=QUESTION_CHARS
         )
-    for prop in ("dataset", "run_id"):
-        values = {"dataset": m.datasets, "run_id": m.run_ids}[prop]
-        if prop in definition["properties"] and values:
-            properties[prop] = _narrow_property(prop, definition["properties"][prop], values)
+    for prop, values in (("dataset", m.datasets), ("run_id", m.run_ids)):
+        if prop in definition["properties"] and values:  # only what the text names
+            properties[prop] = {"type": definition["properties"][prop]["type"], "enum": values}
     return {
         "type": "object",
         "properties": properties,
@@ -335,32 +317,9 @@ class Planner:
         started = time.perf_counter()
         text = check_request(text)
         mentions = extract(text)
-        bad = out_of_range(mentions.numbers)
-        mentions.numbers = {
-            k: v for k, v in mentions.numbers.items() if not any(b.startswith(k + " ") for b in bad)
-        }
-        steps = decide_steps(mentions)
-        expected: list[dict[str, Any]] | None = None
-        decisions: list[Fix] = []
-        if bad:  # a value the user gave that no run may use: ask, never drop it silently
-            expected = [clarify_action("out_of_range", mentions, "; ".join(bad))]
-            decisions = [Fix(0, "action", None, "clarify", "; ".join(bad))]
-        elif steps is not None:
-            expected, decisions = expected_plan(steps, mentions, context, text)
+        steps, expected, decisions = settle(mentions, context, text)
         schema = narrow_schema(expected, mentions, text)
-        messages: list[Message] = [
-            {"role": "system", "content": system_prompt()},
-            {
-                "role": "user",
-                "content": render(
-                    "planner_user.j2",
-                    text=text,
-                    context=_context_line(context),
-                    feedback=str((context or {}).get("feedback") or ""),
-                ),
-            },
-        ]
-        actions, completions = self._ask(messages, schema)
+        actions, completions = self._ask(_messages(text, context), schema)
         if expected is not None:
             grounded, fixes = reconcile(actions, expected, decisions)
         else:

@@ -11,9 +11,10 @@ import pytest
 
 from agent.actions import action_json_schema, dump_actions
 from agent.errors import PlanningError, UserInputError
+from agent.grounding import decide_steps, expected_plan
 from agent.llm.fake import FakeBackend
 from agent.mentions import extract, find_names, find_numbers, parse_number
-from agent.planner import Planner, decide_steps, expected_plan, narrow_schema, system_prompt
+from agent.planner import Planner, narrow_schema, system_prompt
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "tasks" / "dev.jsonl"
 
