@@ -346,7 +346,12 @@ def _check_needs(
     """What a run cannot start without (a dataset): the session's value, else a question."""
     session = _context_values(context)["dataset"]
     session_model = _context_values(context)["model"]
+    session_run = _context_values(context)["run_id"]
     for index, action in enumerate(plan):
+        if session_run and action["action"] == "explain" and not m.run_ids:
+            if "run_id" not in action:  # "explain node 5" right after a run: that run
+                action["run_id"] = session_run[0]
+                fixes.append(Fix(index, "run_id", None, session_run[0], "the session's last run"))
         if session_model and not m.models and action["action"] in ("train", "explain"):
             if "model" not in action:
                 action["model"] = session_model[0]

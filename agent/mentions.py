@@ -357,7 +357,7 @@ _ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
     ),
     "explain": (
         r"\bexplain|feature\s+importance|important\s+(?:features|neighbou?rs|edges|words)",
-        r"why\s+(?:did|does|do|is|was|were)\s+(?:the\s+)?(?:model|it|\w+)\s+\w*(?:predict|classif|label|get)",
+        r"\bwhy\b[^.?!]{0,40}?(?:predict|classif|label)|misclassif|wrong\s+prediction",
         r"which\s+(?:features|neighbou?rs|edges|words)\s+(?:matter|mattered|drove|drive|influenced|are\s+important)",
         r"解释|为什么.{0,12}(?:预测|分类|判断)|可解释",
     ),

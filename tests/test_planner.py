@@ -444,3 +444,12 @@ def test_a_code_fenced_answer_is_accepted():
     fenced = "```json\n" + _reply({"action": "inspect", "dataset": "cora"}) + "\n```"
     plan, _ = _plan("Describe the Cora dataset", fenced)
     assert plan.attempts == 1 and plan.fixes == []
+
+
+@pytest.mark.parametrize("text", ["why was node 12 misclassified?", "为什么节点12被分类错误？"])
+def test_explain_a_node_of_the_sessions_last_run(text):
+    context = {"run_id": 7, "dataset": "cora", "model": "gat"}
+    plan, _ = _plan(text, _reply({"action": "explain", "nodes": [12]}), context=context)
+    assert plan.to_json()["actions"] == [
+        {"action": "explain", "run_id": 7, "model": "gat", "nodes": [12]}
+    ]
