@@ -76,13 +76,14 @@ def test_comparison_refers_to_the_right_earlier_runs(store, options):
         plan(action="train", dataset="karate", model="sage", epochs=3, seeds=2),
         plan(action="train", dataset="karate", model="gat", epochs=3, seeds=2),
     )
-    for text in ("train gcn on karate", "train sage on karate", "train gat on karate"):
-        session.handle(text)
+    for model in ("gcn", "sage", "gat"):  # the planner keeps only numbers the text gives
+        session.handle(f"train {model} on karate for 3 epochs over 2 seeds")
     calls = len(backend.calls)
     turn = session.handle("compare that with the previous run")
     outcome = turn.outcomes[0]
     assert outcome.status == "succeeded"
     assert outcome.run_ids[:2] == [2, 3]  # "that" = the last run, "the previous run" = before it
+    assert all(len(store.get_run(i).seeds) == 2 for i in (2, 3))
     compare = store.get_run(outcome.run_id)
     assert compare.kind == "compare"
     assert [e["run_id"] for e in compare.result["entries"]] == [2, 3]
@@ -98,7 +99,7 @@ def test_compare_of_models_trains_each_then_tests_the_difference(store, options)
         options,
         plan(action="compare", dataset="karate", models=["gcn", "mlp"], epochs=3, seeds=2),
     )
-    outcome = session.handle("compare gcn and mlp on karate over 2 seeds").outcomes[0]
+    outcome = session.handle("compare gcn and mlp on karate over 2 seeds, 3 epochs").outcomes[0]
     compare = store.get_run(outcome.run_id)
     members = store.children(compare.id)
     assert [m.config["model"] for m in members] == ["gcn", "mlp"]
@@ -203,7 +204,7 @@ def test_crash_inside_a_tool_marks_the_run_failed_and_the_chat_goes_on(store, op
     assert failed.status == "failed" and "simulated" in failed.error
     assert store.get_run(1).status == "succeeded"  # earlier work intact
     monkeypatch.undo()
-    assert session.handle("train sage on karate").outcomes[0].status == "succeeded"
+    assert session.handle("train sage on karate for 2 epochs").outcomes[0].status == "succeeded"
 
 
 def test_costs_of_every_step_are_recorded_with_the_run(store, options):
