@@ -315,6 +315,7 @@ _TASK_PATTERNS: dict[str, tuple[str, ...]] = {
         r"(?:missing|future|unseen)\s+(?:links?|edges?|connections?)",
         r"(?:edge|link)[\s-]*(?:prediction|forecast|completion)",
         r"recommend\w*\s+(?:new\s+)?(?:links|edges|connections|friends)",
+        r"will\s+(?:connect|link|be\s+(?:connected|linked))|whether\s+(?:two|a\s+pair\s+of)\s+nodes",
         r"链[接路]预测|边预测|预测.{0,8}?(?:边|链接|连接|链路)",
     ),
     "graph_classification": (
@@ -327,6 +328,9 @@ _TASK_PATTERNS: dict[str, tuple[str, ...]] = {
         r"node[\s-]*(?:level[\s-]*)?classif",
         r"classif\w*\s+(?:(?:the|each|all|these)\s+)*(?:\w+\s+)?(?:nodes|papers|documents|articles|users|members|vertices)",
         r"node\s+labels?|label(?:ling|ing)?\s+(?:the\s+)?nodes",
+        r"(?:category|class|label|topic|subject|type)\s+of\s+(?:each|every|the)\s+"
+        r"(?:paper|node|document|article|user|vertex|member)",
+        r"(?:论文|节点|文章|用户)的?(?:类别|标签|主题)",
         r"节点分类|节点级|顶点分类",
     ),
 }
@@ -340,6 +344,7 @@ _ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
     ),
     "tune": (
         r"\btun(?:e|es|ed|ing)\b|hyper[\s-]?param|\bsearch|optimi[sz](?:e|es|ed|ing|ation)\b",
+        r"\boptimal\b",
         r"\bsweep|optuna|bayesian|\btrials?\b|grid\s+search|random\s+search",
         r"best\s+(?:possible\s+)?(?:model|configuration|config|settings?|hyper\w*|architecture|"
         r"combination|parameters|gnn|method|network)",
@@ -353,7 +358,9 @@ _ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
         r"(?:summar(?:y|ise|ize)|overview|profile)\s+(?:of\s+)?(?:the\s+)?(?:\w+\s+)?(?:data|dataset|graph)",
         r"(?:look|check)\s+(?:at\s+|on\s+)?(?:the\s+)?(?:\w+\s+)?(?:data|dataset)|isolated\s+nodes",
         r"数据集?.{0,6}(?:信息|统计|情况|介绍|概况|特征)|(?:介绍|描述|检查|查看|分析)(?:一下)?.{0,8}数据",
-        r"多少(?:个)?(?:节点|边|类|图)|同质|统计信息",
+        r"多少(?:个)?(?:节点|边|类|图)|同质|统计信息|度分布|密度|连通分量|类别分布|标签分布",
+        r"\bdegree|\bdensity\b|label\s+distribution|class\s+imbalance|connected\s+components",
+        r"clustering\s+coefficient",
     ),
     "explain": (
         r"\bexplain|feature\s+importance|important\s+(?:features|neighbou?rs|edges|words)",
