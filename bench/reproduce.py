@@ -40,16 +40,16 @@ class Experiment:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-EXPERIMENTS = (
+EXPERIMENTS = (  # cheapest first, so an interrupted run still reports something
     Experiment("gcn-cora", "GCN Cora", "81.5", 81.0, dict(model="gcn", dataset="cora")),
-    Experiment("gat-cora", "GAT Cora", "83.0 ± 0.7", 82.5, dict(model="gat", dataset="cora")),
-    Experiment("sage-cora", "GraphSAGE Cora", "-", 80.0, dict(model="sage", dataset="cora")),
     Experiment("gcn-citeseer", "GCN CiteSeer", "70.3", 70.0, dict(model="gcn", dataset="citeseer")),
-    Experiment(
-        "gat-citeseer", "GAT CiteSeer", "72.5 ± 0.7", 71.0, dict(model="gat", dataset="citeseer")
-    ),
+    Experiment("sage-cora", "GraphSAGE Cora", "-", 80.0, dict(model="sage", dataset="cora")),
     Experiment(
         "gin-mutag", "GIN MUTAG (10-fold)", "89.4 ± 5.6", 85.0, dict(model="gin", dataset="mutag")
+    ),
+    Experiment("gat-cora", "GAT Cora", "83.0 ± 0.7", 82.5, dict(model="gat", dataset="cora")),
+    Experiment(
+        "gat-citeseer", "GAT CiteSeer", "72.5 ± 0.7", 71.0, dict(model="gat", dataset="citeseer")
     ),
 )
 
@@ -100,7 +100,8 @@ def main() -> None:
             ours, target = f"{mean:.1f} ± {std:.1f}", f">= {exp.target:.1f}"
             timing = f"{seconds:.0f}s {note}".strip()
             rows.append((exp.label, protocol, ours, exp.paper, target, verdict, timing))
-        print(f"done {exp.label} in {seconds:.0f}s", flush=True)
+        done = rows[-len(results) :]
+        print(f"done {exp.label} in {seconds:.0f}s:", *done, sep="\n  ", flush=True)
     header = ("experiment", "protocol", "ours (test %)", "paper", "target", "result", "time")
     widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):

@@ -129,7 +129,7 @@ def resolve_config(config: TrainConfig, ds: Any) -> TrainConfig:
     if config.num_neighbors is None:
         filled["num_neighbors"] = [10] * (filled.get("num_layers") or config.num_layers or 2)
     if config.normalize_features is None:
-        x = ds.graphs[0].get("x") if not ds.is_hetero else None
+        x = ds.graphs[0].get("x")
         node_level = task != "graph_classification"
         filled["normalize_features"] = bool(node_level and x is not None and x.min() >= 0)
     return config.model_copy(update=filled)
@@ -162,6 +162,12 @@ def train(
 
     start = time.perf_counter()
     ds = dataset if dataset is not None else load_dataset(config.dataset, config.data_dir)
+    if ds.is_hetero:
+        raise UserInputError(
+            f"{ds.spec.name!r} is a heterogeneous graph; the trainer handles one node and edge "
+            "type. Import the node and edge files of one type, or convert with to_homogeneous()."
+        )
+    fingerprint = ds.fingerprint
     cfg = resolve_config(config, ds)
     if cfg.normalize_features:
         from graph_ml.preprocess import normalize_features
@@ -183,7 +189,7 @@ def train(
         val_std=statistics.stdev(vals) if len(vals) > 1 else 0.0,
         seconds=time.perf_counter() - start,
         device=str(device),
-        fingerprint=getattr(ds, "fingerprint", None) if dataset is None else None,
+        fingerprint=fingerprint,
     )
 
 
