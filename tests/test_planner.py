@@ -453,3 +453,44 @@ def test_explain_a_node_of_the_sessions_last_run(text):
     assert plan.to_json()["actions"] == [
         {"action": "explain", "run_id": 7, "model": "gat", "nodes": [12]}
     ]
+
+
+def test_autoglm_plan_json_prints_only_the_actions(monkeypatch, capsys):
+    from agent import cli
+    from agent.commands import plan as plan_command
+
+    def noisy_backend(name=None):
+        print("loading weights...")  # a chatty library must not reach stdout
+        return RecordingBackend([_reply({"action": "train"})])
+
+    monkeypatch.setattr(plan_command, "load_backend", noisy_backend)
+    code = cli.main(["plan", "用GCN在Cora上做节点分类，训练100轮。", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert json.loads(out) == {
+        "actions": [{"action": "train", "dataset": "cora", "task": "node_classification",
+                     "model": "gcn", "epochs": 100}]
+    }  # fmt: skip
+
+
+def test_autoglm_plan_readable_and_errors(monkeypatch, capsys):
+    from agent import cli
+    from agent.commands import plan as plan_command
+
+    monkeypatch.setattr(
+        plan_command,
+        "load_backend",
+        lambda name=None: RecordingBackend([_reply({"action": "tune"})]),
+    )
+    assert cli.main(["plan", "Tune GAT on Cora with 20 trials"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1. tune: dataset=cora, model=gat, n_trials=20")
+    assert "grounding fixes:" in out and "n_trials: set to 20" in out
+    assert cli.main(["plan", "   "]) == 2
+    assert "error: The request is empty" in capsys.readouterr().err
+    monkeypatch.setattr(
+        plan_command, "load_backend", lambda name=None: RecordingBackend(["{", "{", "{"])
+    )
+    assert cli.main(["plan", "Train GCN on Cora"]) == 4
+    err = capsys.readouterr().err
+    assert "no valid plan in 3 attempts" in err and "Traceback" not in err

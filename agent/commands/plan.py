@@ -74,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
         finally:
             backend.close()
     if args.json:
-        print(json.dumps(plan.to_json(), ensure_ascii=False))
+        print(json.dumps(plan.to_json()))  # ASCII-escaped: valid JSON under any locale
     else:
         print(format_plan(plan))
     return 0
