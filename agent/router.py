@@ -501,28 +501,46 @@ def rule_bounds(c: _Check) -> None:
 
 
 def estimate(fields: dict[str, Any], action: str) -> Estimate:
-    """Guess a plan's run time and peak memory from the dataset's size and the model."""
+    """Guess a plan's run time (an upper bound: every epoch runs) and peak memory from the
+    dataset's size and each model's settings, its defaults where the plan leaves them."""
     size = DATASET_SIZES.get(str(fields.get("dataset")))
     if size is None or action not in ("train", "tune", "compare"):
         return Estimate()
+    models = fields.get("models") or [fields.get("model") or "gcn"]
+    if action == "tune":  # each trial trains once; the best is retrained over the seeds
+        repeats = (fields.get("n_trials") or DEFAULT_TRIALS) + (fields.get("seeds") or 1)
+        models = models[:1]  # trials share the budget whatever model each one picks
+    else:
+        repeats = fields.get("seeds") or 1
+    guesses = [_estimate_one(size, _settings(fields, m)) for m in models]
+    return Estimate(
+        seconds=repeats * sum(seconds for seconds, _ in guesses),
+        memory_mb=max(memory for _, memory in guesses),
+    )
+
+
+def _settings(fields: dict[str, Any], model: str) -> dict[str, Any]:
+    """The plan's values, the model's defaults for the rest (graph-level default if no task)."""
+    from graph_ml.models import MODELS
+
+    task = fields.get("task") or "node_classification"
+    defaults = MODELS.get(model).hparams(task) if model in MODELS else {}
+    return {**defaults, **{k: v for k, v in fields.items() if v is not None}}
+
+
+def _estimate_one(size: tuple[int, int, int, int], hp: dict[str, Any]) -> tuple[float, float]:
+    """(seconds, MB) of one training run with settings `hp` on a dataset of `size`."""
     nodes, edges, features, _graphs = size
-    hidden = fields.get("hidden_channels") or 64
-    layers = fields.get("num_layers") or 2
-    width = hidden * (fields.get("heads") or 1)
+    layers = hp.get("num_layers") or 2
+    width = (hp.get("hidden_channels") or 64) * (hp.get("heads") or 1)
     flops = 3 * (nodes * features * width + layers * (edges * width + nodes * width * width))
     per_epoch = SECONDS_PER_EPOCH_OVERHEAD + flops * SECONDS_PER_FLOP
-    epochs = fields.get("epochs") or 200
-    repeats = fields.get("seeds") or 1
-    if action == "tune":  # each trial trains once; the best is retrained over the seeds
-        repeats += fields.get("n_trials") or DEFAULT_TRIALS
-    if action == "compare":
-        repeats *= len(fields.get("models") or [None])
     memory = (
         TORCH_BASE_MB
         + (4 * nodes * features + 16 * edges + 4 * 4 * nodes * width * layers + 4 * edges * width)
         / 1e6
     )
-    return Estimate(seconds=per_epoch * epochs * repeats, memory_mb=memory)
+    return per_epoch * (hp.get("epochs") or 200), memory
 
 
 def rule_budget(c: _Check) -> None:
