@@ -449,11 +449,6 @@ class Mentions:
     unknown_dataset: str | None = None
     chinese: bool = False
 
-    @property
-    def empty(self) -> bool:
-        """Nothing at all was recognised."""
-        return not (self.datasets or self.models or self.task or self.numbers or self.cues)
-
 
 def _unknown_dataset(text: str, known: list[str]) -> str | None:
     if known:
