@@ -319,7 +319,7 @@ _TASK_PATTERNS: dict[str, tuple[str, ...]] = {
         r"链[接路]预测|边预测|预测.{0,8}?(?:边|链接|连接|链路)",
     ),
     "graph_classification": (
-        r"graph[\s-]*(?:level[\s-]*)?classif|graph[\s-]level",
+        r"graph[\s-]*(?:level[\s-]*)?classif|graph[\s-]level|whole[\s-]graph",
         r"classif\w*\s+(?:(?:the|whole|entire|each|all|these)\s+)*(?:\w+\s+)?(?:graphs|molecules?|compounds|proteins)",
         r"molecul|mutagen|compound",
         r"图分类|图级|分子|化合物",
@@ -331,6 +331,7 @@ _TASK_PATTERNS: dict[str, tuple[str, ...]] = {
         r"(?:category|class|label|topic|subject|type)\s+of\s+(?:each|every|the)\s+"
         r"(?:paper|node|document|article|user|vertex|member)",
         r"(?:论文|节点|文章|用户)的?(?:类别|标签|主题)",
+        r"(?:paper|document|article)\s+(?:topics|categories|classes|labels|subjects)",
         r"节点分类|节点级|顶点分类",
     ),
 }
