@@ -562,11 +562,11 @@ def rule_budget(c: _Check) -> None:
             ["fewer epochs, trials or seeds", "raise the limit in limits.json"],
         )
     if guess.seconds > limits.confirm_above_seconds:
-        c.confirm = f"this plan will take about {_duration(guess.seconds)}"
+        c.confirm = f"this plan may take up to {_duration(guess.seconds)}"
     c.decide(
         "budget.estimate",
         "bound",
-        f"estimated {_duration(guess.seconds)} and {guess.memory_mb:,.0f} MB, within limits",
+        f"estimated at most {_duration(guess.seconds)}, {guess.memory_mb:,.0f} MB: within limits",
     )
 
 

@@ -106,9 +106,16 @@ def format_plan(routed: list) -> str:
             lines.append(f"  - {', '.join(names)}: {why}" if names else f"  - {why}")
         guess = item.estimate
         if guess.seconds is not None:
-            took = "under 1 s" if guess.seconds < 1 else f"about {guess.seconds:.0f} s"
-            lines.append(f"  - estimated {took}, {guess.memory_mb:.0f} MB peak")
+            lines.append(
+                f"  - estimated at most {_duration(guess.seconds)}, {guess.memory_mb:.0f} MB peak"
+            )
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "1 s"
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def turn_json(turn: Any) -> dict[str, Any]:
