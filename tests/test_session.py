@@ -275,3 +275,18 @@ def test_later_steps_of_a_plan_refer_to_the_run_it_just_produced(store, options)
     assert train.run_id == 2 and report.fields["run_ids"] == [2]  # not the older run 1
     assert any(f.endswith("reports/2/report.html") for f in report.files)
     assert all(Path(f).is_file() for f in report.files)
+
+
+def test_tune_is_stored_with_its_study_and_explained(store, options):
+    session, _ = chat(
+        store,
+        options,
+        plan(action="tune", dataset="karate", model="gcn", n_trials=2, epochs=3, seeds=2),
+    )
+    outcome = session.handle("tune a gcn on karate with 2 trials of 3 epochs, 2 seeds").outcomes[0]
+    record = store.get_run(outcome.run_id)
+    assert record.kind == "tune" and record.status == "succeeded"
+    assert record.result["n_trials"] == 2 and record.result["study"].startswith("run1-")
+    assert store.studies_path.is_file()  # the Optuna study lives beside the store
+    assert record.metrics["test_mean"] == record.result["test_mean"]
+    assert "2 trials" in outcome.text
