@@ -215,3 +215,25 @@ def test_kill_9_during_training_leaves_the_store_consistent(workspace, data_dir,
     scripted(plan(action="train", dataset="karate", model="gcn", epochs=2))
     assert run(workspace, data_dir, "run", "train gcn on karate for 2 epochs", "--json") == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["run_ids"] == [3]
+
+
+def test_sigterm_marks_the_run_interrupted_at_once(workspace, data_dir):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(workspace), str(data_dir)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline, epochs = time.monotonic() + 120, 0
+    while epochs < 5 and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.5)
+        if (workspace / "experiments.sqlite").is_file():
+            with sqlite3.connect(workspace / "experiments.sqlite", timeout=30) as conn:
+                epochs = conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0]
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130 and b"interrupted" in err
+    with sqlite3.connect(workspace / "experiments.sqlite") as conn:
+        status, error = conn.execute("SELECT status, error FROM runs WHERE id = 1").fetchone()
+    assert status == "interrupted" and "interrupted by the user" in error  # before any reopen

@@ -59,6 +59,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
+def stop_on_sigterm() -> None:
+    """Treat SIGTERM (a scheduler's `kill`, `timeout`) like Ctrl-C: the running run is
+    marked interrupted now rather than when the store is next opened."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def make_backend(name: str | None) -> Any:
     """The planner's language model (`agent.llm.get_backend`)."""
     from agent.llm import get_backend
@@ -148,6 +159,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if not args.text.strip():  # before loading a model for nothing
         raise UserInputError(f"The request is empty: say what to do, {EXAMPLE_REQUEST}.")
+    stop_on_sigterm()
     store = open_store(args.workspace)
     try:
         on_plan = None if args.json else lambda routed: print(format_plan(routed), flush=True)
