@@ -9,8 +9,11 @@ Exit codes (also for `autoglm chat` per turn and `autoglm inspect`):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +62,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
-def stop_on_sigterm() -> None:
-    """Treat SIGTERM (a scheduler's `kill`, `timeout`) like Ctrl-C: the running run is
-    marked interrupted now rather than when the store is next opened."""
-    import signal
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Treat SIGTERM (a scheduler's `kill`, `timeout`) like Ctrl-C while the block runs: the
+    running run is marked interrupted now rather than when the store is next opened."""
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def make_backend(name: str | None) -> Any:
@@ -155,11 +162,17 @@ def error_json(error: AutoGLMError) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from agent.session import EXAMPLE_REQUEST, Session
+    from agent.session import EXAMPLE_REQUEST
 
     if not args.text.strip():  # before loading a model for nothing
         raise UserInputError(f"The request is empty: say what to do, {EXAMPLE_REQUEST}.")
-    stop_on_sigterm()
+    with stop_on_sigterm():
+        return _run_text(args)
+
+
+def _run_text(args: argparse.Namespace) -> int:
+    from agent.session import Session
+
     store = open_store(args.workspace)
     try:
         on_plan = None if args.json else lambda routed: print(format_plan(routed), flush=True)
