@@ -41,6 +41,7 @@ def test_cpu_command_avoids_the_known_traps(tmp_path):
     assert argv[argv.index("--model") + 1] == str(directory)
     assert argv[argv.index("--host") + 1] == "127.0.0.1"  # loopback by default
     assert "--enforce-eager" in argv
+    assert '"disable_any_whitespace": true' in argv[argv.index("--structured-outputs-config") + 1]
     assert env["VLLM_TARGET_DEVICE"] == "cpu" and env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "2"
     assert serve.base_url("0.0.0.0", 8123) == "http://127.0.0.1:8123/v1"
@@ -122,6 +123,7 @@ def test_http_backend_gets_schema_valid_answers_from_vllm(served_tiny_glm):
         messages = [MESSAGES[0], {"role": "user", "content": task}]
         completion = backend.complete(messages, json_schema=SCHEMA, max_tokens=200)
         jsonschema.validate(json.loads(completion.text), SCHEMA)
+        assert "\n" not in completion.text  # compact: the server was told no free whitespace
         assert completion.completion_tokens > 0
 
 

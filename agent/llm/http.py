@@ -113,7 +113,7 @@ class HTTPBackend(LLMBackend):
                 "json_schema": {"name": SCHEMA_NAME, "schema": json_schema, "strict": True},
             }
             if self._owned_by == "vllm":
-                body["structured_outputs"] = {"json": json_schema}
+                body["structured_outputs"] = {"json": json_schema, "disable_any_whitespace": True}
         answer = self._request("POST", "/chat/completions", json=body)
         return self._completion(answer, time.perf_counter() - started)
 

