@@ -104,6 +104,7 @@ class TransformersBackend(LLMBackend):
     ) -> None:
         if dtype not in DTYPES:
             raise UserInputError(f"Unknown dtype {dtype!r}; choose from: {', '.join(DTYPES)}.")
+        quantize = None if quantize in ("none", "") else quantize
         if quantize not in QUANTIZE_MODES:
             raise UserInputError(f"Unknown quantize mode {quantize!r}; choose from: int8, none.")
         if threads is not None:
