@@ -89,13 +89,16 @@ def _questions() -> jinja2.Template:
 def _main_action(m: Mentions) -> str | None:
     """The one action the words settle, or None when they do not."""
     cues = set(m.cues)
-    if "answer" in cues and m.question and not m.numbers and not m.unknown_dataset:
-        return "answer"
+    if "answer" in cues and not m.numbers and not m.unknown_dataset:
+        if m.question:  # "which of my runs ...?", "how well did the last GAT run do?"
+            return "answer"
+        if m.run_ids and not cues & {"explain", "report", "compare", "tune", "inspect"}:
+            return "answer"  # "show me the results of run 5"
     if "explain" in cues and not m.multi_step:
         return "explain"
     if len(m.models) >= 2 and "tune" not in cues:
         return "compare"
-    if "compare" in cues and (len(m.models) >= 2 or len(m.run_ids) >= 2):
+    if "compare" in cues and (len(m.models) >= 2 or len(m.run_ids) >= 2 or m.all_models):
         return "compare"
     if "tune" in cues or "n_trials" in m.numbers:
         return "tune"
@@ -105,7 +108,25 @@ def _main_action(m: Mentions) -> str | None:
         return "report"
     if m.datasets or m.models or m.numbers or m.task or "train" in cues:
         return "train"
+    if m.question and m.about_results and not m.unknown_dataset:
+        return "answer"  # "what was the best accuracy?": nothing to run, a question on results
     return None
+
+
+def named_models(m: Mentions) -> list[str]:
+    """The models the text names; for "all models", the catalogue's models for its task."""
+    if m.models or not m.all_models:
+        return list(m.models)[:MAX_MODELS]
+    task = m.task
+    try:
+        from graph_ml.datasets import DATASETS
+        from graph_ml.models import MODELS
+    except ImportError:
+        return list(model_names())[:MAX_MODELS]
+    if task is None and m.datasets:
+        task = getattr(DATASETS.get(m.datasets[0]), "default_task", None)
+    zoo = [name for name, spec in MODELS.items() if task is None or task in spec.tasks]
+    return zoo[:MAX_MODELS]
 
 
 def decide_steps(m: Mentions) -> list[str] | None:
@@ -150,7 +171,7 @@ def _allowed_values(m: Mentions, context: Mapping[str, Any] | None) -> dict[str,
     allowed: dict[str, list[Any]] = {
         "dataset": list(m.datasets) or ctx["dataset"],
         "model": list(m.models) or ctx["model"],
-        "models": list(m.models)[:MAX_MODELS],
+        "models": named_models(m),
         "task": [m.task] if m.task else ctx["task"],
         "nodes": list(m.nodes),
         "run_id": list(m.run_ids) or ctx["run_id"],
@@ -314,7 +335,7 @@ def _fill_named(plan: list[dict], m: Mentions, allowed: dict, fixes: list[Fix]) 
         if m.datasets:
             _fill(action, "dataset", m.datasets[0], index, fixes)
         if kind in ("compare",) or (kind == "tune" and len(m.models) >= 2):
-            _fill(action, "models", list(m.models) or None, index, fixes)
+            _fill(action, "models", named_models(m) or None, index, fixes)
         elif m.models and kind != "inspect":
             _fill(action, "model", m.models[0], index, fixes)
         _fill(action, "task", m.task, index, fixes)

@@ -107,6 +107,66 @@ def find_names(text: str, kind: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------
+# Typos
+# ---------------------------------------------------------------------------------------
+
+# Words the rules below key on. A word one slip away from one of them ("trian", "droput",
+# "compre", "epcohs", "citesser") is read as that word, so a typo does not silently lose a
+# value. Catalogue names and aliases are added from the catalogues.
+_KEYWORDS = (
+    "train", "training", "trained", "compare", "comparison", "benchmark", "epochs", "epoch",
+    "dropout", "learning", "layers", "hidden", "heads", "attention", "trials", "seeds",
+    "random", "weight", "decay", "channels", "units", "classification", "classify",
+    "prediction", "predict", "optimise", "optimize", "hyperparameters", "hyperparameter",
+    "inspect", "explain", "report", "markdown", "dataset", "graph", "nodes", "search",
+    "rate", "tune",
+)  # fmt: skip
+_TYPO_WORD = re.compile(r"(?<![A-Za-z0-9_])[A-Za-z]{5,}(?![A-Za-z0-9_])")
+
+
+@cache
+def _typo_vocabulary() -> frozenset[str]:
+    words = set(_KEYWORDS)
+    for names in catalogue_aliases().values():
+        for name, aliases in names.items():
+            for alias in (name, *aliases):
+                parts = re.split(r"[\s\-_']+", alias.lower())
+                # a word of a longer name only when it is long ("isomorphism"), not "simple"
+                words.update(p for p in parts if len(parts) == 1 or len(p) >= 8)
+    return frozenset(w for w in words if len(w) >= 5 and re.fullmatch(r"[a-z]+", w))
+
+
+def _one_slip(word: str, target: str) -> bool:
+    """One letter left out, added, swapped with its neighbour, or (in longer words) wrong;
+    the first letter is kept, which keeps real words ("later", "leads") from matching."""
+    if word[0] != target[0] or word == target:
+        return False
+    if len(word) == len(target):
+        diff = [i for i, (a, b) in enumerate(zip(word, target, strict=True)) if a != b]
+        if len(diff) == 2 and diff[1] == diff[0] + 1:
+            return word[diff[0]] == target[diff[1]] and word[diff[1]] == target[diff[0]]
+        return len(diff) == 1 and len(word) >= 6
+    short, long_ = sorted((word, target), key=len)
+    if len(long_) - len(short) != 1:
+        return False
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
+
+
+def correct_typos(text: str) -> str:
+    """`text` with each word one slip away from exactly one keyword replaced by it."""
+    vocabulary = _typo_vocabulary()
+
+    def fix(match: re.Match[str]) -> str:
+        word = match.group(0).lower()
+        if word in vocabulary or word.rstrip("s") in vocabulary or word + "s" in vocabulary:
+            return match.group(0)
+        hits = {t for t in vocabulary if _one_slip(word, t)}
+        return hits.pop() if len(hits) == 1 else match.group(0)
+
+    return _TYPO_WORD.sub(fix, text)
+
+
+# ---------------------------------------------------------------------------------------
 # Numbers next to their keywords
 # ---------------------------------------------------------------------------------------
 
@@ -375,7 +435,13 @@ _ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
         r"报告|总结.{0,6}(?:结果|实验)|汇总",
     ),
     "answer": (
-        r"which\s+(?:run|experiment)|best\s+run|(?:last|previous|earlier|latest|prior)\s+(?:run|experiment|result|training|model)",
+        r"which\s+(?:run|experiment)|best\s+run|(?:last|previous|earlier|latest|prior|most\s+recent)"
+        r"\s+(?:[\w-]+\s+){0,2}?(?:runs?|experiments?|results?|training|models?|comparison)\b",
+        r"did\s+(?:my|our|that|this|it|the)\b[^.?!]{0,30}?\b(?:get|reach|score|achieve|do|perform)\b"
+        r"|how\s+(?:well|good|badly)\s+did\b",
+        r"(?:results?|accuracy|scores?|metrics?|performance)\s+(?:of|for|from|in)\s+"
+        r"(?:run|experiment)\s*#?\d",
+        r"(?:运行|实验)\s*#?\d+\s*的?(?:结果|准确率|精度|表现|指标|效果)|结果(?:如何|怎么样|怎样)",
         r"\bso\s+far\b|did\s+(?:it|the\s+\w+)\s+(?:do|get|reach|score)|\bmy\s+(?:runs|results|experiments)",
         r"\blast\s+time\b|\bpreviously\b|\bearlier\b|\bI\s+(?:used|got|ran|trained)\b",
         r"上次|上一次|之前|刚才|哪次|哪一次|目前为止|我(?:的)?(?:实验|结果)",
@@ -406,6 +472,17 @@ _FORMAT = {
     "html": re.compile(_ASCII_EDGE_L + r"html" + _ASCII_EDGE_R + r"|网页", re.I),
     "markdown": re.compile(r"markdown|" + _ASCII_EDGE_L + r"md" + _ASCII_EDGE_R, re.I),
 }
+_RESULT_WORDS = re.compile(  # what a question about earlier results asks for
+    r"\b(?:accuracy|accuracies|score|scores|results?|performance|f1|auc|loss|metrics?|"
+    r"best|worst|highest|lowest)\b|准确率|精度|结果|效果|表现|得分|最好|最高",
+    re.IGNORECASE,
+)
+_ALL_MODELS = re.compile(
+    r"\b(?:all|every|each)\s+(?:of\s+)?(?:the\s+)?(?:available\s+|supported\s+)?"
+    r"(?:models?|gnns?|architectures?|methods?|baselines?)\b|\b(?:whole|entire)\s+(?:model\s+)?zoo\b"
+    r"|\beverything\s+in\s+the\s+zoo\b|(?:所有|全部|每个|每种|各种)的?(?:模型|方法|GNN)",
+    re.IGNORECASE,
+)
 _UNKNOWN_DATASET = re.compile(
     r"(?:\bon|\bdataset|\bdata\s+set|\bgraph|在)\s+(?:the\s+)?(?P<name>[A-Z][A-Za-z0-9-]{2,})"
     r"|在\s*(?P<zh>[A-Za-z][A-Za-z0-9-]{2,})\s*(?:数据集)?上",
@@ -432,6 +509,8 @@ class Mentions:
         multi_step: it asks for several steps ("..., then ...", "然后").
         question: it is phrased as a question.
         asks_to_run: it asks for a model to be trained, compared or tuned.
+        about_results: it speaks of results (accuracy, score, best, 准确率...).
+        all_models: it asks for every model in the catalogue ("all models", "所有模型").
         unknown_dataset: a capitalised name in a dataset position the catalogue lacks.
         chinese: it is written in Chinese.
     """
@@ -447,6 +526,8 @@ class Mentions:
     multi_step: bool = False
     question: bool = False
     asks_to_run: bool = False
+    about_results: bool = False
+    all_models: bool = False
     unknown_dataset: str | None = None
     chinese: bool = False
 
@@ -464,6 +545,7 @@ def _unknown_dataset(text: str, known: list[str]) -> str | None:
 
 def extract(text: str) -> Mentions:
     """Read datasets, models, task, numbers, nodes, runs and action words from `text`."""
+    text = correct_typos(text)
     datasets = find_names(text, "datasets")
     models = find_names(text, "models")
     task_at = {t: _positions(text, p) for t, p in _TASK_PATTERNS.items()}
@@ -481,6 +563,8 @@ def extract(text: str) -> Mentions:
         multi_step=bool(_MULTI_STEP.search(text)),
         question=bool(_QUESTION.search(text)),
         asks_to_run=bool(_RUN_WORDS.search(text)),
+        about_results=bool(_RESULT_WORDS.search(text)),
+        all_models=bool(_ALL_MODELS.search(text)),
         unknown_dataset=_unknown_dataset(text, datasets),
         chinese=has_cjk(text),
     )

@@ -239,7 +239,9 @@ def narrow_schema(
     if expected is not None:
         items = [_forced_item(action, definitions) for action in expected]
     else:
-        choices = FREE_CHOICE if m.question else ("clarify",)
+        # answering needs a question about earlier results; anything else unclear is asked
+        about = "answer" in m.cues or m.about_results
+        choices = FREE_CHOICE if m.question and about else ("clarify",)
         items = [{"anyOf": [_free_item(name, definitions, m, text) for name in choices]}]
         items = items if len(choices) > 1 else items[0]["anyOf"]
     if len(items) == 1:

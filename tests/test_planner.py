@@ -13,7 +13,7 @@ from agent.actions import action_json_schema, dump_actions
 from agent.errors import PlanningError, UserInputError
 from agent.grounding import decide_steps, expected_plan
 from agent.llm.fake import FakeBackend
-from agent.mentions import extract, find_names, find_numbers, parse_number
+from agent.mentions import correct_typos, extract, find_names, find_numbers, parse_number
 from agent.planner import Planner, narrow_schema, system_prompt
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "tasks" / "dev.jsonl"
@@ -324,7 +324,12 @@ def test_request_too_long_is_a_user_error():
 def test_garbage_text_gets_a_clarifying_question():
     plan, backend = _plan("asdf qwerty ???", _reply({"action": "clarify", "question": "What?"}))
     assert [a["action"] for a in plan.to_json()["actions"]] == ["clarify"]
-    # No words settled the plan, so the model chose between clarify and answer only.
+    # A question, but not about results: answering it from the store is no option.
+    items = backend.schemas[0]["properties"]["actions"]["items"]
+    assert items["properties"]["action"]["const"] == "clarify"
+    # A question about results on a dataset the catalogue lacks: the model chooses.
+    text = "What was the best accuracy on Reddit?"
+    plan, backend = _plan(text, _reply({"action": "clarify", "question": "Which dataset?"}))
     anyof = backend.schemas[0]["properties"]["actions"]["items"]["anyOf"]
     assert {i["properties"]["action"]["const"] for i in anyof} == {"clarify", "answer"}
     # Not even a question: the only way forward is to ask one.
@@ -494,3 +499,75 @@ def test_autoglm_plan_readable_and_errors(monkeypatch, capsys):
     assert cli.main(["plan", "Train GCN on Cora"]) == 4
     err = capsys.readouterr().err
     assert "no valid plan in 3 attempts" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- generalisation
+
+
+@pytest.mark.parametrize(
+    "text, fixed",
+    [
+        ("trian a gcn on cora with droput 0.6", "train a gcn on cora with dropout 0.6"),
+        ("compre gcn and gat for 100 epcohs", "compare gcn and gat for 100 epochs"),
+        ("GCN on Citesser, learnign rate 0.01", "GCN on citeseer, learning rate 0.01"),
+        # real words one letter from a keyword, and singulars, are left alone
+        ("later, sample, a simple 3 layer net, leads, trial, seed", None),
+    ],
+)
+def test_typos_one_slip_from_a_keyword_are_read_as_it(text, fixed):
+    assert correct_typos(text) == (fixed or text)
+
+
+def test_a_typo_does_not_lose_a_value():
+    m = extract("trian a gcn on cora with droput 0.6")
+    assert (m.datasets, m.models, m.numbers) == (["cora"], ["gcn"], {"dropout": 0.6})
+    assert decide_steps(m) == ["train"]
+    assert decide_steps(extract("compre gcn and gat on cora")) == ["compare"]
+
+
+@pytest.mark.parametrize(
+    "text, fields",
+    [
+        ("Show me the results of run 5", {"run_id": 5}),
+        ("What is the test accuracy of run 12?", {"run_id": 12}),
+        ("What accuracy did my GCN get on Cora?", {"dataset": "cora"}),
+        ("How well did the last GAT run do?", {}),
+        ("What was the best accuracy?", {}),
+        ("运行3的结果怎么样？", {"run_id": 3}),
+    ],
+)
+def test_questions_about_earlier_results_are_answers(text, fields):
+    m = extract(text)
+    steps = decide_steps(m)
+    assert steps == ["answer"]
+    plan = expected_plan(steps, m, None, text)[0]
+    assert plan == [{"action": "answer", "question": text, **fields}]
+
+
+def test_a_vague_question_not_about_results_is_asked_back():
+    schema = _schema_for("I have some data, can you do something useful with it?")
+    item = schema["properties"]["actions"]["items"]
+    assert item["properties"]["action"]["const"] == "clarify"
+
+
+GRAPH_ZOO = {"gcn", "gat", "gatv2", "sage", "gin", "mlp"}
+
+
+@pytest.mark.parametrize(
+    "text, models",
+    [
+        (
+            "Benchmark all models on MUTAG with 3 seeds",
+            {"gcn", "gat", "gatv2", "sage", "gin", "mlp"},
+        ),
+        ("Compare every model in the zoo on cora", None),
+        ("在MUTAG上比较所有模型", GRAPH_ZOO),
+    ],
+)
+def test_compare_all_models_lists_the_zoo_for_the_task(text, models):
+    from agent.actions import model_names
+
+    m = extract(text)
+    assert decide_steps(m) == ["compare"]
+    plan = expected_plan(["compare"], m, None, text)[0]
+    assert set(plan[0]["models"]) == (models or set(model_names()))  # sgc/appnp: no graphs
