@@ -96,6 +96,9 @@ def _main_action(m: Mentions) -> str | None:
             return "answer"  # "show me the results of run 5"
     if "explain" in cues and not m.multi_step:
         return "explain"
+    if "report" in cues and "compare" in cues and not m.models and not m.multi_step:
+        if m.cues.index("report") < m.cues.index("compare"):
+            return "report"  # "a report comparing runs 1, 2 and 3"
     if len(m.models) >= 2 and "tune" not in cues:
         return "compare"
     if "compare" in cues and (len(m.models) >= 2 or len(m.run_ids) >= 2 or m.all_models):

@@ -192,7 +192,10 @@ NUM = (
     + _WORDS
     + r"(?![A-Za-z])|(?<![上下这那每第同单])[零一二两三四五六七八九十百千]+)"
 )
-_SEP = r"\s*(?:=|:|：|is|of|to|at|as|was|be|为|是|设为|设置为|取)?\s*"  # "lr = 0.01", "lr of 0.01"
+_SEP = (  # "lr = 0.01", "lr of 0.01", "epoch数为300", "学习率设置成0.01"
+    r"\s*(?:数|数量|个数|次数|值)?\s*(?:=|:|：|is|of|to|at|as|was|be|为|是|设为|设置为|设置成|"
+    r"设成|定为|取|用)?\s*"
+)  # "lr = 0.01", "lr of 0.01"
 
 
 def _zh_number(text: str) -> int | None:
@@ -250,7 +253,8 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         NUM + r"\s*(?:training\s+|full\s+|max(?:imum)?\s+|个)?"
         r"(?:epochs?|iterations|rounds|轮|周期|次迭代|代)",
         r"epochs?" + _SEP + NUM,
-        r"(?:训练|迭代|跑)\s*" + NUM + r"\s*(?:轮|次|个?epochs?|代)",
+        r"(?:训练|迭代|跑)\s*" + NUM + r"\s*(?:轮|个?epochs?|代)",
+        r"迭代\s*" + NUM + r"\s*次",  # "跑5次" is five runs, not five epochs
         r"轮数" + _SEP + NUM,
     ),
     "lr": (
@@ -273,12 +277,17 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         r"(?:size|width|dimension|dim)" + _SEP + NUM,
         r"(?:size|width|dimension|dim)\s+(?:of\s+)?(?:the\s+)?hidden[\s-]*"
         r"(?:layers?|units|representations?|channels)?" + _SEP + NUM,
-        r"隐藏(?:层)?(?:维度|大小|单元数?|通道数?|神经元数?|层维度|层大小)?" + _SEP + NUM,
+        r"(?:隐藏|隐)(?:层)?(?:维度|大小|单元数?|通道数?|神经元数?|层维度|层大小|维数|宽度)?"
+        + _SEP
+        + NUM,
         NUM + r"\s*(?:个|维)?(?:隐藏单元|隐藏维度|隐藏通道|隐藏神经元|维隐藏)",
     ),
     "num_layers": (
         NUM + r"[\s-]*(?:hidden[\s-]+|gnn[\s-]+|message[\s-]passing[\s-]+|"
         r"conv(?:olution(?:al)?)?[\s-]+|graph[\s-]+)?layers?",
+        # "3 GCN layers", "2 attention layers": one word between, not "64 units per layer"
+        NUM + r"[\s-]+(?!(?:of|in|per|for|and|with|the|each|across|every|units?|channels?|"
+        r"neurons?|dims?|dimensions?)\b)[A-Za-z][A-Za-z0-9]*[\s-]+layers\b",
         r"(?:num[\s_]*layers|layers|depth)" + _SEP + NUM,
         NUM + r"\s*层",
         r"层数" + _SEP + NUM,
@@ -292,6 +301,7 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         r"(?:heads|num[\s_]*heads|attention heads)" + _SEP + NUM,
         NUM + r"\s*个?(?:注意力)?头",
         r"(?:注意力)?头数" + _SEP + NUM,
+        r"注意力头" + _SEP + NUM,
     ),
     "n_trials": (
         NUM + r"\s*(?:optuna\s+|tuning\s+|search\s+|random\s+|bayesian\s+|different\s+)?"
@@ -299,6 +309,7 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         r"(?:trials|n[\s_]*trials|budget\s+of)" + _SEP + NUM,
         NUM + r"\s*(?:次|个|组)?(?:试验|实验|尝试|搜索|trials?)",
         r"试验次数" + _SEP + NUM,
+        r"(?:试验|trials?)\s*" + NUM + r"\s*次",
         r"(?<!重复)" + NUM + r"\s*次[^，。,.\d]{0,8}?(?:试验|搜索|trials?)",
         r"(?:超参数?|调参|调优|搜索|寻优)[^，。,.\d]{0,6}?[，,\s]*" + NUM + r"\s*次",
     ),
@@ -313,6 +324,7 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         r"种子数" + _SEP + NUM,
     ),
 }
+_MIN_COUNT = {"hidden_channels": 2}  # "一个隐藏维度为32的GCN": 一个 is "a", not one unit
 INT_FIELDS = frozenset({"epochs", "hidden_channels", "num_layers", "heads", "n_trials", "seeds"})
 
 
@@ -333,8 +345,10 @@ def find_numbers(text: str) -> dict[str, int | float]:
                 value = parse_number(match.group("num"))
                 if value is None:
                     continue
+                if name not in INT_FIELDS and not re.match(r"[\d.]", match.group("num")):
+                    continue  # "a learning rate of one hundredth" is not 1
                 if name in INT_FIELDS:
-                    if float(value) != int(value) or value < 1:
+                    if float(value) != int(value) or value < _MIN_COUNT.get(name, 1):
                         continue
                     value = int(value)
                 if name not in found or match.start() < found[name][0]:
@@ -345,12 +359,12 @@ def find_numbers(text: str) -> dict[str, int | float]:
 
 _NODES = re.compile(
     r"(?:\bnodes?|节点|顶点)\s*(?:#|ids?|index|indices|编号|号)?\s*"
-    r"(?P<list>\d+(?:\s*(?:,|，|、|and|和|&|or)\s*#?\d+)*)",
+    r"(?P<list>\d+(?:\s*(?:,|，|、|and|和|&|or)\s*(?:nodes?\s*|节点\s*)?#?\d+)*)",
     re.IGNORECASE,
 )
 _RUNS = re.compile(
     r"(?:\bruns?|实验|运行)\s*(?:#|ids?|no\.?|number|编号)?\s*"
-    r"(?P<list>\d+(?:\s*(?:,|，|、|and|和|&|vs\.?|versus|or)\s*#?\d+)*)"
+    r"(?P<list>\d+(?:\s*(?:,|，|、|and|和|&|vs\.?|versus|or)\s*(?:runs?\s*|运行\s*|实验\s*)?#?\d+)*)"
     r"(?![\d\s]*(?:times|x\b|epochs?|seeds?|trials?|次|轮))",
     re.IGNORECASE,
 )
@@ -422,6 +436,9 @@ _ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
         r"多少(?:个)?(?:节点|边|类|图)|同质|统计信息|度分布|密度|连通分量|类别分布|标签分布",
         r"\bdegree|\bdensity\b|label\s+distribution|class\s+imbalance|connected\s+components",
         r"clustering\s+coefficient",
+        r"\bis\s+(?:the\s+|this\s+|it\s+)?(?:[\w-]+\s+){0,2}?(?:(?:graph|dataset|network|data)\s+)?"
+        r"(?:connected|sparse|dense|balanced|imbalanced|homophil\w*|heterophil\w*|directed|"
+        r"undirected|bipartite|weighted)\b",
     ),
     "explain": (
         r"\bexplain|feature\s+importance|important\s+(?:features|neighbou?rs|edges|words)",
@@ -431,7 +448,8 @@ _ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
     ),
     "report": (
         r"\breport\b|write[\s-]?up|\bhtml\b|markdown",
-        r"summar(?:y|ise|ize)\s+(?:of\s+)?(?:the\s+|my\s+|all\s+|these\s+)?(?:results|runs|experiments)",
+        r"summar(?:y|ise|ize)\s+(?:of\s+|the\s+|my\s+|all\s+|these\s+|our\s+)*"
+        r"(?:results|runs|experiments)",
         r"报告|总结.{0,6}(?:结果|实验)|汇总",
     ),
     "answer": (

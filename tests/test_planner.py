@@ -571,3 +571,37 @@ def test_compare_all_models_lists_the_zoo_for_the_task(text, models):
     assert decide_steps(m) == ["compare"]
     plan = expected_plan(["compare"], m, None, text)[0]
     assert set(plan[0]["models"]) == (models or set(model_names()))  # sgc/appnp: no graphs
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("用GraphSAGE在PubMed上训练，隐层维度128", {"hidden_channels": 128}),
+        ("在cora上训练gcn，epoch数为300", {"epochs": 300}),
+        ("请用GAT在Cora上训练，注意力头8个", {"heads": 8}),
+        ("在cora上对比gcn和gat，每个跑5次", {"seeds": 5}),  # five runs, not five epochs
+        ("在PROTEINS上调参，试验50次", {"n_trials": 50}),
+        ("在Cora上训练一个隐藏维度为32的两层GCN", {"hidden_channels": 32, "num_layers": 2}),
+        ("Fit a GCN to Cora with 3 GCN layers", {"num_layers": 3}),
+        ("256 units per layer and 3 layers", {"hidden_channels": 256, "num_layers": 3}),
+        ("a learning rate of one hundredth", {}),  # not lr 1
+    ],
+)
+def test_more_number_phrasings(text, expected):
+    assert find_numbers(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, plan",
+    [
+        ("为运行2和运行3生成markdown报告",
+         {"action": "report", "format": "markdown", "run_ids": [2, 3]}),
+        ("Create a report comparing runs 1, 2 and 3 in HTML",
+         {"action": "report", "format": "html", "run_ids": [1, 2, 3]}),
+        ("Give me a summary of all my runs", {"action": "report"}),
+        ("Is the karate graph connected?", {"action": "inspect", "dataset": "karate"}),
+    ],
+)  # fmt: skip
+def test_more_action_phrasings(text, plan):
+    m = extract(text)
+    assert expected_plan(decide_steps(m), m, None, text)[0] == [plan]
