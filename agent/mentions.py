@@ -265,7 +265,8 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         r"(?:weight[\s_-]*decay|\bwd|\bl2(?:[\s-]*(?:regulari[sz]ation|penalty|reg))?|权重衰减|正则化?系数)"
         + _SEP
         + NUM,
-        NUM + r"\s*(?:weight[\s_-]*decay|的权重衰减)",
+        NUM + r"\s*(?:weight[\s_-]*decay|的权重衰减|(?:l2[\s-]*)?regulari[sz]ation\b)",
+        r"regulari[sz]ation(?:[\s-]*(?:strength|coefficient|weight))?" + _SEP + NUM,
     ),
     "hidden_channels": (
         r"(?:hidden(?:[\s_-]*(?:size|dim(?:ension)?s?|channels?|units?|width|features|layer[\s-]*size|neurons))?|width|embedding[\s-]*(?:size|dim(?:ension)?))"
@@ -293,8 +294,10 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         r"层数" + _SEP + NUM,
     ),
     "dropout": (
-        r"dropout(?:[\s-]*(?:rate|probability|ratio|率|概率))?" + _SEP + NUM,
-        NUM + r"\s*dropout",
+        r"(?:dropout|drop[\s-]*(?:rate|prob(?:ability)?|ratio))(?:[\s-]*(?:rate|probability|ratio|率|概率))?"
+        + _SEP
+        + NUM,
+        NUM + r"\s*(?:dropout|drop[\s-]*(?:rate|prob(?:ability)?|ratio))",
     ),
     "heads": (
         NUM + r"[\s-]*(?:attention[\s-]+)?heads?",
@@ -315,7 +318,7 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
     ),
     "seeds": (
         NUM + r"\s*(?:different\s+|random\s+|independent\s+)*"
-        r"(?:seeds|runs|repeats|repetitions|restarts)",
+        r"(?:seeds|runs|repeats|repetitions|restarts|initiali[sz]ations|inits)",
         r"seeds" + _SEP + NUM,
         r"(?:repeat(?:ed)?|run)\s+(?:it\s+|each\s+|them\s+|this\s+)?" + NUM + r"\s+times",
         NUM + r"\s+times(?!\s+(?:faster|slower|more|less|as|larger|smaller|bigger))",
@@ -355,6 +358,44 @@ def find_numbers(text: str) -> dict[str, int | float]:
                     found[name] = (match.start(), value)
                 break
     return {name: value for name, (_, value) in found.items()}
+
+
+_LOOSE_NUMBER = re.compile(
+    r"(?<![A-Za-z0-9_.\-])(?P<num>\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|\.\d+)(?P<pct>%)?(?![A-Za-z0-9_.])"
+)
+# Numbers that are something other than an action field: "seed 42", "batch size 32",
+# "K=2", "patience of 50", "10-fold", "2 GPUs", "class 3", "top 5", "in 2019".
+_OTHER_NUMBER = re.compile(
+    r"(?:\bseeds?|\bbatch(?:[\s_-]*size)?|\bpatience|\bk|\balpha|\bbeta|\btop|\bclass(?:es)?|\bgpus?|"
+    r"\bfolds?|\bversion|\bv|\bcuda|\bstep|\bsteps|\bneighbou?rs|\bfanout|\bsample|\bsize|\bid|\bno\.?|"
+    r"\bnumber|#|种子|批(?:量|次)?(?:大小)?|批大小|耐心|第|类别?)\s*(?:=|:|：|is|of|to|为|是)?\s*"
+    + r"\d[\d.eE+-]*"
+    + r"|\d[\d.eE+-]*\s*(?:[-\s]?fold\b|gpus?\b|classes\b|neighbou?rs\b|propagation|hops?\b|"
+    r"steps?\b|times\s+(?:faster|slower|more|less)|%?\s*of\s+the|个?类|折|块|张|年)"
+    r"|\b(?:19|20)\d\d\b",
+    re.IGNORECASE,
+)
+
+
+def loose_numbers(text: str) -> list[int | float]:
+    """Numbers in `text` that no keyword rule claims, that name nothing (a node, a run, a
+    seed value, a batch size) and that are not part of a name ("GATv2"): values the planner's
+    model may place in a field the words leave open, and nothing else."""
+    claimed: list[tuple[int, int]] = []
+    for patterns in _field_matchers().values():
+        for pattern in patterns:
+            claimed += [m.span("num") for m in pattern.finditer(text)]
+    for pattern in (_NODES, _RUNS, _OTHER_NUMBER):
+        claimed += [m.span() for m in pattern.finditer(text)]
+    out: list[int | float] = []
+    for match in _LOOSE_NUMBER.finditer(text):
+        start, end = match.span("num")
+        if any(s <= start and end <= e for s, e in claimed):
+            continue
+        value = parse_number(match.group("num") + (match.group("pct") or ""))
+        if value is not None and value not in out:
+            out.append(value)
+    return out
 
 
 _NODES = re.compile(
@@ -522,6 +563,7 @@ class Mentions:
         task: the learning task its words state, if any.
         numbers: numeric action fields it states ({"epochs": 200}).
         nodes / run_ids: node indices and experiment-store run ids it names.
+        loose: numbers no keyword claims ("Train GCN on Cora for 100"), for the model to place.
         format: "html" or "markdown" when it asks for one.
         cues: actions its words ask for, in order of appearance (may be noisy).
         multi_step: it asks for several steps ("..., then ...", "然后").
@@ -539,6 +581,7 @@ class Mentions:
     numbers: dict[str, int | float] = field(default_factory=dict)
     nodes: list[int] = field(default_factory=list)
     run_ids: list[int] = field(default_factory=list)
+    loose: list[int | float] = field(default_factory=list)
     format: str | None = None
     cues: list[str] = field(default_factory=list)
     multi_step: bool = False
@@ -576,6 +619,7 @@ def extract(text: str) -> Mentions:
         numbers=find_numbers(text),
         nodes=_int_list(_NODES.search(text), MAX_NODES),
         run_ids=[r for r in _int_list(_RUNS.search(text), MAX_RUNS) if r >= 1],
+        loose=loose_numbers(text),
         format=next((f for f, p in _FORMAT.items() if p.search(text)), None),
         cues=sorted((a for a, at in cue_at.items() if at is not None), key=cue_at.__getitem__),
         multi_step=bool(_MULTI_STEP.search(text)),

@@ -203,6 +203,69 @@ def _forced_item(action: dict[str, Any], definitions: dict[str, Any]) -> dict[st
     }
 
 
+NUMERIC_FIELDS = (
+    "epochs", "lr", "hidden_channels", "num_layers", "dropout", "weight_decay", "heads",
+    "n_trials", "seeds",
+)  # fmt: skip
+COUNT_FIELDS = ("epochs", "hidden_channels", "num_layers", "heads", "n_trials", "seeds")
+RUN_ACTIONS = ("train", "tune", "compare")
+
+
+# Where an unclaimed number is plausible at all: a value outside these ranges is almost never
+# meant for that field ("5" is no dropout, "0.001" no dropout either, "100" no layer count).
+PLAUSIBLE = {
+    "epochs": (5, 10_000),
+    "hidden_channels": (4, 4096),
+    "num_layers": (1, 10),
+    "heads": (1, 16),
+    "n_trials": (5, 1000),
+    "seeds": (1, 20),
+    "lr": (1e-5, 0.5),
+    "dropout": (0.05, 0.95),
+    "weight_decay": (0.0, 0.01),
+}
+ATTENTION_MODELS = ("gat", "gatv2")
+
+
+def loose_options(
+    expected: list[dict[str, Any]] | None, m: Mentions
+) -> tuple[int, dict[int | float, list[str]]] | None:
+    """The text's unclaimed numbers and the open fields each could fill, for the model.
+
+    "Train GCN on Cora for 100": no keyword claims 100, so the model is asked which field
+    it sets (epochs, hidden_channels, ... or none). Only the first run in the plan is
+    offered numbers, only numbers the text holds, and only fields that are open, that the
+    action has, and where the value is plausible: grounding still guarantees that nothing
+    is invented and nothing named is overwritten.
+
+    Returns:
+        (action index, {number: candidate fields}), or None when there is nothing to place.
+    """
+    if not expected or not m.loose:
+        return None
+    index = next((i for i, a in enumerate(expected) if a["action"] in RUN_ACTIONS), None)
+    if index is None:
+        return None
+    action = expected[index]
+    fields = action_fields(action["action"])
+    named = {action.get("model"), *(action.get("models") or [])}
+    options: dict[int | float, list[str]] = {}
+    for value in m.loose:
+        count = float(value).is_integer()
+        candidates = [
+            name
+            for name in NUMERIC_FIELDS
+            if name in fields
+            and name not in action
+            and (name in COUNT_FIELDS) == count
+            and PLAUSIBLE[name][0] <= value <= PLAUSIBLE[name][1]
+            and (name != "heads" or named & set(ATTENTION_MODELS))
+        ]
+        if candidates:
+            options[value] = candidates
+    return (index, options) if options else None
+
+
 def _free_item(name: str, definitions: dict[str, Any], m: Mentions, text: str) -> dict[str, Any]:
     """A clarify or answer the model writes itself: its question, and what the text names."""
     definition = definitions[action_class(name).__name__]
@@ -324,8 +387,11 @@ class Planner:
         actions, completions = self._ask(_messages(text, context), schema)
         if expected is not None:
             grounded, fixes = reconcile(actions, expected, decisions)
+            options = loose_options(expected, mentions)
+            side = self._place_numbers(text, grounded, options, fixes)
         else:
             grounded, fixes = ground(actions, mentions, None, context, text)
+            side = []
         final = ActionPlan.model_validate({"actions": grounded}).actions
         return Plan(
             actions=final,
@@ -337,9 +403,58 @@ class Planner:
             decisions=decisions,
             mentions=mentions,
             seconds=time.perf_counter() - started,
-            prompt_tokens=sum(c.prompt_tokens for c in completions),
-            completion_tokens=sum(c.completion_tokens for c in completions),
+            prompt_tokens=sum(c.prompt_tokens for c in [*completions, *side]),
+            completion_tokens=sum(c.completion_tokens for c in [*completions, *side]),
         )
+
+    def _place_numbers(
+        self,
+        text: str,
+        plan: list[dict[str, Any]],
+        options: tuple[int, dict[int | float, list[str]]] | None,
+        fixes: list[Fix],
+    ) -> list[Completion]:
+        """Ask the model which open field each unclaimed number sets (or none); each number
+        fills at most one field, each field at most once. An answer that does not parse
+        places nothing: the plan is already complete without it."""
+        if options is None:
+            return []
+        index, numbers = options
+        action, completions = plan[index], []
+        for value, candidates in numbers.items():
+            candidates = [name for name in candidates if name not in action]
+            if not candidates:
+                continue
+            prompt = render(
+                "planner_number.j2",
+                text=text,
+                number=value,
+                fields=[(name, action_fields(action["action"])[name]) for name in candidates],
+            )
+            schema = {
+                "type": "object",
+                "properties": {"field": {"type": "string", "enum": [*candidates, "none"]}},
+                "required": ["field"],
+                "additionalProperties": False,
+            }
+            try:
+                completion = self.backend.complete(
+                    [  # the same system prompt: the backend's prefilled prefix is reused
+                        {"role": "system", "content": system_prompt()},
+                        {"role": "user", "content": prompt},
+                    ],
+                    json_schema=schema,
+                    max_tokens=16,
+                )
+                choice = json.loads(_unfence(completion.text)).get("field")
+            except Exception:  # noqa: BLE001 - a failed side question only leaves a field open
+                continue
+            completions.append(completion)
+            if choice in candidates:
+                action[choice] = value
+                why = "a number in the text no keyword claims; the model placed it"
+                fixes.append(Fix(index, choice, None, value, why))
+        return completions
 
     def _ask(
         self, messages: list[Message], schema: dict[str, Any]

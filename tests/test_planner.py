@@ -605,3 +605,47 @@ def test_more_number_phrasings(text, expected):
 def test_more_action_phrasings(text, plan):
     m = extract(text)
     assert expected_plan(decide_steps(m), m, None, text)[0] == [plan]
+
+
+@pytest.mark.parametrize(
+    "text, loose",
+    [
+        ("Train GCN on Cora for 100", [100]),
+        ("GCN on cora, use 64 for the hidden size", [64]),
+        ("Train GCN on Cora for 200 epochs with lr 0.01", []),  # all claimed
+        ("GATv2 on ogbn-arxiv, seed 42, batch size 32, K=2, 10-fold, 3 GPUs", []),
+        ("explain node 5 of run 3", []),
+    ],
+)
+def test_loose_numbers_are_the_ones_no_keyword_claims(text, loose):
+    assert extract(text).loose == loose
+
+
+def test_an_unclaimed_number_is_placed_by_the_model_in_an_open_field():
+    text = "Train GCN on Cora for 100"
+    plan_reply = _reply({"action": "train", "dataset": "cora", "model": "gcn"})
+    plan, backend = _plan(text, plan_reply, json.dumps({"field": "epochs"}))
+    assert plan.to_json()["actions"] == [
+        {"action": "train", "dataset": "cora", "model": "gcn", "epochs": 100}
+    ]
+    assert any(f.field == "epochs" and "no keyword claims" in f.reason for f in plan.fixes)
+    assert plan.attempts == 1
+    # The side question offers only open fields where 100 is plausible (not layers, seeds).
+    offered = backend.schemas[1]["properties"]["field"]["enum"]
+    assert offered == ["epochs", "hidden_channels", "none"]
+
+
+@pytest.mark.parametrize("answer", [json.dumps({"field": "none"}), "garbage {"])
+def test_an_unplaced_number_leaves_the_plan_as_the_words_settled_it(answer):
+    plan_reply = _reply({"action": "train", "dataset": "cora", "model": "gcn"})
+    plan, _ = _plan("Train GCN on Cora for 100", plan_reply, answer)
+    assert plan.to_json()["actions"] == [{"action": "train", "dataset": "cora", "model": "gcn"}]
+
+
+def test_a_named_value_is_never_offered_for_replacement():
+    plan_reply = _reply({"action": "train", "dataset": "cora", "model": "gcn", "epochs": 50})
+    plan, backend = _plan("Train GCN on Cora for 50 epochs with 0.01", plan_reply,
+                          json.dumps({"field": "lr"}))  # fmt: skip
+    assert plan.to_json()["actions"][0]["epochs"] == 50
+    assert plan.to_json()["actions"][0]["lr"] == 0.01
+    assert "epochs" not in backend.schemas[1]["properties"]["field"]["enum"]
