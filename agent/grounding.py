@@ -109,6 +109,9 @@ def _main_action(m: Mentions) -> str | None:
         return "inspect"
     if "report" in cues and not m.multi_step:
         return "report"
+    if m.datasets and m.question and not (m.models or m.numbers or m.asks_to_run or m.all_models):
+        if not cues & {"tune", "compare", "explain", "report"} and not m.task and not m.request:
+            return "inspect"  # a question about a dataset that asks nothing to be run
     if m.datasets or m.models or m.numbers or m.task or "train" in cues:
         return "train"
     if m.question and m.about_results and not m.unknown_dataset:

@@ -476,6 +476,8 @@ _ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
         r"数据集?.{0,6}(?:信息|统计|情况|介绍|概况|特征)|(?:介绍|描述|检查|查看|分析)(?:一下)?.{0,8}数据",
         r"多少(?:个)?(?:节点|边|类|图)|同质|统计信息|度分布|密度|连通分量|类别分布|标签分布",
         r"\bdegree|\bdensity\b|label\s+distribution|class\s+imbalance|connected\s+components",
+        r"\b(?:imbalanced?|leak(?:age|s|ing)?|duplicates?|self[\s-]loops?)\b|node\s+features",
+        r"几(?:个|种)?(?:类别|类|节点|图|特征)|类别数|特征维度|数据泄露|自环|不平衡",
         r"clustering\s+coefficient",
         r"\bis\s+(?:the\s+|this\s+|it\s+)?(?:[\w-]+\s+){0,2}?(?:(?:graph|dataset|network|data)\s+)?"
         r"(?:connected|sparse|dense|balanced|imbalanced|homophil\w*|heterophil\w*|directed|"
@@ -531,6 +533,11 @@ _FORMAT = {
     "html": re.compile(_ASCII_EDGE_L + r"html" + _ASCII_EDGE_R + r"|网页", re.I),
     "markdown": re.compile(r"markdown|" + _ASCII_EDGE_L + r"md" + _ASCII_EDGE_R, re.I),
 }
+_REQUEST = re.compile(  # a polite request phrased as a question: "could you classify ..."
+    r"\b(?:can|could|would|will)\s+you\s+(?:please\s+)?(?!tell|describe|show|explain|summari)"
+    r"[a-z]+|\bplease\b|\bpls\b|请|帮我|能不能帮|可以帮",
+    re.IGNORECASE,
+)
 _RESULT_WORDS = re.compile(  # what a question about earlier results asks for
     r"\b(?:accuracy|accuracies|score|scores|results?|performance|f1|auc|loss|metrics?|"
     r"best|worst|highest|lowest)\b|准确率|精度|结果|效果|表现|得分|最好|最高",
@@ -570,6 +577,7 @@ class Mentions:
         question: it is phrased as a question.
         asks_to_run: it asks for a model to be trained, compared or tuned.
         about_results: it speaks of results (accuracy, score, best, 准确率...).
+        request: a polite request ("could you ...", "please", "请"), even as a question.
         all_models: it asks for every model in the catalogue ("all models", "所有模型").
         unknown_dataset: a capitalised name in a dataset position the catalogue lacks.
         chinese: it is written in Chinese.
@@ -588,6 +596,7 @@ class Mentions:
     question: bool = False
     asks_to_run: bool = False
     about_results: bool = False
+    request: bool = False
     all_models: bool = False
     unknown_dataset: str | None = None
     chinese: bool = False
@@ -626,6 +635,7 @@ def extract(text: str) -> Mentions:
         question=bool(_QUESTION.search(text)),
         asks_to_run=bool(_RUN_WORDS.search(text)),
         about_results=bool(_RESULT_WORDS.search(text)),
+        request=bool(_REQUEST.search(text)),
         all_models=bool(_ALL_MODELS.search(text)),
         unknown_dataset=_unknown_dataset(text, datasets),
         chinese=has_cjk(text),

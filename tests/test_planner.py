@@ -649,3 +649,20 @@ def test_a_named_value_is_never_offered_for_replacement():
     assert plan.to_json()["actions"][0]["epochs"] == 50
     assert plan.to_json()["actions"][0]["lr"] == 0.01
     assert "epochs" not in backend.schemas[1]["properties"]["field"]["enum"]
+
+
+@pytest.mark.parametrize(
+    "text, action",
+    [
+        ("What are the node features in Cora?", "inspect"),
+        ("How imbalanced are the classes in ENZYMES?", "inspect"),
+        ("Is there any data leakage in the cora splits?", "inspect"),
+        ("ENZYMES数据集有几个类别？", "inspect"),
+        # a polite request or a named task asks for a run, even as a question
+        ("Can you classify the papers in Cora?", "train"),
+        ("Could you predict links on citeseer?", "train"),
+        ("How would GCN do on Cora?", "train"),
+    ],
+)
+def test_a_question_about_a_dataset_that_runs_nothing_inspects_it(text, action):
+    assert decide_steps(extract(text)) == [action]
