@@ -477,7 +477,7 @@ _ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
         r"多少(?:个)?(?:节点|边|类|图)|同质|统计信息|度分布|密度|连通分量|类别分布|标签分布",
         r"\bdegree|\bdensity\b|label\s+distribution|class\s+imbalance|connected\s+components",
         r"\b(?:imbalanced?|leak(?:age|s|ing)?|duplicates?|self[\s-]loops?)\b|node\s+features",
-        r"几(?:个|种)?(?:类别|类|节点|图|特征)|类别数|特征维度|数据泄露|自环|不平衡",
+        r"几(?:个|种)?(?:类别|类|节点|图|特征)|类别数|特征维度|数据泄露|自环|不平衡|体检|诊断",
         r"clustering\s+coefficient",
         r"\bis\s+(?:the\s+|this\s+|it\s+)?(?:[\w-]+\s+){0,2}?(?:(?:graph|dataset|network|data)\s+)?"
         r"(?:connected|sparse|dense|balanced|imbalanced|homophil\w*|heterophil\w*|directed|"
