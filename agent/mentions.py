@@ -194,7 +194,7 @@ NUM = (
 )
 _SEP = (  # "lr = 0.01", "lr of 0.01", "epoch数为300", "学习率设置成0.01"
     r"\s*(?:数|数量|个数|次数|值)?\s*(?:=|:|：|is|of|to|at|as|was|be|为|是|设为|设置为|设置成|"
-    r"设成|定为|取|用)?\s*"
+    r"设成|定为|调成|调为|调到|改成|改为|改到|设到|设置到|等于|取|用)?\s*"
 )  # "lr = 0.01", "lr of 0.01"
 
 
@@ -282,6 +282,8 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         + _SEP
         + NUM,
         NUM + r"\s*(?:个|维)?(?:隐藏单元|隐藏维度|隐藏通道|隐藏神经元|维隐藏)",
+        r"(?:layers?|hidden)\s+(?:(?:is|are)\s+)?" + NUM + r"\s*(?:units?\s+|channels?\s+)?wide\b",
+        NUM + r"[\s-]*(?:units?|channels?|neurons?)?[\s-]*wide\b",
     ),
     "num_layers": (
         NUM + r"[\s-]*(?:hidden[\s-]+|gnn[\s-]+|message[\s-]passing[\s-]+|"
@@ -309,7 +311,8 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
     "n_trials": (
         NUM + r"\s*(?:optuna\s+|tuning\s+|search\s+|random\s+|bayesian\s+|different\s+)?"
         r"(?:trials?|configurations|configs|candidates)",
-        r"(?:trials|n[\s_]*trials|budget\s+of)" + _SEP + NUM,
+        r"(?:trials?|n[\s_]*trials|budget\s+of)" + _SEP + NUM,
+        r"(?:试验|实验)次?数" + _SEP + NUM,
         NUM + r"\s*(?:次|个|组)?(?:试验|实验|尝试|搜索|trials?)",
         r"试验次数" + _SEP + NUM,
         r"(?:试验|trials?)\s*" + NUM + r"\s*次",

@@ -666,3 +666,19 @@ def test_a_named_value_is_never_offered_for_replacement():
 )
 def test_a_question_about_a_dataset_that_runs_nothing_inspects_it(text, action):
     assert decide_steps(extract(text)) == [action]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Train GCN with 4 layers on cora, each layer 32 wide",
+         {"num_layers": 4, "hidden_channels": 32}),
+        ("a 64-wide 3-layer GCN", {"hidden_channels": 64, "num_layers": 3}),
+        ("在pubmed上训练GCN，把学习率调成0.02", {"lr": 0.02}),
+        ("在Cora上做超参搜索，模型用GAT，trial数50", {"n_trials": 50}),
+        ("GCN on cora, 0.5 drop rate, 5e-4 regularisation", {"dropout": 0.5, "weight_decay": 0.0005}),
+        ("repeat with 5 different initialisations", {"seeds": 5}),
+    ],
+)  # fmt: skip
+def test_width_drop_rate_and_chinese_set_verbs(text, expected):
+    assert find_numbers(text) == expected
