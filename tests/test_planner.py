@@ -676,7 +676,8 @@ def test_a_question_about_a_dataset_that_runs_nothing_inspects_it(text, action):
         ("a 64-wide 3-layer GCN", {"hidden_channels": 64, "num_layers": 3}),
         ("在pubmed上训练GCN，把学习率调成0.02", {"lr": 0.02}),
         ("在Cora上做超参搜索，模型用GAT，trial数50", {"n_trials": 50}),
-        ("GCN on cora, 0.5 drop rate, 5e-4 regularisation", {"dropout": 0.5, "weight_decay": 0.0005}),
+        ("GCN on cora, 0.5 drop rate, 5e-4 regularisation",
+         {"dropout": 0.5, "weight_decay": 0.0005}),
         ("repeat with 5 different initialisations", {"seeds": 5}),
     ],
 )  # fmt: skip
