@@ -354,8 +354,8 @@ def find_numbers(text: str) -> dict[str, int | float]:
                 if name not in INT_FIELDS and not re.match(r"[\d.]", match.group("num")):
                     continue  # "a learning rate of one hundredth" is not 1
                 if name in INT_FIELDS:
-                    if float(value) != int(value) or value < _MIN_COUNT.get(name, 1):
-                        continue
+                    if float(value) != int(value) or 0 < value < _MIN_COUNT.get(name, 1):
+                        continue  # a 0 is kept: the planner asks about it, never drops it
                     value = int(value)
                 if name not in found or match.start() < found[name][0]:
                     found[name] = (match.start(), value)

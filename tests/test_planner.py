@@ -11,7 +11,7 @@ import pytest
 
 from agent.actions import action_json_schema, dump_actions
 from agent.errors import PlanningError, UserInputError
-from agent.grounding import decide_steps, expected_plan
+from agent.grounding import decide_steps, expected_plan, settle
 from agent.llm.fake import FakeBackend
 from agent.mentions import correct_typos, extract, find_names, find_numbers, parse_number
 from agent.planner import Planner, narrow_schema, system_prompt
@@ -683,3 +683,9 @@ def test_a_question_about_a_dataset_that_runs_nothing_inspects_it(text, action):
 )  # fmt: skip
 def test_width_drop_rate_and_chinese_set_verbs(text, expected):
     assert find_numbers(text) == expected
+
+
+def test_a_zero_count_is_asked_about_not_dropped():
+    m = extract("Train GCN on Cora for 0 epochs")
+    steps, plan, _ = settle(m, None, "Train GCN on Cora for 0 epochs")
+    assert plan[0]["action"] == "clarify" and "epochs 0" in plan[0]["question"]
