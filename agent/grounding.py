@@ -92,8 +92,8 @@ def _main_action(m: Mentions) -> str | None:
     if "answer" in cues and not m.numbers and not m.unknown_dataset:
         if m.question:  # "which of my runs ...?", "how well did the last GAT run do?"
             return "answer"
-        if m.run_ids and not cues & {"explain", "report", "compare", "tune", "inspect"}:
-            return "answer"  # "show me the results of run 5"
+        if (m.run_ids or m.show) and not cues & {"explain", "report", "compare", "tune", "inspect"}:
+            return "answer"  # "show me the results of run 5", "list my runs"
     if "explain" in cues and not m.multi_step:
         return "explain"
     if "report" in cues and "compare" in cues and not m.models and not m.multi_step:
@@ -109,7 +109,8 @@ def _main_action(m: Mentions) -> str | None:
         return "inspect"
     if "report" in cues and not m.multi_step:
         return "report"
-    if m.datasets and m.question and not (m.models or m.numbers or m.asks_to_run or m.all_models):
+    asks = m.question or m.show  # "what is ...?", "show me the Cora dataset"
+    if m.datasets and asks and not (m.models or m.numbers or m.asks_to_run or m.all_models):
         if not cues & {"tune", "compare", "explain", "report"} and not m.task and not m.request:
             return "inspect"  # a question about a dataset that asks nothing to be run
     if m.datasets or m.models or m.numbers or m.task or "train" in cues:

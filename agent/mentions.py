@@ -403,21 +403,31 @@ def loose_numbers(text: str) -> list[int | float]:
 
 _NODES = re.compile(
     r"(?:\bnodes?|节点|顶点)\s*(?:#|ids?|index|indices|编号|号)?\s*"
-    r"(?P<list>\d+(?:\s*(?:,|，|、|and|和|&|or)\s*(?:nodes?\s*|节点\s*)?#?\d+)*)",
+    r"(?P<list>\d+(?:(?:\s*(?:,|，|、|and|和|&|or|to|through|-|–|到|至)\s*|\s+)(?:nodes?\s*|节点\s*)?#?\d+(?!\.\d|\d))*)",
     re.IGNORECASE,
 )
 _RUNS = re.compile(
     r"(?:\bruns?|实验|运行)\s*(?:#|ids?|no\.?|number|编号)?\s*"
-    r"(?P<list>\d+(?:\s*(?:,|，|、|and|和|&|vs\.?|versus|or)\s*(?:runs?\s*|运行\s*|实验\s*)?#?\d+)*)"
+    r"(?P<list>\d+(?:\s*(?:,|，|、|and|和|&|vs\.?|versus|or|to|through|-|–|到|至)\s*(?:runs?\s*|运行\s*|实验\s*)?#?\d+)*)"
     r"(?![\d\s]*(?:times|x\b|epochs?|seeds?|trials?|次|轮))",
     re.IGNORECASE,
 )
 
 
+_RANGE = re.compile(
+    r"(\d+)\s*(?:to|through|-|–|到|至)\s*(?:runs?\s*|nodes?\s*|运行|节点)?(\d+)", re.I
+)
+
+
 def _int_list(match: re.Match[str] | None, limit: int) -> list[int]:
+    """The numbers of a list ("3, 7 and 9"); a short range ("runs 2 to 5") is spelled out."""
     if match is None:
         return []
-    values = [int(v) for v in re.findall(r"\d+", match.group("list"))]
+    text = match.group("list")
+    for low, high in _RANGE.findall(text):
+        if 0 <= int(high) - int(low) < limit:
+            text = text.replace(f"{low}", " ".join(map(str, range(int(low), int(high) + 1))), 1)
+    values = [int(v) for v in re.findall(r"\d+", text)]
     return list(dict.fromkeys(values))[:limit]
 
 
@@ -476,7 +486,7 @@ _ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
         r"how\s+many\s+(?:nodes|edges|classes|graphs|features|labels)|class\s+(?:balance|distribution)",
         r"(?:summar(?:y|ise|ize)|overview|profile)\s+(?:of\s+)?(?:the\s+)?(?:\w+\s+)?(?:data|dataset|graph)",
         r"(?:look|check)\s+(?:at\s+|on\s+)?(?:the\s+)?(?:\w+\s+)?(?:data|dataset)|isolated\s+nodes",
-        r"数据集?.{0,6}(?:信息|统计|情况|介绍|概况|特征)|(?:介绍|描述|检查|查看|分析)(?:一下)?.{0,8}数据",
+        r"数据集?.{0,6}(?:信息|统计|情况|介绍|概况|特征)|(?:介绍|描述|检查|查看|分析|看看|看一下)(?:一下)?.{0,8}数据",
         r"多少(?:个)?(?:节点|边|类|图)|同质|统计信息|度分布|密度|连通分量|类别分布|标签分布",
         r"\bdegree|\bdensity\b|label\s+distribution|class\s+imbalance|connected\s+components",
         r"\b(?:imbalanced?|leak(?:age|s|ing)?|duplicates?|self[\s-]loops?)\b|node\s+features",
@@ -508,6 +518,8 @@ _ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
         r"(?:运行|实验)\s*#?\d+\s*的?(?:结果|准确率|精度|表现|指标|效果)|结果(?:如何|怎么样|怎样)",
         r"\bso\s+far\b|did\s+(?:it|the\s+\w+)\s+(?:do|get|reach|score)|\bmy\s+(?:runs|results|experiments)",
         r"\blast\s+time\b|\bpreviously\b|\bearlier\b|\bI\s+(?:used|got|ran|trained)\b",
+        r"\b(?:have|did)\s+I\s+(?:done|run|ran|trained|tried)\b|\bI(?:'ve|\s+have)\s+"
+        r"(?:done|run|trained|tried)\b|how\s+many\s+(?:runs|experiments)\b",
         r"上次|上一次|之前|刚才|哪次|哪一次|目前为止|我(?:的)?(?:实验|结果)",
     ),
     "train": (
@@ -539,6 +551,10 @@ _FORMAT = {
 _REQUEST = re.compile(  # a polite request phrased as a question: "could you classify ..."
     r"\b(?:can|could|would|will)\s+you\s+(?:please\s+)?(?!tell|describe|show|explain|summari)"
     r"[a-z]+|\bplease\b|\bpls\b|请|帮我|能不能帮|可以帮",
+    re.IGNORECASE,
+)
+_SHOW = re.compile(
+    r"^\s*(?:please\s+)?(?:list|show|tell|give|print|display)\b|列出|显示|告诉我|给我看|看看我",
     re.IGNORECASE,
 )
 _RESULT_WORDS = re.compile(  # what a question about earlier results asks for
@@ -581,6 +597,7 @@ class Mentions:
         asks_to_run: it asks for a model to be trained, compared or tuned.
         about_results: it speaks of results (accuracy, score, best, 准确率...).
         request: a polite request ("could you ...", "please", "请"), even as a question.
+        show: it begins "list/show/tell me ..." (列出, 显示): a question put as an order.
         all_models: it asks for every model in the catalogue ("all models", "所有模型").
         unknown_dataset: a capitalised name in a dataset position the catalogue lacks.
         chinese: it is written in Chinese.
@@ -600,6 +617,7 @@ class Mentions:
     asks_to_run: bool = False
     about_results: bool = False
     request: bool = False
+    show: bool = False
     all_models: bool = False
     unknown_dataset: str | None = None
     chinese: bool = False
@@ -639,6 +657,7 @@ def extract(text: str) -> Mentions:
         asks_to_run=bool(_RUN_WORDS.search(text)),
         about_results=bool(_RESULT_WORDS.search(text)),
         request=bool(_REQUEST.search(text)),
+        show=bool(_SHOW.search(text)),
         all_models=bool(_ALL_MODELS.search(text)),
         unknown_dataset=_unknown_dataset(text, datasets),
         chinese=has_cjk(text),

@@ -689,3 +689,25 @@ def test_a_zero_count_is_asked_about_not_dropped():
     m = extract("Train GCN on Cora for 0 epochs")
     steps, plan, _ = settle(m, None, "Train GCN on Cora for 0 epochs")
     assert plan[0]["action"] == "clarify" and "epochs 0" in plan[0]["question"]
+
+
+@pytest.mark.parametrize(
+    "text, plan",
+    [
+        ("Summarise runs 2 to 5", {"action": "report", "run_ids": [2, 3, 4, 5]}),
+        ("Compare runs 3-6", {"action": "compare", "run_ids": [3, 4, 5, 6]}),
+        ("Explain run 3 for nodes 1 2 3", {"action": "explain", "run_id": 3, "nodes": [1, 2, 3]}),
+        ("List my runs", {"action": "answer", "question": "List my runs"}),
+        ("How many runs have I done?",
+         {"action": "answer", "question": "How many runs have I done?"}),
+        ("Show me the Cora dataset", {"action": "inspect", "dataset": "cora"}),
+        ("Train GCN on the enzyme data", {"action": "train", "dataset": "enzymes", "model": "gcn"}),
+    ],
+)  # fmt: skip
+def test_ranges_orders_and_dataset_words(text, plan):
+    m = extract(text)
+    assert expected_plan(decide_steps(m), m, None, text)[0] == [plan]
+
+
+def test_inspect_then_train_in_chinese_is_two_steps():
+    assert decide_steps(extract("先看看Cora数据集，再训练一个GCN")) == ["inspect", "train"]
