@@ -152,6 +152,9 @@ def _one_slip(word: str, target: str) -> bool:
     return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
 
 
+_ENDINGS = ("er", "ers", "ed", "ing", "r", "d")  # "optimizer", "trainer": a word made from one
+
+
 def correct_typos(text: str) -> str:
     """`text` with each word one slip away from exactly one keyword replaced by it."""
     vocabulary = _typo_vocabulary()
@@ -159,6 +162,9 @@ def correct_typos(text: str) -> str:
     def fix(match: re.Match[str]) -> str:
         word = match.group(0).lower()
         if word in vocabulary or word.rstrip("s") in vocabulary or word + "s" in vocabulary:
+            return match.group(0)
+        stems = [word[: -len(end)] for end in _ENDINGS if word.endswith(end)]
+        if any(stem in vocabulary or stem + "e" in vocabulary for stem in stems):
             return match.group(0)
         hits = {t for t in vocabulary if _one_slip(word, t)}
         return hits.pop() if len(hits) == 1 else match.group(0)
@@ -193,7 +199,7 @@ NUM = (
     + r"(?![A-Za-z])|(?<![上下这那每第同单])[零一二两三四五六七八九十百千]+)"
 )
 _SEP = (  # "lr = 0.01", "lr of 0.01", "epoch数为300", "学习率设置成0.01"
-    r"\s*(?:数|数量|个数|次数|值)?\s*(?:=|:|：|is|of|to|at|as|was|be|为|是|设为|设置为|设置成|"
+    r"\s*(?:数|数量|个数|次数|值)?\s*(?:=|:|：|is|of|set\s+to|equal\s+to|equals|to|at|as|was|be|为|是|设为|设置为|设置成|"
     r"设成|定为|调成|调为|调到|改成|改为|改到|设到|设置到|等于|取|用)?\s*"
 )  # "lr = 0.01", "lr of 0.01"
 
@@ -343,8 +349,13 @@ def _field_matchers() -> dict[str, list[re.Pattern[str]]]:
 
 
 def find_numbers(text: str) -> dict[str, int | float]:
-    """Numeric fields the text states, e.g. {"epochs": 200, "lr": 0.01}."""
-    found: dict[str, tuple[int, int | float]] = {}
+    """Numeric fields the text states, e.g. {"epochs": 200, "lr": 0.01}.
+
+    Each field takes its earliest match; one number is one field's value, so where two
+    fields claim the same number ("epochs 100 lr 0.01": "100 lr" and "epochs 100"), the
+    field with no other choice keeps it and the other takes its next match.
+    """
+    candidates: dict[str, list[tuple[int, tuple[int, int], int | float]]] = {}
     for name, patterns in _field_matchers().items():
         for pattern in patterns:
             for match in pattern.finditer(text):
@@ -357,10 +368,21 @@ def find_numbers(text: str) -> dict[str, int | float]:
                     if float(value) != int(value) or 0 < value < _MIN_COUNT.get(name, 1):
                         continue  # a 0 is kept: the planner asks about it, never drops it
                     value = int(value)
-                if name not in found or match.start() < found[name][0]:
-                    found[name] = (match.start(), value)
-                break
-    return {name: value for name, (_, value) in found.items()}
+                candidates.setdefault(name, []).append((match.start(), match.span("num"), value))
+    for options in candidates.values():
+        options.sort(key=lambda option: option[0])
+    found: dict[str, int | float] = {}
+    taken: set[tuple[int, int]] = set()
+    pending = dict(candidates)
+    while pending:
+        # the field with the fewest numbers left to choose from chooses first
+        name = min(pending, key=lambda n: (sum(o[1] not in taken for o in pending[n]), n))
+        options = pending.pop(name)
+        free = [o for o in options if o[1] not in taken]
+        if free:  # a number another field holds is not this field's too
+            found[name] = free[0][2]
+            taken.add(free[0][1])
+    return {name: found[name] for name in candidates if name in found}
 
 
 _LOOSE_NUMBER = re.compile(

@@ -711,3 +711,20 @@ def test_ranges_orders_and_dataset_words(text, plan):
 
 def test_inspect_then_train_in_chinese_is_two_steps():
     assert decide_steps(extract("先看看Cora数据集，再训练一个GCN")) == ["inspect", "train"]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("train gcn cora epochs 100 lr 0.01", {"epochs": 100, "lr": 0.01}),  # not lr 100
+        ("epochs 100 lr", {"epochs": 100}),  # one number, one field
+        ("the number of hidden units set to 128", {"hidden_channels": 128}),
+    ],
+)
+def test_one_number_fills_one_field(text, expected):
+    assert find_numbers(text) == expected
+
+
+def test_words_made_from_a_keyword_are_not_typos():
+    assert correct_typos("Adam optimizer, a trainer") == "Adam optimizer, a trainer"
+    assert decide_steps(extract("Train GCN on Cora with Adam optimizer")) == ["train"]
