@@ -261,7 +261,7 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         r"epochs?" + _SEP + NUM,
         r"(?:训练|迭代|跑)\s*" + NUM + r"\s*(?:轮|个?epochs?|代)",
         r"迭代\s*" + NUM + r"\s*次",  # "跑5次" is five runs, not five epochs
-        r"轮数" + _SEP + NUM,
+        r"(?:轮数|轮次|迭代次数|迭代轮数)" + _SEP + NUM,
     ),
     "lr": (
         r"(?:learning[\s_-]*rate|\blr|step[\s_-]*size|学习率)" + _SEP + NUM,
@@ -321,6 +321,7 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         r"(?:试验|实验)次?数" + _SEP + NUM,
         NUM + r"\s*(?:次|个|组)?(?:试验|实验|尝试|搜索|trials?)",
         r"试验次数" + _SEP + NUM,
+        r"预算" + _SEP + NUM + r"\s*(?:次|个|组)?",
         r"(?:试验|trials?)\s*" + NUM + r"\s*次",
         r"(?<!重复)" + NUM + r"\s*次[^，。,.\d]{0,8}?(?:试验|搜索|trials?)",
         r"(?:超参数?|调参|调优|搜索|寻优)[^，。,.\d]{0,6}?[，,\s]*" + NUM + r"\s*次",
@@ -522,7 +523,7 @@ _ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
         r"\bexplain|feature\s+importance|important\s+(?:features|neighbou?rs|edges|words)",
         r"\bwhy\b[^.?!]{0,40}?(?:predict|classif|label)|misclassif|wrong\s+prediction",
         r"which\s+(?:features|neighbou?rs|edges|words)\s+(?:matter|mattered|drove|drive|influenced|are\s+important)",
-        r"解释|为什么.{0,12}(?:预测|分类|判断)|可解释",
+        r"解释|为什么.{0,12}(?:预测|分类|判断|分错|错)|可解释|分错|错分|误分类|预测错",
     ),
     "report": (
         r"\breport\b|write[\s-]?up|\bhtml\b|markdown",

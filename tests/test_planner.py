@@ -728,3 +728,16 @@ def test_one_number_fills_one_field(text, expected):
 def test_words_made_from_a_keyword_are_not_typos():
     assert correct_typos("Adam optimizer, a trainer") == "Adam optimizer, a trainer"
     assert decide_steps(extract("Train GCN on Cora with Adam optimizer")) == ["train"]
+
+
+@pytest.mark.parametrize(
+    "text, steps, numbers",
+    [
+        ("对MUTAG做超参数优化，预算40次", ["tune"], {"n_trials": 40}),
+        ("为什么节点42被分错了？", ["explain"], {}),
+        ("用APPNP在Cora上做节点分类，训练轮次为200", ["train"], {"epochs": 200}),
+    ],
+)
+def test_more_chinese_phrasings(text, steps, numbers):
+    m = extract(text)
+    assert (decide_steps(m), m.numbers) == (steps, numbers)
