@@ -12,6 +12,10 @@ One request is planned in four steps:
    send the validator's message back, a bounded number of times.
 4. Reconcile the model's plan with the words (`agent.grounding`): a value the user named
    appears as named, a value the user did not give is dropped, each change is a `Fix`.
+5. A number in the text that no keyword claims ("Train GCN on Cora for 100") is put to the
+   model as one small constrained question: which open field does it set, or none? The
+   choices are only the fields still open where the value is plausible, so the model can
+   place the user's number but never invent one.
 
 A small local model (Qwen2.5-Coder-0.5B) planning alone was measured at 0/15 on the dev
 tasks with every output valid JSON: it dropped datasets, invented values and padded plans.
