@@ -41,7 +41,8 @@ def _one_torch_thread() -> None:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """Directory with Cora/, CiteSeer/, MUTAG/ raw files (may be read-only)."""
-    path = Path(os.environ.get("AUTOGLM_DATA_DIR", ROOT.parent / "shared" / "datasets"))
+    # Absolute, so subprocesses started in another working directory find it too.
+    path = Path(os.environ.get("AUTOGLM_DATA_DIR", ROOT.parent / "shared" / "datasets")).resolve()
     if not (path / "Cora" / "raw").is_dir():
         pytest.skip(f"reference datasets not found at {path}; set AUTOGLM_DATA_DIR")
     return path
