@@ -6,7 +6,7 @@ mean (over-fitting, significance, homophily); the words live in `prompts/explain
 from the record passed in, or from the small table of published reference figures below;
 none is typed into a template.
 
-`explain_node(model, data, node_ids)` (from `agent.attributions`, re-exported here) gives
+`explain_node(model, data, node_ids)` (from `graph_ml.attributions`, re-exported here) gives
 feature and edge attributions for chosen nodes of a trained node classifier through
 `torch_geometric.explain` (GNNExplainer).
 """
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from agent.attributions import explain_node, receptive_hops
+from graph_ml.attributions import explain_node, receptive_hops
 from graph_ml.errors import UserInputError
 
 if TYPE_CHECKING:

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
+from graph_ml.attributions import explain_node
 from graph_ml.errors import UserInputError
 from tools.base import ToolArgs, ToolContext, ToolResult, tool
 from tools.data import inside_allowed, load
@@ -72,9 +73,5 @@ def explain_predictions(args: ExplainArgs, ctx: ToolContext) -> ExplainResult:
 
         ds = normalize_features(ds, "row")  # the model was trained on row-normalised features
     model = _restore(config, checkpoint, ds)
-    # Pure PyG code (no LLM, no store) that lives beside the templates wording its output;
-    # it belongs in graph_ml, and this import is the one place tools reach into agent.
-    from agent.attributions import explain_node
-
     nodes = explain_node(model, ds.data, args.nodes, top_k=args.top_k, epochs=EXPLAINER_EPOCHS)
     return ExplainResult(model=config["model"], dataset=ds.spec.name, nodes=nodes)
