@@ -256,7 +256,7 @@ def parse_number(token: str) -> float | int | None:
 # Each field: patterns with the number as group `num`; the first match in the text wins.
 _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
     "epochs": (
-        NUM + r"\s*(?:training\s+|full\s+|max(?:imum)?\s+|个)?"
+        NUM + r"[\s-]*(?:training\s+|full\s+|max(?:imum)?\s+|个)?"
         r"(?:epochs?|iterations|rounds|轮|周期|次迭代|代)",
         r"epochs?" + _SEP + NUM,
         r"(?:训练|迭代|跑)\s*" + NUM + r"\s*(?:轮|个?epochs?|代)",
@@ -275,7 +275,7 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         r"regulari[sz]ation(?:[\s-]*(?:strength|coefficient|weight))?" + _SEP + NUM,
     ),
     "hidden_channels": (
-        r"(?:hidden(?:[\s_-]*(?:size|dim(?:ension)?s?|channels?|units?|width|features|layer[\s-]*size|neurons))?|width|embedding[\s-]*(?:size|dim(?:ension)?))"
+        r"(?:hidden(?:[\s_-]*(?:size|dim(?:ension(?:ality)?)?s?|channels?|units?|width|features|layer[\s-]*size|neurons))?|width|embedding[\s-]*(?:size|dim(?:ension)?))"
         + _SEP
         + NUM,
         NUM + r"[\s-]*(?:hidden(?![\s-]*layer)[\s-]*(?:units?|channels?|dim(?:ension)?s?|neurons|"
@@ -315,7 +315,7 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         r"注意力头" + _SEP + NUM,
     ),
     "n_trials": (
-        NUM + r"\s*(?:optuna\s+|tuning\s+|search\s+|random\s+|bayesian\s+|different\s+)?"
+        NUM + r"[\s-]*(?:optuna\s+|tuning\s+|search\s+|random\s+|bayesian\s+|different\s+)?"
         r"(?:trials?|configurations|configs|candidates)",
         r"(?:trials?|n[\s_]*trials|budget\s+of)" + _SEP + NUM,
         r"(?:试验|实验)次?数" + _SEP + NUM,
@@ -327,9 +327,10 @@ _FIELD_PATTERNS: dict[str, tuple[str, ...]] = {
         r"(?:超参数?|调参|调优|搜索|寻优)[^，。,.\d]{0,6}?[，,\s]*" + NUM + r"\s*次",
     ),
     "seeds": (
-        NUM + r"\s*(?:different\s+|random\s+|independent\s+)*"
+        NUM + r"[\s-]*(?:different\s+|random\s+|independent\s+)*"
         r"(?:seeds|runs|repeats|repetitions|restarts|initiali[sz]ations|inits)",
         r"seeds" + _SEP + NUM,
+        NUM + r"-(?:seed|run)\b",  # "a 5-seed average"
         r"(?:repeat(?:ed)?|run)\s+(?:it\s+|each\s+|them\s+|this\s+)?" + NUM + r"\s+times",
         NUM + r"\s+times(?!\s+(?:faster|slower|more|less|as|larger|smaller|bigger))",
         NUM + r"\s*个?(?:不同的?)?(?:随机)?种子",

@@ -741,3 +741,15 @@ def test_words_made_from_a_keyword_are_not_typos():
 def test_more_chinese_phrasings(text, steps, numbers):
     m = extract(text)
     assert (decide_steps(m), m.numbers) == (steps, numbers)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Kick off a 75-trial Optuna study", {"n_trials": 75}),
+        ("a 200-epoch run with a 5-seed average", {"epochs": 200, "seeds": 5}),
+        ("a hidden dimensionality of 128", {"hidden_channels": 128}),
+    ],
+)
+def test_hyphenated_counts(text, expected):
+    assert find_numbers(text) == expected
