@@ -490,3 +490,27 @@ def write_report(
     md_path.write_text(markdown, encoding="utf-8")
     html_path.write_text(html, encoding="utf-8")
     return ReportFiles(markdown=md_path, html=html_path, images=images)
+
+
+def write_reports(
+    store: ExperimentStore,
+    run_ids: list[int],
+    first: str | None = None,
+    language: str = "en",
+) -> list[Path]:
+    """Write the report of each run; the files written, pages first.
+
+    Args:
+        store: the experiment store.
+        run_ids: the runs to report, each in its own `<workspace>/reports/<id>/`.
+        first: `html` lists each HTML page before its Markdown (both are always written).
+        language: `en` or `zh` for the summary text.
+    """
+    files: list[Path] = []
+    for run_id in run_ids:
+        written = write_report(store, run_id, language=language)
+        pages = [written.markdown, written.html]
+        if first == "html":
+            pages.reverse()
+        files.extend([*pages, *written.images])
+    return files

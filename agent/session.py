@@ -734,15 +734,14 @@ class Session:
         item.fields["run_ids"] = ids
         if not ids:
             return _no_run("report")
-        args = {"run_ids": ids, "format": item.fields.get("format")}
-        from tools import TOOLS
+        from agent.explain import detect_language
+        from agent.report import write_reports
 
+        language = self.options.language or detect_language(text)
         with measure() as cost:
-            out = TOOLS.get("report")(
-                {k: v for k, v in args.items() if v is not None}, self._tool_context()
-            )
-        self.store.log_step(ids[0], "tool:report", cost.seconds, cost.peak_mb, session_id=self.id)
-        files = [str(p) for p in out.files]
+            written = write_reports(self.store, ids, item.fields.get("format"), language)
+        self.store.log_step(ids[0], "report", cost.seconds, cost.peak_mb, session_id=self.id)
+        files = [str(p) for p in written]
         return Outcome(
             action="report",
             status="succeeded",

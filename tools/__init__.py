@@ -3,6 +3,9 @@
 `TOOLS` is the one registry of them, keyed by name: each entry is a `Tool` with its
 function, its pydantic arguments model (`extra="forbid"`), its result model, and its
 docstring as its description.
+
+Reports are not a tool: they read the experiment store, which lives in the agent layer
+above, so the agent writes them itself (`agent.report`).
 """
 
 from graph_ml.registry import Registry
@@ -11,7 +14,6 @@ from tools.compare import compare_runs
 from tools.explain import explain_predictions
 from tools.inspect import inspect_dataset
 from tools.preprocess import preprocess_dataset
-from tools.report import write_report
 from tools.train import train_model
 from tools.tune import tune_model
 
@@ -23,7 +25,6 @@ for _tool in (
     tune_model,
     compare_runs,
     explain_predictions,
-    write_report,
 ):
     TOOLS.register(_tool.name, _tool)
 

@@ -202,18 +202,8 @@ def _run_text(args: argparse.Namespace) -> int:
 
 def _reports(store: Any, turn: Any) -> list[str]:
     """Write the report of each run the turn finished (the last outcome's run)."""
-    from agent.report import write_report
-
-    files = []
-    for outcome in turn.outcomes:
-        if outcome.run_id is None or outcome.status != "succeeded":
-            continue
-        written = write_report(store, outcome.run_id, language=_language(turn.text))
-        files += [str(written.markdown), str(written.html), *map(str, written.images)]
-    return files
-
-
-def _language(text: str) -> str:
     from agent.explain import detect_language
+    from agent.report import write_reports
 
-    return detect_language(text)
+    ids = [o.run_id for o in turn.outcomes if o.run_id is not None and o.status == "succeeded"]
+    return [str(p) for p in write_reports(store, ids, language=detect_language(turn.text))]
