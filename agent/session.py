@@ -5,7 +5,8 @@ plan and what it cost (latency, tokens, re-asks), the rule decisions, each tool'
 and peak memory, the runs it produced with their curves, and the reply. Follow-ups resolve
 against the session's state: "same but with GAT" keeps what the last run was asked with and
 changes only what the new text names; "compare that with the previous run" means the last
-two runs; "why did it overfit?" is answered from the stored curves of the last run.
+two runs; "why did it overfit?" is answered from the stored curves of the last run (how a
+request refers to earlier runs lives in `agent.followups`).
 
 A rule refusal goes back to the planner once as feedback; a second refusal reaches the user.
 A crash inside a tool marks its run failed and becomes a clear message; the store stays
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,30 +27,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.errors import RuleViolation
+from agent.followups import FollowUps
 from agent.router import Limits, RouteContext, RoutedAction, Router
 from agent.store import ExperimentStore
 from graph_ml.errors import AutoGLMError, UserInputError
 
-# Words that make a request a follow-up of the last run rather than a fresh one.
-FOLLOWUP = re.compile(
-    r"\b(same|again|instead|that|previous|last|increase|decrease|raise|lower|reduce|"
-    r"change|switch|more|fewer|less|rerun|repeat|retry)\b"
-    r"|同样|一样|改成|换成|改为|再|增加|减少|上一|之前|刚才|那个",
-    re.IGNORECASE,
-)
-# "compare that with the previous run": a comparison of earlier runs that names no data or
-# model; it resolves against the chat's runs, with nothing left for the model to plan.
-COMPARE_REFERENCE = re.compile(
-    r"\bcompar\w*\b.*\b(that|this|it|these|them|those|both|previous|last|latest|earlier)\b"
-    r"|(比较|对比).*(刚才|上一|之前|这两|那个|这个)",
-    re.IGNORECASE,
-)
-# A question about how a model trained is about the last training run, not a comparison.
-TRAINING_QUESTION = re.compile(
-    r"\b(over-?fit\w*|under-?fit\w*|curves?|loss|epochs?|converg\w*|early.stop\w*|learn\w*)\b"
-    r"|过拟合|欠拟合|曲线|损失|收敛",
-    re.IGNORECASE,
-)
 EXIT_TOOL_FAILED = 6  # a tool crashed: its run is marked failed, the store is intact
 MEMORY_SAMPLE_S = 0.05  # how often the peak-memory sampler looks at the process
 EXAMPLE_REQUEST = 'e.g. "train a GCN on Cora for 100 epochs"'
@@ -165,8 +146,6 @@ class Session:
         self.options = options or SessionOptions()
         self.backend = backend
         self._planner = None
-        self._turn_runs: list[int] = []  # runs the current turn produced, in order
-        self._named_runs = False  # the current request names run ids itself
         self.router = Router()
         self.limits = self.options.limits or Limits.load(store.workspace)
         if session_id is None:
@@ -176,6 +155,7 @@ class Session:
             record = store.get_session(session_id)
             self.id = record.id
             self.state = {"runs": [], "last": None, **record.state}
+        self.followups = FollowUps(store, self.id, self.state)
 
     @property
     def planner(self):
@@ -197,8 +177,8 @@ class Session:
             RuleViolation: a rule refused it (there is no model to send it back to).
         """
         turn = Turn(session_id=self.id, text=text or str(fields), plan=[fields])
-        self._turn_runs, self._named_runs = [], bool(fields.get("run_id") or fields.get("run_ids"))
-        fields = self._resolve_references(dict(fields))
+        self.followups.start_turn(bool(fields.get("run_id") or fields.get("run_ids")))
+        fields = self.followups.resolve(dict(fields))
         start = time.perf_counter()
         item = self.router.check(fields, self._route_context(text, fields, None))
         step = self.store.log_step(
@@ -225,7 +205,7 @@ class Session:
             raise UserInputError(f"The request is empty: say what to do, {EXAMPLE_REQUEST}.")
         self.store.add_message(self.id, "user", text)
         turn = Turn(session_id=self.id, text=text)
-        self._turn_runs, self._named_runs = [], False
+        self.followups.start_turn()
         try:
             routed, step_ids = self._plan_and_route(text, turn)
             if self.options.on_plan is not None:
@@ -245,7 +225,7 @@ class Session:
         return turn
 
     def _plan(self, text: str, feedback: str | None = None) -> tuple[Any, int]:
-        context = self._planner_context(feedback)
+        context = self.followups.planner_context(feedback)
         with measure() as cost:
             plan = self.planner.plan(text, context)
         step = self.store.log_step(
@@ -265,24 +245,8 @@ class Session:
         )
         return plan, step
 
-    def _reference_plan(self, text: str) -> Any | None:
-        """A plan for a pure reference to earlier runs, resolved from the chat, or None."""
-        from agent.actions import ActionPlan
-        from agent.grounding import extract
-
-        runs = self._session_runs()
-        if len(runs) < 2 or not COMPARE_REFERENCE.search(text):
-            return None
-        mentions = extract(text)
-        if mentions.datasets or mentions.models or mentions.numbers or mentions.run_ids:
-            return None  # it names something new: the planner's job
-        actions = ActionPlan.model_validate(
-            {"actions": [{"action": "compare", "run_ids": runs[-2:]}]}
-        ).actions
-        return _ResolvedPlan(actions=actions, mentions=mentions)
-
     def _plan_and_route(self, text: str, turn: Turn) -> tuple[list[RoutedAction], list[int]]:
-        resolved = self._reference_plan(text)
+        resolved = self.followups.reference_plan(text)
         if resolved is not None:
             step = self.store.log_step(
                 None,
@@ -297,7 +261,7 @@ class Session:
             turn.plan = [a.model_dump(exclude_none=True) for a in resolved.actions]
             return self._route_all(resolved, text, [step]), [step]
         plan, step = self._plan(text)
-        self._named_runs = bool(plan.mentions and plan.mentions.run_ids)
+        self.followups.named_runs = bool(plan.mentions and plan.mentions.run_ids)
         steps = [step]
         turn.plan = [a.model_dump(exclude_none=True) for a in plan.actions]
         try:
@@ -314,7 +278,7 @@ class Session:
     def _route_all(self, plan: Any, text: str, steps: list[int]) -> list[RoutedAction]:
         routed = []
         for action in plan.actions:
-            fields = self._resolve_references(action.model_dump(exclude_none=True))
+            fields = self.followups.resolve(action.model_dump(exclude_none=True))
             start = time.perf_counter()
             try:
                 item = self.router.check(fields, self._route_context(text, fields, plan))
@@ -344,104 +308,8 @@ class Session:
             routed.append(item)
         return routed
 
-    # -- follow-ups -------------------------------------------------------------------
-
     def _route_context(self, text: str, fields: dict[str, Any], plan: Any) -> RouteContext:
-        last = self.state.get("last") or {}
-        mentions = getattr(plan, "mentions", None)
-        # The planner took the dataset from the chat, not from this text: a follow-up.
-        implicit = bool(fields.get("dataset")) and mentions is not None and not mentions.datasets
-        return RouteContext(
-            workspace=self.store.workspace,
-            data_dir=self.options.data_dir,
-            limits=self.limits,
-            previous=last.get("requested"),
-            previous_run_id=last.get("run_id"),
-            followup=bool(FOLLOWUP.search(text)) or implicit,
-        )
-
-    def _planner_context(self, feedback: str | None) -> dict[str, Any]:
-        """What the planner may treat as named: the last run's dataset, model and task, and
-        this session's recent run ids ("that", "the previous run")."""
-        context: dict[str, Any] = {}
-        last = self.state.get("last") or {}
-        requested = last.get("requested") or {}
-        for key in ("dataset", "model", "task"):
-            if requested.get(key) is not None:
-                context[key] = requested[key]
-        runs = self._session_runs()
-        if last.get("run_id"):
-            context["run_id"] = int(last["run_id"])
-        if len(runs) >= 2:
-            context["run_ids"] = runs[-2:]
-        if feedback:
-            context["feedback"] = feedback
-        return context
-
-    def _session_runs(self, kinds: tuple[str, ...] = ("train",)) -> list[int]:
-        """Runs this session produced, oldest first, of the given kinds (members included)."""
-        out = []
-        for run_id in self.state["runs"]:
-            with contextlib.suppress(UserInputError):
-                if self.store.get_run(run_id).kind in kinds:
-                    out.append(run_id)
-        return out
-
-    def _resolve_references(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """Point "that", "the previous run" and "why did it..." at this session's runs."""
-        action = fields.get("action")
-        if action == "compare":
-            earlier = self._session_runs()
-            if not fields.get("run_ids") and len(fields.get("models") or []) < 2:
-                if len(earlier) >= 2:
-                    fields["run_ids"] = earlier[-2:]
-            if fields.get("run_ids"):
-                # Comparing stored runs trains nothing: only the ids matter.
-                fields = {"action": "compare", "run_ids": fields["run_ids"]}
-        return fields  # explain, answer and report resolve when they run (see _target)
-
-    def _target(self, item: RoutedAction) -> int | None:
-        """The run an explain, answer or report is about, decided when it runs.
-
-        A run id the text named wins. Otherwise a run this turn produced ("train a GCN and
-        write a report"), else the chat's last run; a question about training ("why did it
-        overfit?") goes to the last training run.
-        """
-        named = self._named_runs
-        ids = item.fields.get("run_ids") or []
-        target = item.fields.get("run_id") or (ids[-1] if ids else None)
-        if named and target is not None:
-            return int(target)
-        if self._turn_runs:
-            target = self._turn_runs[-1]
-        trained = self._session_runs(("train", "tune"))
-        if trained and TRAINING_QUESTION.search(str(item.fields.get("question") or "")):
-            with contextlib.suppress(UserInputError):
-                if target is None or self.store.get_run(int(target)).kind not in ("train", "tune"):
-                    target = trained[-1]
-        if target is None:
-            target = self._last_result_run()
-        return None if target is None else int(target)
-
-    def _last_result_run(self) -> int | None:
-        last = self.state.get("last") or {}
-        if last.get("run_id"):
-            return int(last["run_id"])
-        runs = self.state["runs"]
-        return int(runs[-1]) if runs else None
-
-    def _remember(self, item: RoutedAction, run_id: int | None) -> None:
-        if run_id is not None and run_id not in self.state["runs"]:
-            self.state["runs"].append(run_id)
-        if item.action in ("train", "tune", "compare") and run_id is not None:
-            requested = {k: v for k, v in item.requested.items() if k not in ("run_ids", "models")}
-            for key in ("dataset", "task"):
-                if item.fields.get(key) is not None:
-                    requested[key] = item.fields[key]
-            if not requested:  # a comparison of stored runs: follow-ups keep the last request
-                requested = (self.state.get("last") or {}).get("requested") or {}
-            self.state["last"] = {"action": item.action, "requested": requested, "run_id": run_id}
-        self.store.set_session_state(self.id, self.state)
+        return self.followups.route_context(text, fields, plan, self.limits, self.options.data_dir)
 
     # -- execution --------------------------------------------------------------------
 
@@ -461,7 +329,7 @@ class Session:
         outcome.decisions = decisions
         outcome.fields = item.fields
         if outcome.run_id is not None and outcome.status == "succeeded":
-            self._turn_runs.append(outcome.run_id)
+            self.followups.turn_runs.append(outcome.run_id)
         return outcome
 
     def _tool_context(self, run_id: int | None = None):
@@ -514,8 +382,7 @@ class Session:
             session_id=self.id,
         )
         self.store.finish_run(run_id, "failed", error=message)
-        if run_id not in self.state["runs"]:
-            self.state["runs"].append(run_id)
+        self.followups.add_run(run_id)
         return Outcome(
             action=kind,
             status="failed",
@@ -576,7 +443,7 @@ class Session:
 
     def _do_train(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
         run_id, failure = self._train_run(item.fields, step_ids)
-        self._remember(item, run_id)
+        self.followups.remember(item, run_id)
         if failure is not None:
             return failure
         return Outcome(
@@ -598,7 +465,7 @@ class Session:
                 self.state["runs"].append(run_id)
                 if failure is not None:
                     self.store.finish_run(compare_id, "failed", error=failure.text)
-                    self._remember(item, compare_id)
+                    self.followups.remember(item, compare_id)
                     return failure
                 members.append(run_id)
         entries = []
@@ -621,7 +488,7 @@ class Session:
             metrics={"best": out.best, "best_run_id": out.best_run_id, "p_value": out.p_value},
             result=out.model_dump(mode="json"),
         )
-        self._remember(item, compare_id)
+        self.followups.remember(item, compare_id)
         return Outcome(
             action="compare",
             status="succeeded",
@@ -640,7 +507,7 @@ class Session:
             "timeout": self.limits.max_wall_seconds,  # the search stops at the wall-time budget
         }
         out, failure = self._run_tool("tune", "tune", args, run_id, ctx)
-        self._remember(item, run_id)
+        self.followups.remember(item, run_id)
         if failure is not None:
             return failure
         result = out.result
@@ -667,8 +534,7 @@ class Session:
         run_id = self._start("inspect", item.fields, step_ids)
         args = {"dataset": item.fields["dataset"]}
         out, failure = self._run_tool("inspect", "inspect", args, run_id, self._tool_context())
-        if run_id not in self.state["runs"]:
-            self.state["runs"].append(run_id)
+        self.followups.add_run(run_id)
         if failure is not None:
             return failure
         self.store.set_dataset_fingerprint(run_id, out.fingerprint)
@@ -682,7 +548,7 @@ class Session:
         )
 
     def _do_explain(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
-        target = self._target(item)
+        target = self.followups.target(item)
         item.fields["run_id"] = target
         if target is None:
             return _no_run("explain")
@@ -693,7 +559,7 @@ class Session:
         wanted = item.fields.get("model")
         if record.kind != "train" or (wanted and record.config.get("model") != wanted):
             # Attributions need a trained model: the last one (of the named family).
-            trained = self._session_runs(("train",))
+            trained = self.followups.session_runs(("train",))
             fits = [r for r in trained if self.store.get_run(r).config.get("model") == wanted]
             if not trained:
                 return _no_run("explain")
@@ -720,7 +586,7 @@ class Session:
         )
 
     def _do_answer(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
-        target = self._target(item)
+        target = self.followups.target(item)
         item.fields["run_id"] = target
         if target is None:
             return _no_run("answer")
@@ -728,8 +594,8 @@ class Session:
 
     def _do_report(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
         ids = [int(r) for r in item.fields.get("run_ids") or []]
-        if not (self._named_runs and ids):
-            target = self._target(item)
+        if not (self.followups.named_runs and ids):
+            target = self.followups.target(item)
             ids = [] if target is None else [target]
         item.fields["run_ids"] = ids
         if not ids:
@@ -775,14 +641,6 @@ def _labels(records: list[Any]) -> list[str]:
         name = str(record.config.get("model", record.kind))
         labels.append(f"{name} ({extra + ', ' if extra else ''}run {record.id})")
     return labels
-
-
-@dataclass
-class _ResolvedPlan:
-    """A plan the session resolved from the chat itself (no model call)."""
-
-    actions: list[Any]
-    mentions: Any = None
 
 
 def _no_run(action: str) -> Outcome:

@@ -1,0 +1,191 @@
+"""Follow-ups: how a chat's new request refers to the runs it already produced.
+
+"same but with GAT" keeps what the last run was asked with and changes only what the new
+text names (the router's inherit rule does the keeping; this module says it is a follow-up
+and what the last request was); "increase the hidden size to 64" likewise; "compare that
+with the previous run" means the chat's last two training runs, resolved here without a
+model call; "why did it overfit?" is answered from the stored curves of the last training
+run. `FollowUps` holds the chat's state (its runs and its last request), which the session
+stores after every turn so that `autoglm chat --resume` continues it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.router import Limits, RouteContext, RoutedAction
+from agent.store import ExperimentStore
+from graph_ml.errors import UserInputError
+
+# Words that make a request a follow-up of the last run rather than a fresh one.
+FOLLOWUP = re.compile(
+    r"\b(same|again|instead|that|previous|last|increase|decrease|raise|lower|reduce|"
+    r"change|switch|more|fewer|less|rerun|repeat|retry)\b"
+    r"|同样|一样|改成|换成|改为|再|增加|减少|上一|之前|刚才|那个",
+    re.IGNORECASE,
+)
+# "compare that with the previous run": a comparison of earlier runs that names no data or
+# model; it resolves against the chat's runs, with nothing left for the model to plan.
+COMPARE_REFERENCE = re.compile(
+    r"\bcompar\w*\b.*\b(that|this|it|these|them|those|both|previous|last|latest|earlier)\b"
+    r"|(比较|对比).*(刚才|上一|之前|这两|那个|这个)",
+    re.IGNORECASE,
+)
+# A question about how a model trained is about the last training run, not a comparison.
+TRAINING_QUESTION = re.compile(
+    r"\b(over-?fit\w*|under-?fit\w*|curves?|loss|epochs?|converg\w*|early.stop\w*|learn\w*)\b"
+    r"|过拟合|欠拟合|曲线|损失|收敛",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class ResolvedPlan:
+    """A plan resolved from the chat itself (no model call)."""
+
+    actions: list[Any]
+    mentions: Any = None
+
+
+class FollowUps:
+    """The chat's runs and last request, and how a new request refers to them.
+
+    Args:
+        store: the experiment store (runs are looked up by id).
+        session_id: the chat, whose state is stored after each change.
+        state: the chat's stored state, `{"runs": [...], "last": {...} | None}`, shared with
+            the session (changed in place).
+    """
+
+    def __init__(self, store: ExperimentStore, session_id: str, state: dict[str, Any]) -> None:
+        self.store = store
+        self.session_id = session_id
+        self.state = state
+        self.turn_runs: list[int] = []  # runs the current turn produced, in order
+        self.named_runs = False  # the current request names run ids itself
+
+    def start_turn(self, named_runs: bool = False) -> None:
+        self.turn_runs, self.named_runs = [], named_runs
+
+    def route_context(
+        self, text: str, fields: dict[str, Any], plan: Any, limits: Limits, data_dir: Path | None
+    ) -> RouteContext:
+        last = self.state.get("last") or {}
+        mentions = getattr(plan, "mentions", None)
+        # The planner took the dataset from the chat, not from this text: a follow-up.
+        implicit = bool(fields.get("dataset")) and mentions is not None and not mentions.datasets
+        return RouteContext(
+            workspace=self.store.workspace,
+            data_dir=data_dir,
+            limits=limits,
+            previous=last.get("requested"),
+            previous_run_id=last.get("run_id"),
+            followup=bool(FOLLOWUP.search(text)) or implicit,
+        )
+
+    def planner_context(self, feedback: str | None) -> dict[str, Any]:
+        """What the planner may treat as named: the last run's dataset, model and task, and
+        this session's recent run ids ("that", "the previous run")."""
+        context: dict[str, Any] = {}
+        last = self.state.get("last") or {}
+        requested = last.get("requested") or {}
+        for key in ("dataset", "model", "task"):
+            if requested.get(key) is not None:
+                context[key] = requested[key]
+        runs = self.session_runs()
+        if last.get("run_id"):
+            context["run_id"] = int(last["run_id"])
+        if len(runs) >= 2:
+            context["run_ids"] = runs[-2:]
+        if feedback:
+            context["feedback"] = feedback
+        return context
+
+    def session_runs(self, kinds: tuple[str, ...] = ("train",)) -> list[int]:
+        """Runs this session produced, oldest first, of the given kinds (members included)."""
+        out = []
+        for run_id in self.state["runs"]:
+            with contextlib.suppress(UserInputError):
+                if self.store.get_run(run_id).kind in kinds:
+                    out.append(run_id)
+        return out
+
+    def reference_plan(self, text: str) -> ResolvedPlan | None:
+        """A plan for a pure reference to earlier runs, resolved from the chat, or None."""
+        from agent.actions import ActionPlan
+        from agent.grounding import extract
+
+        runs = self.session_runs()
+        if len(runs) < 2 or not COMPARE_REFERENCE.search(text):
+            return None
+        mentions = extract(text)
+        if mentions.datasets or mentions.models or mentions.numbers or mentions.run_ids:
+            return None  # it names something new: the planner's job
+        actions = ActionPlan.model_validate(
+            {"actions": [{"action": "compare", "run_ids": runs[-2:]}]}
+        ).actions
+        return ResolvedPlan(actions=actions, mentions=mentions)
+
+    def resolve(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Point "that", "the previous run" and "why did it..." at this session's runs."""
+        if fields.get("action") == "compare":
+            earlier = self.session_runs()
+            if not fields.get("run_ids") and len(fields.get("models") or []) < 2:
+                if len(earlier) >= 2:
+                    fields["run_ids"] = earlier[-2:]
+            if fields.get("run_ids"):
+                # Comparing stored runs trains nothing: only the ids matter.
+                fields = {"action": "compare", "run_ids": fields["run_ids"]}
+        return fields  # explain, answer and report resolve when they run (see target)
+
+    def target(self, item: RoutedAction) -> int | None:
+        """The run an explain, answer or report is about, decided when it runs.
+
+        A run id the text named wins. Otherwise a run this turn produced ("train a GCN and
+        write a report"), else the chat's last run; a question about training ("why did it
+        overfit?") goes to the last training run.
+        """
+        ids = item.fields.get("run_ids") or []
+        target = item.fields.get("run_id") or (ids[-1] if ids else None)
+        if self.named_runs and target is not None:
+            return int(target)
+        if self.turn_runs:
+            target = self.turn_runs[-1]
+        trained = self.session_runs(("train", "tune"))
+        if trained and TRAINING_QUESTION.search(str(item.fields.get("question") or "")):
+            with contextlib.suppress(UserInputError):
+                if target is None or self.store.get_run(int(target)).kind not in ("train", "tune"):
+                    target = trained[-1]
+        if target is None:
+            target = self.last_result_run()
+        return None if target is None else int(target)
+
+    def last_result_run(self) -> int | None:
+        last = self.state.get("last") or {}
+        if last.get("run_id"):
+            return int(last["run_id"])
+        runs = self.state["runs"]
+        return int(runs[-1]) if runs else None
+
+    def add_run(self, run_id: int) -> None:
+        if run_id not in self.state["runs"]:
+            self.state["runs"].append(run_id)
+
+    def remember(self, item: RoutedAction, run_id: int | None) -> None:
+        """Keep a run, and for a train, tune or compare, what it was asked with: the request
+        a follow-up starts from."""
+        if run_id is not None:
+            self.add_run(run_id)
+        if item.action in ("train", "tune", "compare") and run_id is not None:
+            requested = {k: v for k, v in item.requested.items() if k not in ("run_ids", "models")}
+            for key in ("dataset", "task"):
+                if item.fields.get(key) is not None:
+                    requested[key] = item.fields[key]
+            if not requested:  # a comparison of stored runs: follow-ups keep the last request
+                requested = (self.state.get("last") or {}).get("requested") or {}
+            self.state["last"] = {"action": item.action, "requested": requested, "run_id": run_id}
+        self.store.set_session_state(self.session_id, self.state)
