@@ -93,7 +93,8 @@ def _rerun_train(store, record, new_id, data_dir, on_epoch) -> None:
     config = TrainConfig.model_validate({**record.config, "progress": False})
 
     def log_epoch(index: int, epoch: int, metrics: dict[str, float]) -> None:
-        store.log_epoch(new_id, _seed_of(config, index), epoch, metrics)
+        seed, fold = seed_and_fold(config, index)
+        store.log_epoch(new_id, seed, epoch, metrics, fold=fold)
         if on_epoch is not None:
             on_epoch(index, epoch, metrics)
 
@@ -108,11 +109,14 @@ def _rerun_train(store, record, new_id, data_dir, on_epoch) -> None:
     store.finish_run(new_id, "succeeded", metrics=summary_metrics("train", dumped), result=dumped)
 
 
-def _seed_of(config: Any, index: int) -> int:
-    """The seed of run `index` (seed-major, folds inside a seed, as graph_ml plans them)."""
+def seed_and_fold(config: Any, index: int) -> tuple[int, int | None]:
+    """The seed and fold of training run `index` of a `TrainConfig` (seed-major, folds
+    inside a seed, as graph_ml plans them; the fold is None without k-fold)."""
     kfold = config.task == "graph_classification" and config.split in ("auto", "kfold")
-    per_seed = (1 if config.fold is not None else config.folds) if kfold else 1
-    return config.seed + index // per_seed
+    if not kfold:
+        return config.seed + index, None
+    folds = [config.fold] if config.fold is not None else list(range(config.folds))
+    return config.seed + index // len(folds), folds[index % len(folds)]
 
 
 def _rerun_tune(store, record, new_id, data_dir, on_epoch) -> None:

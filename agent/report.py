@@ -74,6 +74,8 @@ def plot_learning_curves(runs: list[dict[str, Any]], metric: str, path: Path) ->
         curves = run.get("curves") or []
         epochs = [c.get("epoch", i + 1) for i, c in enumerate(curves)]
         label = f"seed {run.get('seed')}"
+        if run.get("fold") is not None:
+            label += f", fold {run['fold']}"
         (line,) = loss_ax.plot(
             epochs, [c.get("train_loss") for c in curves], label=f"train, {label}"
         )
@@ -426,7 +428,7 @@ def build_sections(
         elif record.kind == "inspect":
             sections += _inspect_sections(record.result, out)
     elif record.kind == "train":
-        partial = [{"seed": s, "curves": c} for s, c in store.curves(record.id).items()]
+        partial = store.curve_runs(record.id)
         path = plot_learning_curves(partial, "metric", out / "learning_curves.png")
         if path:
             sections.append(

@@ -332,19 +332,29 @@ class Session:
             self.followups.turn_runs.append(outcome.run_id)
         return outcome
 
-    def _tool_context(self, run_id: int | None = None):
-        """The tool context of a call: directories, progress, and (for a stored run) the
-        callback that stores each epoch's metrics as it happens."""
+    def _tool_context(self, run_id: int | None = None, train_args: dict[str, Any] | None = None):
+        """The tool context of a call: directories, progress, and (for a stored training run)
+        the callback that stores each epoch's metrics as it happens, under the real seed and
+        fold of each of its runs."""
+        from agent.experiments import seed_and_fold
         from tools import ToolContext
+        from tools.train import TrainArgs, train_config
+
+        config = None
+        if train_args is not None:
+            # Invalid arguments: the tool refuses them with its own message, and logs nothing.
+            with contextlib.suppress(ValueError):
+                config = train_config(TrainArgs.model_validate(train_args), train_args["dataset"])
 
         def on_epoch(run_index: int, epoch: int, metrics: dict[str, float]) -> None:
+            seed, fold = seed_and_fold(config, run_index)
             # One transaction per epoch: a kill -9 mid-run keeps every epoch logged so far.
-            self.store.log_epoch(run_id, run_index, epoch, metrics)
+            self.store.log_epoch(run_id, seed, epoch, metrics, fold=fold)
 
         return ToolContext(
             workspace=self.store.workspace,
             data_dir=self.options.data_dir,
-            on_epoch=on_epoch if run_id is not None else None,
+            on_epoch=on_epoch if run_id is not None and config is not None else None,
             checkpoint_dir=self.store.checkpoint_dir(run_id) if run_id is not None else None,
             progress=self.options.progress,
         )
@@ -421,7 +431,8 @@ class Session:
     ) -> tuple[int, Outcome | None]:
         args = {k: v for k, v in fields.items() if k != "models"}
         run_id = self._start("train", args, step_ids, parent)
-        out, failure = self._run_tool("train", "train", args, run_id, self._tool_context(run_id))
+        ctx = self._tool_context(run_id, args)
+        out, failure = self._run_tool("train", "train", args, run_id, ctx)
         if failure is not None:
             return run_id, failure
         result = out.result

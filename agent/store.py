@@ -39,7 +39,8 @@ from pydantic import BaseModel, Field
 
 from graph_ml.errors import SetupError, UserInputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: epochs are keyed by seed and fold (k-fold runs share a seed)
+NO_FOLD = -1  # the fold column of a run without folds (a primary key column is never NULL)
 DB_NAME = "experiments.sqlite"
 STUDIES_NAME = "studies.sqlite"
 # Several processes (a chat and a tuner) may write at once; SQLite serialises writers and a
@@ -60,7 +61,19 @@ TRACKED_PACKAGES = {
     "transformers": "transformers",
 }
 
-_SCHEMA = """
+_EPOCHS_TABLE = """
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    seed INTEGER NOT NULL,
+    fold INTEGER NOT NULL DEFAULT -1,
+    epoch INTEGER NOT NULL,
+    metrics TEXT NOT NULL,
+    PRIMARY KEY (run_id, seed, fold, epoch)
+);
+"""
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL
 );
@@ -102,13 +115,9 @@ CREATE TABLE IF NOT EXISTS messages (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_session ON messages(session_id);
-CREATE TABLE IF NOT EXISTS epochs (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    seed INTEGER NOT NULL,
-    epoch INTEGER NOT NULL,
-    metrics TEXT NOT NULL,
-    PRIMARY KEY (run_id, seed, epoch)
-);
+"""
+    + _EPOCHS_TABLE
+    + """
 CREATE TABLE IF NOT EXISTS steps (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id INTEGER REFERENCES runs(id),
@@ -124,6 +133,7 @@ CREATE TABLE IF NOT EXISTS steps (
 );
 CREATE INDEX IF NOT EXISTS steps_run ON steps(run_id);
 """
+)
 
 
 class RunRecord(BaseModel):
@@ -164,6 +174,7 @@ class RunRecord(BaseModel):
 class EpochRecord(BaseModel):
     run_id: int
     seed: int
+    fold: int | None = None  # k-fold graph classification only
     epoch: int
     metrics: dict[str, Any]
 
@@ -349,6 +360,16 @@ class ExperimentStore:
                     f"{self.path} was written by a newer open-autoglm (schema {row['version']}, "
                     f"this one reads {SCHEMA_VERSION}); upgrade open-autoglm."
                 )
+            elif row["version"] < 2:
+                # Schema 1 keyed epochs by seed alone; its rows keep their seed, without fold.
+                conn.execute("ALTER TABLE epochs RENAME TO epochs_v1")
+                conn.execute(_EPOCHS_TABLE)
+                conn.execute(
+                    "INSERT INTO epochs (run_id, seed, epoch, metrics) "
+                    "SELECT run_id, seed, epoch, metrics FROM epochs_v1"
+                )
+                conn.execute("DROP TABLE epochs_v1")
+                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
     @property
     def schema_version(self) -> int:
@@ -481,12 +502,27 @@ class ExperimentStore:
                 (_dumps(config), _dumps(seeds_of(config)), run_id),
             )
 
-    def log_epoch(self, run_id: int, seed: int, epoch: int, metrics: dict[str, Any]) -> None:
-        """Store one epoch's metrics for one seed (a repeated epoch replaces the old row)."""
+    def log_epoch(
+        self,
+        run_id: int,
+        seed: int,
+        epoch: int,
+        metrics: dict[str, Any],
+        fold: int | None = None,
+    ) -> None:
+        """Store one epoch's metrics for one seed (and fold, for k-fold graph classification);
+        a repeated epoch replaces the old row."""
         with self._tx() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO epochs (run_id, seed, epoch, metrics) VALUES (?, ?, ?, ?)",
-                (run_id, int(seed), int(epoch), _dumps(metrics)),
+                "INSERT OR REPLACE INTO epochs (run_id, seed, fold, epoch, metrics) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    int(seed),
+                    NO_FOLD if fold is None else int(fold),
+                    int(epoch),
+                    _dumps(metrics),
+                ),  # fmt: skip
             )
 
     def log_step(
@@ -676,20 +712,33 @@ class ExperimentStore:
         if seed is not None:
             sql += " AND seed = ?"
             params.append(seed)
-        rows = self._query(sql + " ORDER BY seed, epoch", tuple(params))
+        rows = self._query(sql + " ORDER BY seed, fold, epoch", tuple(params))
         return [
             EpochRecord(
-                run_id=r["run_id"], seed=r["seed"], epoch=r["epoch"], metrics=_loads(r["metrics"])
+                run_id=r["run_id"],
+                seed=r["seed"],
+                fold=None if r["fold"] == NO_FOLD else r["fold"],
+                epoch=r["epoch"],
+                metrics=_loads(r["metrics"]),
             )
             for r in rows
         ]
 
-    def curves(self, run_id: int) -> dict[int, list[dict[str, Any]]]:
-        """Per-epoch metrics grouped by seed: `{seed: [{"epoch": e, ...metrics}, ...]}`."""
-        out: dict[int, list[dict[str, Any]]] = {}
+    def curve_runs(self, run_id: int) -> list[dict[str, Any]]:
+        """Per-epoch metrics of each training run (seed, and fold where k-fold), in order:
+        `[{"seed": s, "fold": f, "curves": [{"epoch": e, ...metrics}, ...]}, ...]`."""
+        out: dict[tuple[int, int | None], list[dict[str, Any]]] = {}
         for rec in self.epochs(run_id):
-            out.setdefault(rec.seed, []).append({"epoch": rec.epoch, **rec.metrics})
-        return out
+            out.setdefault((rec.seed, rec.fold), []).append({"epoch": rec.epoch, **rec.metrics})
+        return [{"seed": s, "fold": f, "curves": c} for (s, f), c in out.items()]
+
+    def curves(self, run_id: int) -> dict[Any, list[dict[str, Any]]]:
+        """Per-epoch metrics grouped by seed: `{seed: [{"epoch": e, ...metrics}, ...]}`
+        (keyed `(seed, fold)` for k-fold runs)."""
+        return {
+            r["seed"] if r["fold"] is None else (r["seed"], r["fold"]): r["curves"]
+            for r in self.curve_runs(run_id)
+        }
 
     def steps(self, run_id: int | None = None, session_id: str | None = None) -> list[StepRecord]:
         """Cost records of a run (or of a session), in the order they were logged."""

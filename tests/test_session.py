@@ -290,3 +290,32 @@ def test_tune_is_stored_with_its_study_and_explained(store, options):
     assert store.studies_path.is_file()  # the Optuna study lives beside the store
     assert record.metrics["test_mean"] == record.result["test_mean"]
     assert "2 trials" in outcome.text
+
+
+def test_kfold_curves_are_stored_under_each_runs_seed_and_fold(store, options, monkeypatch):
+    from agent.report import write_report
+
+    session, _ = chat(store, options)
+    fields = {"action": "train", "dataset": "mutag", "model": "gin", "epochs": 2}
+    run_id = session.run_action(fields).outcomes[0].run_id
+    runs = store.get_run(run_id).result["runs"]
+    assert [(r["seed"], r["fold"]) for r in runs] == [(0, f) for f in range(10)]
+    # Ten folds of seed 0, not "seeds 0..9" (the run indices).
+    stored = store.curve_runs(run_id)
+    assert [(r["seed"], r["fold"], len(r["curves"])) for r in stored] == [
+        (0, f, 2) for f in range(10)
+    ]
+    # An interrupted run's report plots the stored curves: the legend names seed and fold.
+    import matplotlib.axes
+
+    labels: list[str] = []
+    original = matplotlib.axes.Axes.plot
+
+    def plot(self, *args, **kwargs):
+        labels.append(kwargs.get("label"))
+        return original(self, *args, **kwargs)
+
+    store.finish_run(run_id, "interrupted", error="test")
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", plot)
+    write_report(store, run_id)
+    assert "seed 0, fold 9" in labels and "seed 9" not in labels

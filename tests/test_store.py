@@ -22,7 +22,7 @@ CONFIG = {"dataset": "Cora", "task": "node_classification", "model": "gcn", "see
 def test_wal_mode_schema_and_paths(tmp_path: Path) -> None:
     store = ExperimentStore(tmp_path / "ws")
     assert store.journal_mode == "wal"
-    assert store.schema_version == 1
+    assert store.schema_version == 2
     assert (tmp_path / "ws" / "experiments.sqlite").is_file()
     assert store.checkpoint_dir(7) == tmp_path / "ws" / "runs" / "7"
     assert (tmp_path / "ws" / "runs" / "7").is_dir()
@@ -211,3 +211,34 @@ def test_kill_9_during_real_training(tmp_path: Path, data_dir: Path) -> None:
     assert len(logged) >= 3 and {"train_loss", "val_metric"} <= set(logged[0])
     assert store.get_run(earlier).result == {"stats": {"num_nodes": 2708}}
     assert store.list_runs(status="running") == []
+
+
+def test_epochs_keep_seed_and_fold_and_schema_1_is_migrated(tmp_path: Path) -> None:
+    store = ExperimentStore(tmp_path)
+    run = store.start_run("train", CONFIG)
+    for fold in (0, 1):  # k-fold runs share a seed: their epochs must not replace each other
+        for epoch in (1, 2):
+            store.log_epoch(run, 3, epoch, {"train_loss": fold + 1.0 / epoch}, fold=fold)
+    assert [(r["seed"], r["fold"], len(r["curves"])) for r in store.curve_runs(run)] == [
+        (3, 0, 2),
+        (3, 1, 2),
+    ]
+    assert store.curves(run)[(3, 1)][0]["train_loss"] == 2.0
+    store.close()
+    # A store written before folds were kept: its epochs survive the upgrade, without fold.
+    db = sqlite3.connect(tmp_path / "experiments.sqlite")
+    db.executescript(
+        "DROP TABLE epochs; CREATE TABLE epochs (run_id INTEGER NOT NULL, seed INTEGER NOT NULL,"
+        " epoch INTEGER NOT NULL, metrics TEXT NOT NULL, PRIMARY KEY (run_id, seed, epoch));"
+        f"INSERT INTO epochs VALUES ({run}, 4, 1, '{{\"train_loss\": 0.5}}');"
+        "UPDATE schema_version SET version = 1;"
+    )
+    db.close()
+    store = ExperimentStore(tmp_path)
+    assert store.schema_version == 2
+    assert [(e.seed, e.fold, e.metrics) for e in store.epochs(run)] == [
+        (4, None, {"train_loss": 0.5})
+    ]
+    store.log_epoch(run, 4, 2, {"train_loss": 0.25})
+    assert [e["epoch"] for e in store.curves(run)[4]] == [1, 2]
+    store.close()
