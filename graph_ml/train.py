@@ -216,7 +216,7 @@ def _train_run(
     checkpoint_dir: str | Path | None,
 ) -> SeedRun:
     """Train one model from scratch and return its best-validation run."""
-    from graph_ml.preprocess import make_split
+    from graph_ml.splits import make_split
 
     start = time.perf_counter()
     split_kind = "kfold" if fold is not None else cfg.split
