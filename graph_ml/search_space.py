@@ -226,8 +226,7 @@ def build_space(models: list[str], overrides: dict[str, RangeOverride] | None = 
 
 
 def trainer_fields() -> set[str]:
-    """The hyper-parameters `TrainConfig` accepts; search parameters outside it are skipped
-    (SAGE's `aggr`, APPNP's `K` and `alpha` until the trainer takes them)."""
+    """The hyper-parameters `TrainConfig` accepts; a search parameter outside it is skipped."""
     return set(TrainConfig.model_fields)
 
 

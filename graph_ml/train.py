@@ -32,6 +32,8 @@ from graph_ml.errors import UserInputError
 from graph_ml.models import build_model, check_task, default_hparams
 
 OnEpoch = Callable[[int, int, dict[str, float]], None]
+# Hyper-parameters only some models have: the models that use each.
+MODEL_PARAMS: dict[str, tuple[str, ...]] = {"aggr": ("sage",), "K": ("appnp",), "alpha": ("appnp",)}
 Metric = Literal["accuracy", "roc_auc"]
 
 
@@ -50,6 +52,9 @@ class TrainConfig(BaseModel):
     dropout: float | None = Field(None, ge=0, lt=1)
     weight_decay: float | None = Field(None, ge=0, le=1)
     heads: int | None = Field(None, ge=1, le=64)
+    aggr: Literal["mean", "max", "sum", "min"] | None = None  # SAGE aggregation; None: mean
+    K: int | None = Field(None, ge=1, le=64)  # APPNP propagation steps; None: 10
+    alpha: float | None = Field(None, gt=0, le=1)  # APPNP teleport probability; None: 0.1
     seeds: int = Field(1, ge=1, le=100)  # one run is enough to try; 10 to report a mean
     seed: int = Field(0, ge=0)  # runs use seed, seed+1, ...
     patience: int | None = Field(None, ge=0)  # epochs without val improvement; 0 = never stop
@@ -124,6 +129,12 @@ def resolve_config(config: TrainConfig, ds: Any) -> TrainConfig:
     filled = {k: hp.get(k) for k in TrainConfig.model_fields if getattr(config, k) is None}
     filled = {k: v for k, v in filled.items() if v is not None}
     filled.update(task=task, model=spec.name)
+    for key, models in MODEL_PARAMS.items():
+        if getattr(config, key) is not None and spec.name not in models:
+            raise UserInputError(
+                f"{key} applies to {', '.join(models)} only; model {spec.name!r} does not use "
+                f"it. Drop {key} or train {' or '.join(models)}."
+            )
     if config.batch_size is None and "batch_size" not in filled:
         filled["batch_size"] = 512
     if config.num_neighbors is None:
@@ -380,6 +391,7 @@ def roc_auc(scores: Tensor, labels: Tensor) -> float:
 
 def _model_hparams(cfg: TrainConfig, **extra: Any) -> dict[str, Any]:
     keys = ("hidden_channels", "num_layers", "dropout", "heads", "pooling", "decoder")
+    keys += tuple(k for k in MODEL_PARAMS if getattr(cfg, k) is not None)
     return {**{k: getattr(cfg, k) for k in keys}, **extra}
 
 

@@ -179,6 +179,33 @@ def test_mismatch_and_bad_config_errors(sbm: LoadedDataset) -> None:
         TrainConfig(learning_rate=0.1)
 
 
+def test_model_specific_hparams_reach_the_model(sbm: LoadedDataset) -> None:
+    from graph_ml.splits import make_split
+    from graph_ml.train import NodeRunner, resolve_config
+
+    split = make_split(sbm, "node_classification", seed=0)
+    cpu = torch.device("cpu")
+    sage = resolve_config(config(model="sage", aggr="max"), sbm)
+    convs = NodeRunner(sage, sbm, split, cpu).model.convs
+    assert [str(c.aggr) for c in convs] == ["max"] * len(convs)
+    default = NodeRunner(resolve_config(config(model="sage"), sbm), sbm, split, cpu).model
+    assert str(default.convs[0].aggr) == "mean"
+    appnp = resolve_config(config(model="appnp"), sbm)
+    assert (appnp.K, appnp.alpha) == (10, 0.1)  # the model's published defaults
+    prop = NodeRunner(appnp.model_copy(update={"K": 3, "alpha": 0.3}), sbm, split, cpu).model.prop
+    assert (prop.K, prop.alpha) == (3, 0.3)
+    result = train(config(model="sage", aggr="sum", epochs=3), dataset=sbm)
+    assert result.config.aggr == "sum"
+    with pytest.raises(UserInputError, match="aggr applies to sage only"):
+        train(config(model="gcn", aggr="max"), dataset=sbm)
+    with pytest.raises(UserInputError, match="K applies to appnp only"):
+        train(config(model="gcn", K=5), dataset=sbm)
+    with pytest.raises(ValueError, match="aggr"):
+        TrainConfig(aggr="median")
+    with pytest.raises(ValueError, match="alpha"):
+        TrainConfig(alpha=0)
+
+
 def test_cli_trains_cora_exactly_as_documented(data_dir, capsys) -> None:
     code = train_main(
         ["--dataset", "cora", "--task", "node_classification", "--epochs", "5",

@@ -168,6 +168,29 @@ def test_narrowed_space_is_honoured_by_every_sampled_trial() -> None:
     assert not any("dropout" in name for name in study.best_trial.params)
 
 
+def test_sage_search_samples_aggr_and_trains_with_it(workspace: Path) -> None:
+    space = build_space(["sage", "appnp"])
+    assert space["sage"]["aggr"].choices == ("mean", "max", "sum")
+    assert {"K", "alpha"} <= set(space["appnp"])
+    result = tuning.tune(
+        make_config(
+            dataset="karate",
+            models=["sage"],
+            n_trials=4,
+            epochs=5,
+            seed=0,
+            sampler="random",
+            pruner="none",
+            retrain_seeds=1,
+            space={"aggr": {"choices": ["max", "sum"]}},
+        )
+    )
+    drawn = [record.params["aggr"] for record in result.history]
+    assert set(drawn) <= {"max", "sum"} and len(drawn) == 4
+    assert result.best_params["aggr"] in ("max", "sum")
+    assert result.retrained.config.aggr == result.best_params["aggr"]
+
+
 def test_narrowed_space_is_honoured_in_a_real_search(workspace: Path) -> None:
     result = tuning.tune(
         make_config(
