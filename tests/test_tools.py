@@ -172,6 +172,24 @@ def test_tune_tool_searches_and_retrains(ctx, tmp_path):
     assert result.best_value == max(t.value for t in trials if t.value is not None)
 
 
+def test_tune_tool_passes_space_sampler_and_pruner(ctx, tmp_path):
+    ctx.study_storage = f"sqlite:///{tmp_path / 'studies.sqlite'}"
+    out = TOOLS.get("tune")(
+        {"dataset": "karate", "model": "gcn", "n_trials": 2, "epochs": 3, "seeds": 1,
+         "study": "t2", "sampler": "random", "pruner": "none",
+         "space": {"lr": {"low": 0.02, "high": 0.03}, "hidden_channels": {"value": 8}}},
+        ctx,
+    )  # fmt: skip
+    result = out.result
+    assert (result.sampler, result.pruner) == ("random", "none")
+    for record in result.history:
+        assert 0.02 <= record.params["lr"] <= 0.03 and record.params["hidden_channels"] == 8
+    with pytest.raises(UserInputError, match="Unknown search parameter 'speed'"):
+        TOOLS.get("tune")({"dataset": "karate", "space": {"speed": {"value": 1}}}, ctx)
+    with pytest.raises(UserInputError, match="sampler"):
+        TOOLS.get("tune")({"dataset": "karate", "model": "gcn", "sampler": "annealing"}, ctx)
+
+
 def test_csv_graph_inside_the_workspace_trains(ctx):
     folder = ctx.workspace / "ring"
     folder.mkdir(parents=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from graph_ml.tune import TuneResult, make_config, tune
+from graph_ml.tune import RangeOverride, TuneResult, make_config, tune
 from tools.base import ToolArgs, ToolContext, ToolResult, tool
 from tools.data import load
 
@@ -19,6 +19,10 @@ class TuneArgs(ToolArgs):
     seeds: int | None = Field(None, ge=1)  # retraining seeds of the best configuration
     timeout: float | None = Field(None, gt=0)
     study: str | None = None  # the caller names it so each request is a fresh study
+    # Narrowed ranges: "lr", "gat.heads", ... -> {low, high} / {choices} / {value}.
+    space: dict[str, RangeOverride] | None = None
+    sampler: str | None = None  # tpe (default), random, grid, cmaes
+    pruner: str | None = None  # median (default), hyperband, none
 
 
 class TuneOutput(ToolResult):
@@ -31,7 +35,8 @@ def tune_model(args: TuneArgs, ctx: ToolContext) -> TuneOutput:
     """Search hyper-parameters (and the model, when several or none are named) with Optuna.
 
     Args:
-        args: dataset, task, models, trial budget, epochs per trial, retraining seeds.
+        args: dataset, task, models, trial budget, epochs per trial, retraining seeds, and
+            optionally a narrowed search space, the sampler and the pruner.
         ctx: directories, the study storage, the per-trial callback, progress.
 
     Returns:
@@ -48,6 +53,9 @@ def tune_model(args: TuneArgs, ctx: ToolContext) -> TuneOutput:
         "timeout": args.timeout,
         "storage": ctx.study_storage,
         "study": args.study,
+        "space": args.space,
+        "sampler": args.sampler,
+        "pruner": args.pruner,
     }
     if args.epochs is not None:
         fields["epochs"] = args.epochs
