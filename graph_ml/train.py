@@ -158,7 +158,8 @@ def train(
         config: what to train; `None` fields take the model's defaults.
         dataset: an already loaded `LoadedDataset` (skips loading `config.dataset`).
         on_epoch: called as `on_epoch(run_index, epoch, metrics)` after every epoch with
-            `train_loss`, `val_metric`, `val_loss`, `test_metric`, `lr`; an exception raised
+            `train_loss`, `train_metric` (accuracy; not for link prediction), `val_metric`,
+            `val_loss`, `test_metric`, `lr` (the row kept in `curves`); an exception raised
             in it (e.g. `optuna.TrialPruned`) stops training and propagates.
         checkpoint_dir: where each run's best `state_dict` is saved; None keeps none.
 
@@ -452,15 +453,18 @@ class NodeRunner:
             loss.backward()
             optimizer.step()
             return loss.item()
-        total, count = 0.0, 0
+        total, count, correct = 0.0, 0, 0
         for batch in self.train_loader:
             batch = batch.to(self.device)
             optimizer.zero_grad()
             out = self.model(batch.x, batch.edge_index)[: batch.batch_size]  # [B, C]
-            loss = F.cross_entropy(out, batch.y[: batch.batch_size])
+            y = batch.y[: batch.batch_size]
+            loss = F.cross_entropy(out, y)
             loss.backward()
             optimizer.step()
             total, count = total + loss.item() * batch.batch_size, count + batch.batch_size
+            correct += int((out.detach().argmax(-1) == y).sum())
+        self.train_accuracy = correct / count if count else float("nan")
         return total / max(count, 1)
 
     @torch.no_grad()
@@ -481,7 +485,12 @@ class NodeRunner:
         y = self.y.to(out.device)
         pred = out.argmax(dim=-1)  # [N]
         val, test = self.masks["val"].to(out.device), self.masks["test"].to(out.device)
+        if self.cfg.mini_batch:  # train nodes are not in the evaluation pass
+            train_metric = self.train_accuracy
+        else:
+            train_metric = accuracy(pred[self.masks["train"]], y[self.masks["train"]])
         return {
+            "train_metric": train_metric,
             "val_metric": accuracy(pred[val], y[val]),
             "val_loss": float(F.cross_entropy(out[val], y[val])),
             "test_metric": accuracy(pred[test], y[test]),
@@ -589,15 +598,18 @@ class GraphRunner:
 
     def train_epoch(self, optimizer: torch.optim.Optimizer) -> float:
         self.model.train()
-        total, count = 0.0, 0
+        total, count, correct = 0.0, 0, 0
         for batch in self.train_loader:
             batch = batch.to(self.device)
             optimizer.zero_grad()
             out = self.model(batch.x.float(), batch.edge_index, batch.batch)  # [G, C]
-            loss = F.cross_entropy(out, batch.y.view(-1))
+            y = batch.y.view(-1)
+            loss = F.cross_entropy(out, y)
             loss.backward()
             optimizer.step()
             total, count = total + loss.item() * batch.num_graphs, count + batch.num_graphs
+            correct += int((out.detach().argmax(-1) == y).sum())
+        self.train_accuracy = correct / count if count else float("nan")
         return total / max(count, 1)
 
     @torch.no_grad()
@@ -615,6 +627,7 @@ class GraphRunner:
         val_out, val_y = self._predict("val")
         test_out, test_y = self._predict("test")
         return {
+            "train_metric": self.train_accuracy,  # over the epoch's batches: no extra pass
             "val_metric": accuracy(val_out.argmax(-1), val_y),
             "val_loss": float(F.cross_entropy(val_out, val_y)) if val_y.numel() else 0.0,
             "test_metric": accuracy(test_out.argmax(-1), test_y),

@@ -179,6 +179,32 @@ def test_mismatch_and_bad_config_errors(sbm: LoadedDataset) -> None:
         TrainConfig(learning_rate=0.1)
 
 
+def test_curves_carry_train_accuracy(sbm: LoadedDataset, cycles_and_stars) -> None:
+    from graph_ml.splits import make_split
+    from graph_ml.train import NodeRunner, resolve_config
+
+    cfg = resolve_config(config(epochs=1), sbm)
+    split = make_split(sbm, "node_classification", seed=0)
+    job = NodeRunner(cfg, sbm, split, torch.device("cpu"))
+    with torch.no_grad():
+        job.model.eval()
+        pred = job.model(job.x, job.edge_index).argmax(-1)
+    mask = split.train_mask
+    expected = float((pred[mask] == job.y[mask]).float().mean())
+    assert job.evaluate()["train_metric"] == pytest.approx(expected)  # eval mode, train mask
+    result = train(config(epochs=40), dataset=sbm)
+    curves = result.runs[0].curves
+    assert all(0.0 <= row["train_metric"] <= 1.0 for row in curves)
+    assert curves[-1]["train_metric"] > curves[0]["train_metric"]
+    mini = train(config(epochs=2, mini_batch=True, batch_size=16), dataset=sbm)
+    assert all(0.0 <= row["train_metric"] <= 1.0 for row in mini.runs[0].curves)
+    graphs = train(
+        TrainConfig(dataset="mutag", model="gin", epochs=2, folds=4, fold=0, progress=False),
+        dataset=cycles_and_stars,
+    )
+    assert all(0.0 <= row["train_metric"] <= 1.0 for row in graphs.runs[0].curves)
+
+
 def test_model_specific_hparams_reach_the_model(sbm: LoadedDataset) -> None:
     from graph_ml.splits import make_split
     from graph_ml.train import NodeRunner, resolve_config
