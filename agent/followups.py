@@ -42,6 +42,11 @@ TRAINING_QUESTION = re.compile(
     re.IGNORECASE,
 )
 
+# A question, not a request: "why did it overfit?", "did it converge", "为什么过拟合".
+QUESTION = re.compile(
+    r"\?\s*$|^\s*(why|how|did|does|was|is|what|when)\b|为什么|怎么|是否|吗", re.IGNORECASE
+)
+
 
 @dataclass
 class ResolvedPlan:
@@ -96,6 +101,11 @@ class FollowUps:
         for key in ("dataset", "model", "task"):
             if requested.get(key) is not None:
                 context[key] = requested[key]
+        # "inspect CiteSeer", then "train a GCN on it": the newest run's dataset is "it".
+        newest = self.latest_dataset()
+        if newest is not None and newest != context.get("dataset"):
+            context["dataset"] = newest
+            context.pop("task", None)  # the new dataset decides its own task
         runs = self.session_runs()
         if last.get("run_id"):
             context["run_id"] = int(last["run_id"])
@@ -104,6 +114,15 @@ class FollowUps:
         if feedback:
             context["feedback"] = feedback
         return context
+
+    def latest_dataset(self) -> str | None:
+        """The dataset of this session's newest run that has one (an inspection counts)."""
+        for run_id in reversed(self.state["runs"]):
+            with contextlib.suppress(UserInputError):
+                dataset = self.store.get_run(run_id).config.get("dataset")
+                if dataset:
+                    return str(dataset)
+        return None
 
     def session_runs(self, kinds: tuple[str, ...] = ("train",)) -> list[int]:
         """Runs this session produced, oldest first, of the given kinds (members included)."""
@@ -115,19 +134,23 @@ class FollowUps:
         return out
 
     def reference_plan(self, text: str) -> ResolvedPlan | None:
-        """A plan for a pure reference to earlier runs, resolved from the chat, or None."""
+        """A plan for a pure reference to earlier runs, resolved from the chat, or None:
+        "compare that with the previous run" (the last two training runs), "why did it
+        overfit?" (a question about the last training run)."""
         from agent.actions import ActionPlan
         from agent.grounding import extract
 
         runs = self.session_runs()
-        if len(runs) < 2 or not COMPARE_REFERENCE.search(text):
+        if len(runs) >= 2 and COMPARE_REFERENCE.search(text):
+            action: dict[str, Any] = {"action": "compare", "run_ids": runs[-2:]}
+        elif runs and QUESTION.search(text) and TRAINING_QUESTION.search(text):
+            action = {"action": "answer", "question": text}
+        else:
             return None
         mentions = extract(text)
         if mentions.datasets or mentions.models or mentions.numbers or mentions.run_ids:
             return None  # it names something new: the planner's job
-        actions = ActionPlan.model_validate(
-            {"actions": [{"action": "compare", "run_ids": runs[-2:]}]}
-        ).actions
+        actions = ActionPlan.model_validate({"actions": [action]}).actions
         return ResolvedPlan(actions=actions, mentions=mentions)
 
     def resolve(self, fields: dict[str, Any]) -> dict[str, Any]:

@@ -563,16 +563,20 @@ def rule_budget(c: _Check) -> None:
         )
     if guess.seconds > limits.max_wall_seconds:
         raise RuleViolation(
-            f"This plan would take about {_duration(guess.seconds)}, over max_wall_seconds="
+            f"This plan would take about {duration(guess.seconds)}, over max_wall_seconds="
             f"{limits.max_wall_seconds:g}.",
             ["fewer epochs, trials or seeds", "raise the limit in limits.json"],
         )
     if guess.seconds > limits.confirm_above_seconds:
-        c.confirm = f"this plan may take up to {_duration(guess.seconds)}"
+        c.confirm = (
+            f"this plan may take up to {duration(guess.seconds)}, over the "
+            f"{duration(limits.confirm_above_seconds)} that runs without asking (fewer epochs "
+            "or seeds make it shorter; early stopping often ends it sooner)"
+        )
     c.decide(
         "budget.estimate",
         "bound",
-        f"estimated at most {_duration(guess.seconds)}, {guess.memory_mb:,.0f} MB: within limits",
+        f"estimated at most {duration(guess.seconds)}, {guess.memory_mb:,.0f} MB: within limits",
     )
 
 
@@ -583,7 +587,10 @@ def rule_route(c: _Check) -> None:
     c.decide("routing", "routing", reason, "tool", tool)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """A rough duration for people: `1 s`, `31 s`, `10 min`, `1.5 h`."""
+    if seconds < 1:
+        return "1 s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

@@ -254,7 +254,7 @@ class Session:
                 0.0,
                 detail={
                     "actions": [a.model_dump(exclude_none=True) for a in resolved.actions],
-                    "resolved": "a comparison of this chat's last two runs",
+                    "resolved": "a reference to this chat's earlier runs",
                 },
                 session_id=self.id,
             )

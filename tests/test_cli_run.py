@@ -75,7 +75,9 @@ def test_run_shows_the_plan_then_the_explanation_and_writes_the_report(
     out = capsys.readouterr().out
     assert code == 0
     plan_line, *rest = out.splitlines()
-    assert plan_line.startswith("plan 1: train(dataset=karate, model=gat, epochs=3")
+    # The estimated cost comes first, before the fields and reasons.
+    assert plan_line.startswith("plan 1 [at most 1 s, ")
+    assert " MB]: train(dataset=karate, model=gat, epochs=3" in plan_line
     assert "tool train" in plan_line
     # Defaults are shown with their reasons, the ones sharing a reason on one line.
     assert "heads=8: gat's usual values for node_classification (Velickovic" in out

@@ -91,6 +91,25 @@ def test_comparison_refers_to_the_right_earlier_runs(store, options):
     assert f"{fmt_pct(stored[2])}%" in outcome.text and f"{fmt_pct(stored[3])}%" in outcome.text
     assert "run 1" not in outcome.text
     assert len(backend.calls) == calls  # resolved from the chat: no model call needed
+    # "why did it overfit?" after the comparison: the last training run, from its curves;
+    # a question about the chat's runs needs no model call either (none is scripted).
+    why = session.handle("why did it overfit?").outcomes[0]
+    assert why.action == "answer" and why.fields["run_id"] == 3
+    assert f"{fmt_pct(stored[3])}%" in why.text
+    assert len(backend.calls) == calls
+
+
+def test_it_after_an_inspection_is_the_inspected_dataset(store, options):
+    session, backend = chat(
+        store,
+        options,
+        plan(action="inspect", dataset="karate"),
+        plan(action="train", model="mlp", epochs=3),  # the model leaves the dataset out
+    )
+    session.handle("what does the karate dataset look like?")
+    outcome = session.handle("train an mlp on it for 3 epochs").outcomes[0]
+    assert outcome.status == "succeeded"
+    assert store.get_run(outcome.run_id).config["dataset"] == "karate"
 
 
 def test_compare_of_models_trains_each_then_tests_the_difference(store, options):

@@ -105,9 +105,16 @@ class _Chat:
         print(format_plan(routed), flush=True)
 
     def _confirm(self, reason: str) -> bool:
-        print(f"{reason[:1].upper()}{reason[1:]}. Go ahead? [y/N] ", end="", flush=True)
-        answer = next(self.lines, "")
-        if not self.interactive:
+        question = f"{reason[:1].upper()}{reason[1:]}. Go ahead? [y/N] "
+        if self.interactive:  # its own prompt: the next line answers it, not a "you>" request
+            try:
+                answer = input(question)
+            except (EOFError, KeyboardInterrupt):
+                print()
+                answer = ""
+        else:
+            print(question, end="", flush=True)
+            answer = next(self.lines, "")
             print(answer)
         return answer.strip().lower() in ("y", "yes", "是", "好")
 

@@ -103,11 +103,19 @@ def format_plan(routed: list) -> str:
     Defaults that share a reason ("gcn's usual value for node_classification (Kipf &
     Welling, ICLR 2017)") are shown on one line; the store keeps each decision apart.
     """
+    from agent.router import duration
+
     lines = []
     for index, item in enumerate(routed, 1):
         fields = ", ".join(f"{k}={v}" for k, v in item.fields.items())
         target = f" -> tool {item.tool}" if item.tool else ""
-        lines.append(f"plan {index}: {item.action}({fields}){target}")
+        guess = item.estimate
+        cost = (
+            f" [at most {duration(guess.seconds)}, {guess.memory_mb:.0f} MB]"
+            if guess.seconds is not None
+            else ""
+        )
+        lines.append(f"plan {index}{cost}: {item.action}({fields}){target}")
         grouped: dict[str, list[str]] = {}
         for decision in item.decisions:
             if decision.kind not in ("default", "inherit", "compatibility"):
@@ -122,18 +130,7 @@ def format_plan(routed: list) -> str:
             if len(names) > 1:
                 why = why.replace("usual value ", "usual values ")
             lines.append(f"  - {', '.join(names)}: {why}" if names else f"  - {why}")
-        guess = item.estimate
-        if guess.seconds is not None:
-            lines.append(
-                f"  - estimated at most {_duration(guess.seconds)}, {guess.memory_mb:.0f} MB peak"
-            )
     return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return "1 s"
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def turn_json(turn: Any) -> dict[str, Any]:
