@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.errors import RuleViolation
+from agent.experiments import summary_metrics
 from agent.followups import FollowUps
 from agent.router import Limits, RouteContext, RoutedAction, Router
 from agent.store import ExperimentStore
@@ -419,6 +420,18 @@ class Session:
         self.store.log_step(run_id, "explain", cost.seconds, cost.peak_mb, session_id=self.id)
         return words
 
+    def _explained(
+        self, kind: str, run_id: int, text: str, run_ids: list[int] | None = None
+    ) -> Outcome:
+        """The outcome of an action whose run succeeded, with the run's explanation."""
+        return Outcome(
+            action=kind,
+            status="succeeded",
+            run_id=run_id,
+            run_ids=run_ids or [run_id],
+            text=self._explain(run_id, text),
+        )
+
     def _start(self, kind: str, config: dict[str, Any], step_ids: list[int], parent=None) -> int:
         run_id = self.store.start_run(kind, config, session_id=self.id, parent_id=parent)
         if step_ids:  # the turn's planning and rule steps belong to its first run
@@ -438,18 +451,9 @@ class Session:
         result = out.result
         self.store.set_dataset_fingerprint(run_id, out.fingerprint)
         self.store.update_config(run_id, result.config.model_dump(mode="json"))
-        self.store.finish_run(
-            run_id,
-            "succeeded",
-            metrics={
-                "metric": result.metric,
-                "test_mean": result.test_mean,
-                "test_std": result.test_std,
-                "val_mean": result.val_mean,
-                "val_std": result.val_std,
-            },
-            result=result.model_dump(mode="json"),
-        )
+        dumped = result.model_dump(mode="json")
+        metrics = summary_metrics("train", dumped)  # the same headline numbers as a rerun's
+        self.store.finish_run(run_id, "succeeded", metrics=metrics, result=dumped)
         return run_id, None
 
     def _do_train(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
@@ -457,13 +461,7 @@ class Session:
         self.followups.remember(item, run_id)
         if failure is not None:
             return failure
-        return Outcome(
-            action="train",
-            status="succeeded",
-            run_id=run_id,
-            run_ids=[run_id],
-            text=self._explain(run_id, text),
-        )
+        return self._explained("train", run_id, text)
 
     def _do_compare(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
         fields = item.fields
@@ -500,13 +498,7 @@ class Session:
             result=out.model_dump(mode="json"),
         )
         self.followups.remember(item, compare_id)
-        return Outcome(
-            action="compare",
-            status="succeeded",
-            run_id=compare_id,
-            run_ids=[*members, compare_id],
-            text=self._explain(compare_id, text),
-        )
+        return self._explained("compare", compare_id, text, [*members, compare_id])
 
     def _do_tune(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
         run_id = self._start("tune", item.fields, step_ids)
@@ -533,13 +525,7 @@ class Session:
             },
             result=result.model_dump(mode="json"),
         )
-        return Outcome(
-            action="tune",
-            status="succeeded",
-            run_id=run_id,
-            run_ids=[run_id],
-            text=self._explain(run_id, text),
-        )
+        return self._explained("tune", run_id, text)
 
     def _do_inspect(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
         run_id = self._start("inspect", item.fields, step_ids)
@@ -550,13 +536,7 @@ class Session:
             return failure
         self.store.set_dataset_fingerprint(run_id, out.fingerprint)
         self.store.finish_run(run_id, "succeeded", result=out.model_dump(mode="json"))
-        return Outcome(
-            action="inspect",
-            status="succeeded",
-            run_id=run_id,
-            run_ids=[run_id],
-            text=self._explain(run_id, text),
-        )
+        return self._explained("inspect", run_id, text)
 
     def _do_explain(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
         target = self.followups.target(item)
@@ -588,13 +568,7 @@ class Session:
             return failure
         self.store.finish_run(run_id, "succeeded", result=out.model_dump(mode="json"))
         self.state["runs"].append(run_id)
-        return Outcome(
-            action="explain",
-            status="succeeded",
-            run_id=run_id,
-            run_ids=[run_id],
-            text=self._explain(run_id, text),
-        )
+        return self._explained("explain", run_id, text)
 
     def _do_answer(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
         target = self.followups.target(item)
