@@ -317,8 +317,12 @@ def open_storage(url: str, heartbeat: int = 10) -> optuna.storages.RDBStorage:
                     grace_period=3 * heartbeat,
                 )
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
-            # Workers starting together race to create the tables; the loser finds them made.
-            if "already exists" in str(error) and attempt + 1 < _CREATE_ATTEMPTS:
+            # Workers starting together race to create the tables (and to stamp the schema
+            # version: an IntegrityError on alembic_version); the loser finds them made.
+            racing = isinstance(error, sqlalchemy.exc.IntegrityError) or "already exists" in str(
+                error
+            )
+            if racing and attempt + 1 < _CREATE_ATTEMPTS:
                 time.sleep(_CREATE_RETRY_SECONDS)
                 continue
             raise SetupError(
