@@ -123,6 +123,15 @@ def test_expensive_plan_asks_for_confirmation(ctx):
     assert not cheap.needs_confirmation
     pricey = check({"action": "tune", "dataset": "citeseer", "n_trials": 150}, ctx)
     assert pricey.needs_confirmation and "may take up to" in pricey.confirmation_reason
+    # The question names the budget it exceeds and how to shorten the plan.
+    assert "over the 5 min that runs without asking" in pricey.confirmation_reason
+    assert "fewer epochs or seeds" in pricey.confirmation_reason
+
+
+def test_report_is_written_by_the_agent_not_a_tool(ctx):
+    routed = check({"action": "report", "run_ids": [1]}, ctx)
+    assert routed.tool is None
+    assert "written by the agent from the experiment store" in reasons(routed)
 
 
 def test_estimate_grows_with_the_work():
