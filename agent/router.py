@@ -576,7 +576,8 @@ def rule_budget(c: _Check) -> None:
     c.decide(
         "budget.estimate",
         "bound",
-        f"estimated at most {duration(guess.seconds)}, {guess.memory_mb:,.0f} MB: within limits",
+        f"estimated at most {duration(guess.seconds)}, {guess.memory_mb:,.0f} MB: within limits"
+        + ("; a chat asks before running it" if c.confirm else ""),
     )
 
 
