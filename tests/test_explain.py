@@ -119,6 +119,16 @@ def test_chinese_text_gets_chinese_explanation(store: ExperimentStore) -> None:
     assert "Over-fitting" not in text
 
 
+def test_one_seed_states_no_spread(store: ExperimentStore) -> None:
+    result = train_result("gcn", [0.8571])
+    record = stored(store, "train", result["config"], result)
+    text = explain_run(record)
+    assert "85.71% from one seed (0.8571" in text
+    assert "±" not in text.splitlines()[0] and "std" not in text.splitlines()[0]
+    zh = explain_run(record, user_text="在 Cora 上训练 GCN")
+    assert "一个随机种子的测试" in zh and "±" not in zh.splitlines()[0]
+
+
 def test_published_figure_only_under_its_protocol(store: ExperimentStore) -> None:
     assert published_figure("GCN", "Cora", "node_classification", "public").value == 81.5
     assert published_figure("gcn", "cora", "node_classification", "random") is None

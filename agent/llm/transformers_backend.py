@@ -285,7 +285,10 @@ def resolve_checkpoint(model: str | Path) -> Path | str:
 
 def _load(source: Path | str, dtype: torch.dtype, trust_remote_code: bool):
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    # A weight-loading bar on every start clutters `autoglm run` and chat output.
+    hf_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
