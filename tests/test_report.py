@@ -17,6 +17,7 @@ from agent.cli import main
 from agent.experiments import export_script, rerun
 from agent.report import write_report
 from agent.store import ExperimentStore
+from graph_ml.errors import UserInputError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -197,3 +198,48 @@ def test_rerun_repeats_a_real_training_run(tmp_path: Path, data_dir: Path) -> No
     assert [e.epoch for e in store.epochs(new.id)] == [1, 2, 3, 4, 5]
     assert {s.name for s in store.steps(new.id)} == {"tool:load", "tool:train"}
     assert list(store.checkpoint_dir(new.id).glob("*.pt"))
+
+
+def test_report_tool_renders_plain_data_without_a_store(tmp_path: Path) -> None:
+    from tools import TOOLS
+
+    # The tool does not reach up to the agent layer: importing and calling it loads none of it.
+    code = (
+        "import sys, tools\n"
+        "run = {'id': 1, 'kind': 'inspect', 'status': 'succeeded', 'title': 'inspect karate',"
+        " 'result': {'stats': {'num_nodes': 34, 'class_counts': [17, 17]}}}\n"
+        f"tools.TOOLS.get('report')({{'run': run, 'out_dir': {str(tmp_path / 'sub')!r}}})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'agent'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-2000:]
+    assert (tmp_path / "sub" / "class_counts.png").read_bytes().startswith(PNG_MAGIC)
+    run = {
+        "id": 7, "kind": "train", "status": "succeeded", "title": "train gcn on cora",
+        "summary": "GCN reached 81.10% test accuracy.", "config": {"model": "gcn", "lr": 0.01},
+        "seeds": [0, 1], "result": train_result("gcn", [0.81, 0.812]),
+        "steps": [{"name": "plan", "seconds": 1.5, "prompt_tokens": 300, "completion_tokens": 20,
+                   "detail": [{"rule": "defaults", "reason": "epochs set to 30"}]}],
+    }  # fmt: skip
+    out = tmp_path / "plain"
+    files = TOOLS.get("report")({"run": run, "out_dir": str(out), "language": "zh"})
+    assert not (tmp_path / "experiments.sqlite").exists() and files.markdown == out / "report.md"
+    assert {p.name for p in files.images} == {"learning_curves.png", "confusion.png"}
+    md = files.markdown.read_text()
+    assert "run 7 (train gcn on cora, succeeded)" in md and "81.10% test accuracy" in md
+    assert "| plan | 1.500 | - | 300 | 20 | - | defaults: epochs set to 30 |" in md
+    assert "| lr | 0.01 |" in md
+    html = files.html.read_text()
+    assert '<html lang="zh-CN">' in html and len(embedded_images(html)) == 2
+
+    cmp = {"metric": "accuracy", "t": 4.2, "p_value": 0.013, "entries": [
+        {"label": "gcn", "run_id": 1, "n": 3, "mean": 0.81, "std": 0.005,
+         "values": [0.805, 0.81, 0.815]},
+        {"label": "mlp", "n": 3, "mean": 0.58, "std": 0.01}]}  # fmt: skip
+    run = {"id": 8, "kind": "compare", "status": "succeeded", "title": "compare", "comparison": cmp}
+    files = TOOLS.get("report")({"run": run, "out_dir": str(out / "cmp")})
+    md = files.markdown.read_text()
+    assert "t = 4.2, p = 0.013" in md and "| mlp | - | 3 | 0.58 | 0.01 |" in md
+    assert [p.name for p in files.images] == ["comparison.png"]
+    with pytest.raises(UserInputError, match="run.id"):
+        TOOLS.get("report")({"run": {"kind": "train"}, "out_dir": str(out)})

@@ -20,7 +20,7 @@ def ctx(tmp_path: Path, data_dir: Path) -> ToolContext:
 
 
 def test_registry_has_every_capability_with_a_description():
-    expected = {"inspect", "preprocess", "train", "tune", "compare", "explain"}  # report: agent
+    expected = {"inspect", "preprocess", "train", "tune", "compare", "explain", "report"}
     assert set(TOOLS) == expected
     for name, item in TOOLS.items():
         assert item.name == name

@@ -4,8 +4,8 @@
 function, its pydantic arguments model (`extra="forbid"`), its result model, and its
 docstring as its description.
 
-Reports are not a tool: they read the experiment store, which lives in the agent layer
-above, so the agent writes them itself (`agent.report`).
+The report tool renders from plain data passed in its arguments; reading those records from
+the experiment store (which sits above tools) is the agent's job (`agent.report`).
 """
 
 from graph_ml.registry import Registry
@@ -14,6 +14,7 @@ from tools.compare import compare_runs
 from tools.explain import explain_predictions
 from tools.inspect import inspect_dataset
 from tools.preprocess import preprocess_dataset
+from tools.report import write_report
 from tools.train import train_model
 from tools.tune import tune_model
 
@@ -25,6 +26,7 @@ for _tool in (
     tune_model,
     compare_runs,
     explain_predictions,
+    write_report,
 ):
     TOOLS.register(_tool.name, _tool)
 

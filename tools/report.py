@@ -1,0 +1,418 @@
+"""Reports as a tool: Markdown and a self-contained HTML page with plots, from plain data.
+
+`write_report(ReportArgs(run=..., out_dir=...))` renders one run's record (config, result,
+curves, step costs, tuning history, importances, comparison facts, the summary text) and
+writes `report.md`, `report.html` (every image embedded as base64, so the page travels alone)
+and the PNG plots into `out_dir`. It reads no store: the agent (`agent.report`) reads the
+records from the experiment store and passes them here as data. The cost table lists every
+step recorded: planning latency and tokens, tool wall time, peak memory, re-asks, and the
+rule decisions.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import jinja2
+from pydantic import BaseModel, Field
+
+from tools.base import ToolArgs, ToolContext, ToolResult, tool
+from tools.report_plots import (
+    plot_class_counts,
+    plot_comparison,
+    plot_confusion,
+    plot_importances,
+    plot_learning_curves,
+    plot_tuning_history,
+)
+
+
+class StepCost(BaseModel):
+    """The cost of one recorded step: planning, a rule check, a tool call..."""
+
+    name: str
+    seconds: float
+    peak_mb: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    reasks: int | None = None
+    detail: Any = None  # rule decisions (`[{"rule", "reason"}, ...]`) or other detail
+
+
+class ComparisonEntry(BaseModel):
+    label: str
+    run_id: int | None = None
+    n: int
+    mean: float
+    std: float = 0.0
+    values: list[float] = Field(default_factory=list)  # per-seed test metric, as dots
+
+
+class ComparisonData(BaseModel):
+    """Entries ranked by mean test metric, and Welch's t-test between the top two."""
+
+    metric: str = "accuracy"
+    entries: list[ComparisonEntry]
+    t: float | None = None
+    p_value: float | None = None
+
+
+class RunData(BaseModel):
+    """One run's record, as plain data: what the report shows of it."""
+
+    id: int
+    kind: str
+    status: str
+    title: str  # a short label, e.g. `train gcn on cora`
+    summary: str = ""  # the explanation, already in the report's language
+    config: dict[str, Any] = Field(default_factory=dict)
+    seeds: list[int] = Field(default_factory=list)
+    dataset_fingerprint: str | None = None
+    parent_id: int | None = None
+    session_id: str | None = None
+    seconds: float | None = None
+    versions: dict[str, str | None] = Field(default_factory=dict)
+    # The stored result: a TrainResult dict for train runs (metric, runs with curves and
+    # confusion, test_mean...), a TuneResult dict for tune runs (history, importances,
+    # retrained), the statistics for inspect runs. None when the run did not succeed.
+    result: dict[str, Any] | None = None
+    comparison: ComparisonData | None = None  # compare runs
+    # Per-epoch curves logged before an unfinished train run stopped:
+    # `[{"seed": s, "fold": f, "curves": [{"epoch": e, ...}, ...]}, ...]`.
+    partial_curves: list[dict[str, Any]] = Field(default_factory=list)
+    steps: list[StepCost] = Field(default_factory=list)
+
+
+class ReportArgs(ToolArgs):
+    run: RunData
+    out_dir: Path  # created if missing; report.md, report.html and the plots go here
+    language: Literal["en", "zh"] = "en"  # the language of `run.summary`
+
+
+class ReportResult(ToolResult):
+    markdown: Path
+    html: Path
+    images: list[Path]  # the PNG plots, also embedded in the HTML
+
+
+@dataclass
+class Figure:
+    name: str  # file name without .png
+    title: str
+    path: Path | None = None
+
+
+@dataclass
+class Section:
+    title: str
+    text: str = ""
+    headers: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+
+
+class _Step(Protocol):
+    name: str
+    seconds: float
+    peak_mb: float | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    reasks: int | None
+    detail: Any
+
+
+# -- sections ---------------------------------------------------------------------------
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"  # as the explanations print stored numbers
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return "" if value is None else str(value)
+
+
+def _config_section(run: RunData) -> Section:
+    rows = [[k, _fmt(v)] for k, v in sorted(run.config.items())]
+    return Section("Configuration", headers=["field", "value"], rows=rows)
+
+
+def _provenance_section(run: RunData) -> Section:
+    fingerprint = (run.result or {}).get("fingerprint") if run.kind == "train" else None
+    rows = [
+        ["run", str(run.id)],
+        ["kind", run.kind],
+        ["status", run.status],
+        ["seeds", ", ".join(map(str, run.seeds))],
+        ["dataset fingerprint", run.dataset_fingerprint or fingerprint or "n/a"],
+        ["parent run", str(run.parent_id) if run.parent_id else "-"],
+        ["session", run.session_id or "-"],
+        ["wall time (s)", _fmt(run.seconds)],
+    ]
+    rows += [
+        [f"{name} version", version or "not installed"] for name, version in run.versions.items()
+    ]
+    return Section("Provenance", headers=["field", "value"], rows=rows)
+
+
+def cost_rows(steps: list[_Step], detail: bool = True) -> list[list[str]]:
+    """One row per recorded step: name, seconds, peak MB, tokens, re-asks (, decisions)."""
+    rows = []
+    for step in steps:
+        rows.append(
+            [
+                step.name,
+                f"{step.seconds:.3f}",
+                _fmt(step.peak_mb) or "-",
+                _fmt(step.prompt_tokens) or "-",
+                _fmt(step.completion_tokens) or "-",
+                _fmt(step.reasks) or "-",
+                *([_decisions(step.detail)] if detail else []),
+            ]
+        )
+    return rows
+
+
+COST_HEADERS = [
+    "step",
+    "seconds",
+    "peak MB",
+    "prompt tokens",
+    "completion tokens",
+    "re-asks",
+    "decisions / detail",
+]
+
+
+def decision_lines(steps: list[_Step]) -> list[str]:
+    """Every rule decision (and other step detail) recorded, one `step: text` line each."""
+    return [
+        f"{step.name}: {line}"
+        for step in steps
+        for line in _decisions(step.detail).splitlines()
+        if line
+    ]
+
+
+def _decisions(detail: Any) -> str:
+    """Rule decisions as `rule: reason` lines; other detail as compact JSON."""
+    if detail is None:
+        return ""
+    if isinstance(detail, dict) and "decisions" in detail:
+        detail = detail["decisions"]
+    if isinstance(detail, list) and all(isinstance(d, dict) for d in detail):
+        parts = []
+        for d in detail:
+            reason = d.get("reason") or d.get("message") or d.get("decision") or ""
+            parts.append(f"{d.get('rule', d.get('name', ''))}: {reason}".strip(": "))
+        return "\n".join(parts)
+    return _fmt(detail)
+
+
+def _cost_section(run: RunData) -> Section:
+    steps = run.steps
+    if not steps:
+        return Section("Costs", text="No step costs were recorded for this run.")
+    total = sum(s.seconds for s in steps)
+    tokens = sum((s.prompt_tokens or 0) + (s.completion_tokens or 0) for s in steps)
+    peaks = [s.peak_mb for s in steps if s.peak_mb is not None]
+    text = f"{len(steps)} steps, {total:.2f} s in all, {tokens} LLM tokens"
+    text += f", peak memory {max(peaks):.1f} MB." if peaks else "."
+    return Section("Costs", text=text, headers=COST_HEADERS, rows=cost_rows(steps))
+
+
+def _train_sections(result: dict[str, Any], out: Path, prefix: str = "") -> list[Section]:
+    metric = result.get("metric", "accuracy")
+    runs = result.get("runs") or []
+    rows = [
+        [
+            str(r.get("seed")),
+            str(r.get("best_epoch")),
+            str(r.get("stopped_epoch")),
+            _fmt(r.get("val_metric")),
+            _fmt(r.get("test_metric")),
+            _fmt((r.get("metrics") or {}).get("macro_f1")),
+            _fmt(r.get("seconds")),
+        ]
+        for r in runs
+    ]
+    summary = Section(
+        f"{prefix}Results per seed",
+        text=f"Test {metric}: mean {_fmt(result['test_mean'])}, std {_fmt(result.get('test_std'))}"
+        f" over {len(runs)} seed(s); validation mean {_fmt(result.get('val_mean'))}.",
+        headers=[
+            "seed",
+            "best epoch",
+            "stopped epoch",
+            f"val {metric}",
+            f"test {metric}",
+            "macro-F1",
+            "seconds",
+        ],
+        rows=rows,
+    )
+    sections = [summary]
+    slug = "_".join(prefix.lower().split() + [""])  # "Retrained " -> "retrained_"
+    name = f"{slug}learning_curves"
+    path = plot_learning_curves(runs, metric, out / f"{name}.png")
+    if path:
+        sections.append(
+            Section(f"{prefix}Learning curves", figures=[Figure(name, "Learning curves", path)])
+        )
+    confusions = [r["confusion"] for r in runs if r.get("confusion")]
+    if confusions:
+        total = [
+            [sum(m[i][j] for m in confusions) for j in range(len(confusions[0]))]
+            for i in range(len(confusions[0]))
+        ]
+        name = f"{slug}confusion"
+        title = f"Test confusion matrix, summed over {len(confusions)} seed(s)"
+        path = plot_confusion(total, out / f"{name}.png", title)
+        sections.append(Section(f"{prefix}Confusion matrix", figures=[Figure(name, title, path)]))
+    return sections
+
+
+def _tune_sections(result: dict[str, Any], out: Path) -> list[Section]:
+    metric = result.get("metric", "accuracy")
+    history = result.get("history") or []
+    rows = [
+        [
+            str(t.get("number")),
+            str(t.get("state")),
+            _fmt(t.get("value")),
+            str(t.get("model", "")),
+            _fmt(t.get("params")),
+        ]
+        for t in history
+    ]
+    sections = [
+        Section("Trials", headers=["trial", "state", f"val {metric}", "model", "params"], rows=rows)
+    ]
+    path = plot_tuning_history(history, metric, out / "tuning_history.png")
+    if path:
+        sections.append(
+            Section("Tuning history", figures=[Figure("tuning_history", "Tuning history", path)])
+        )
+    path = plot_importances(result.get("importances") or {}, out / "importances.png")
+    if path:
+        sections.append(
+            Section(
+                "Parameter importance",
+                figures=[Figure("importances", "Parameter importance", path)],
+            )
+        )
+    elif result.get("importance_note"):
+        sections.append(Section("Parameter importance", text=result["importance_note"]))
+    if result.get("retrained"):
+        sections += _train_sections(result["retrained"], out, prefix="Retrained ")
+    return sections
+
+
+def _compare_sections(facts: ComparisonData, out: Path) -> list[Section]:
+    entries = [e.model_dump() for e in facts.entries]
+    rows = [
+        [e["label"], str(e["run_id"] or "-"), str(e["n"]), _fmt(e["mean"]), _fmt(e["std"])]
+        for e in entries
+    ]
+    path = plot_comparison(entries, facts.metric, out / "comparison.png")
+    return [
+        Section(
+            "Comparison",
+            text=f"Welch's t-test between the top two: t = {_fmt(facts.t)}, "
+            f"p = {_fmt(facts.p_value)}.",
+            headers=["entry", "run", "seeds", f"mean test {facts.metric}", "std"],
+            rows=rows,
+            figures=[Figure("comparison", "Comparison with error bars", path)],
+        )
+    ]
+
+
+def _inspect_sections(result: dict[str, Any], out: Path) -> list[Section]:
+    stats = result.get("stats", result)
+    scalars = {k: v for k, v in stats.items() if not isinstance(v, (list, dict)) or k == "degree"}
+    rows = [[k, _fmt(v)] for k, v in scalars.items()]
+    sections = [Section("Statistics", headers=["statistic", "value"], rows=rows)]
+    if stats.get("class_counts"):
+        path = plot_class_counts(stats["class_counts"], out / "class_counts.png")
+        sections.append(
+            Section("Class sizes", figures=[Figure("class_counts", "Class sizes", path)])
+        )
+    return sections
+
+
+def build_sections(run: RunData, out: Path) -> list[Section]:
+    """Every section of the report of `run`, with its plots written under `out`."""
+    sections = [Section("Summary", text=run.summary)]
+    if run.status == "succeeded" and (run.result or run.comparison):
+        if run.kind == "train" and run.result:
+            sections += _train_sections(run.result, out)
+        elif run.kind == "tune" and run.result:
+            sections += _tune_sections(run.result, out)
+        elif run.kind == "compare" and run.comparison:
+            sections += _compare_sections(run.comparison, out)
+        elif run.kind == "inspect" and run.result:
+            sections += _inspect_sections(run.result, out)
+    elif run.kind == "train":
+        path = plot_learning_curves(run.partial_curves, "metric", out / "learning_curves.png")
+        if path:
+            sections.append(
+                Section(
+                    "Learning curves (epochs logged before it stopped)",
+                    figures=[Figure("learning_curves", "Learning curves", path)],
+                )
+            )
+    sections += [_config_section(run), _cost_section(run), _provenance_section(run)]
+    return sections
+
+
+# -- rendering --------------------------------------------------------------------------
+
+
+def _template(name: str, autoescape: bool) -> jinja2.Template:
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["cell"] = lambda v: str(v).replace("|", "\\|").replace("\n", "<br>")
+    return env.from_string((resources.files("prompts") / name).read_text(encoding="utf-8"))
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+@tool("report")
+def write_report(args: ReportArgs, ctx: ToolContext | None = None) -> ReportResult:
+    """Write the report of a run: Markdown and a self-contained HTML page with its plots
+    (learning curves, tuning history, parameter importance, comparison with error bars,
+    confusion matrix) and each step's cost.
+
+    Args:
+        args: the run's record as plain data, the output directory and the language.
+        ctx: unused; reports read nothing but `args`.
+
+    Returns:
+        The paths written: `out_dir/report.md`, `out_dir/report.html` and the PNG plots.
+    """
+    run, out = args.run, Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sections = build_sections(run, out)
+    images = [f.path for s in sections for f in s.figures if f.path]
+    title = f"open-autoglm report: run {run.id} ({run.title}, {run.status})"
+    markdown = _template("report.md.j2", autoescape=False).render(
+        title=title, sections=sections, image_src=lambda p: p.name
+    )
+    html = _template("report.html.j2", autoescape=True).render(
+        title=title, sections=sections, image_src=_data_uri, language=args.language
+    )
+    md_path, html_path = out / "report.md", out / "report.html"
+    md_path.write_text(markdown, encoding="utf-8")
+    html_path.write_text(html, encoding="utf-8")
+    return ReportResult(markdown=md_path, html=html_path, images=images)
