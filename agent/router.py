@@ -94,7 +94,7 @@ class RoutedAction(BaseModel):
     action: str
     fields: dict[str, Any]  # the resolved fields, including defaults
     user_fields: dict[str, Any]  # what the plan (or the user's follow-up) set itself
-    tool: str | None  # None: handled by the agent itself (clarify, answer, report)
+    tool: str | None  # None: answered in the conversation (clarify, answer)
     decisions: list[Decision]
     estimate: Estimate = Field(default_factory=Estimate)
     needs_confirmation: bool = False
@@ -223,15 +223,9 @@ TOOL_OF: dict[str, str | None] = {
     "compare": "compare",  # the session trains each model first, then compares
     "inspect": "inspect",
     "explain": "explain",
-    "report": None,  # written by the agent itself: reports read the experiment store
+    "report": "report",  # the session reads the runs from the store and passes them as data
     "clarify": None,
     "answer": None,
-}
-# Actions the agent carries out itself (no tool), and how the routing decision words it.
-HANDLED_HERE: dict[str, str] = {
-    "report": "written by the agent from the experiment store (agent.report)",
-    "clarify": "answered in the conversation",
-    "answer": "answered in the conversation",
 }
 
 
@@ -584,7 +578,7 @@ def rule_budget(c: _Check) -> None:
 def rule_route(c: _Check) -> None:
     """routing: each action to its tool."""
     tool = TOOL_OF[c.action]
-    reason = f"routed to tool {tool!r}" if tool else HANDLED_HERE[c.action]
+    reason = f"routed to tool {tool!r}" if tool else "answered in the conversation"
     c.decide("routing", "routing", reason, "tool", tool)
 
 

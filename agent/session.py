@@ -589,9 +589,10 @@ class Session:
         from agent.report import write_reports
 
         language = self.options.language or detect_language(text)
-        with measure() as cost:
+        with measure() as cost:  # reads the runs from the store, then calls the report tool
             written = write_reports(self.store, ids, item.fields.get("format"), language)
-        self.store.log_step(ids[0], "report", cost.seconds, cost.peak_mb, session_id=self.id)
+        step = f"tool:{item.tool}"  # the router routes report actions to the report tool
+        self.store.log_step(ids[0], step, cost.seconds, cost.peak_mb, session_id=self.id)
         files = [str(p) for p in written]
         return Outcome(
             action="report",

@@ -128,10 +128,12 @@ def test_expensive_plan_asks_for_confirmation(ctx):
     assert "fewer epochs or seeds" in pricey.confirmation_reason
 
 
-def test_report_is_written_by_the_agent_not_a_tool(ctx):
+def test_report_is_routed_to_the_report_tool(ctx):
     routed = check({"action": "report", "run_ids": [1]}, ctx)
-    assert routed.tool is None
-    assert "written by the agent from the experiment store" in reasons(routed)
+    assert routed.tool == "report"
+    assert "routed to tool 'report'" in reasons(routed)
+    answer = check({"action": "answer", "question": "why?"}, ctx)
+    assert answer.tool is None and "answered in the conversation" in reasons(answer)
 
 
 def test_estimate_grows_with_the_work():
