@@ -419,6 +419,11 @@ _GAT_DEFAULTS = {
     "epochs": 1000,  # the paper trains until patience runs out
     "selection": "metric_and_loss",  # the paper's early-stopping rule
 }
+# GAT and GATv2 differ only in how attention is scored; they share every recipe.
+_GAT_TASK_DEFAULTS = {
+    "link_prediction": {**LINK_DEFAULTS, "hidden_channels": 16, "lr": 0.01},
+    "graph_classification": {**GRAPH_DEFAULTS, "hidden_channels": 16, "heads": 4},
+}
 _register(
     ModelSpec(
         "gat",
@@ -426,10 +431,7 @@ _register(
         "Graph Attention Network: learned attention weights over neighbours.",
         "Velickovic et al., ICLR 2018",
         defaults=_GAT_DEFAULTS,
-        task_defaults={
-            "link_prediction": {**LINK_DEFAULTS, "hidden_channels": 16, "lr": 0.01},
-            "graph_classification": {**GRAPH_DEFAULTS, "hidden_channels": 16, "heads": 4},
-        },
+        task_defaults=_GAT_TASK_DEFAULTS,
     ),
     GAT,
 )
@@ -440,10 +442,7 @@ _register(
         "GATv2: dynamic attention (the ranking of neighbours depends on the query node).",
         "Brody et al., ICLR 2022",
         defaults=_GAT_DEFAULTS,
-        task_defaults={
-            "link_prediction": {**LINK_DEFAULTS, "hidden_channels": 16, "lr": 0.01},
-            "graph_classification": {**GRAPH_DEFAULTS, "hidden_channels": 16, "heads": 4},
-        },
+        task_defaults=_GAT_TASK_DEFAULTS,
     ),
     GATv2,
 )
