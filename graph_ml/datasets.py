@@ -28,6 +28,7 @@ from urllib.error import URLError
 import torch
 from torch_geometric.data import Data, HeteroData
 
+from graph_ml.cache import cache_dir
 from graph_ml.errors import SetupError, UserInputError
 from graph_ml.registry import Registry
 
@@ -37,7 +38,6 @@ Source = Literal["planetoid", "tu", "karate", "synthetic", "ogb", "csv"]
 
 NODE_TASKS: tuple[Task, ...] = ("node_classification", "link_prediction")
 GRAPH_TASKS: tuple[Task, ...] = ("graph_classification",)
-APP_NAME = "open-autoglm"
 
 
 @dataclass(frozen=True)
@@ -245,16 +245,6 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return cache_dir() / "datasets"
-
-
-def cache_dir() -> Path:
-    """`AUTOGLM_CACHE_DIR`, else the platform's user cache directory for open-autoglm."""
-    env = os.environ.get("AUTOGLM_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir(APP_NAME))
 
 
 def _missing_files(spec: DatasetSpec, root: Path) -> list[str]:

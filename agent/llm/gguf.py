@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
 
+from graph_ml.cache import cache_dir
 from graph_ml.errors import SetupError
 
 log = logging.getLogger(__name__)
@@ -26,18 +26,8 @@ MARKER = "autoglm-converted.json"
 HASH_CHUNK = 1 << 20  # 1 MiB: streaming reads, never the whole file in memory
 
 
-def cache_root() -> Path:
-    """`AUTOGLM_CACHE_DIR`, else the platform's user cache directory for open-autoglm."""
-    env = os.environ.get("AUTOGLM_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("open-autoglm"))
-
-
 def models_dir() -> Path:
-    return cache_root() / "models"
+    return cache_dir() / "models"
 
 
 def sha256_file(path: Path) -> str:
