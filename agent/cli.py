@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from graph_ml.errors import AutoGLMError
+from core.errors import AutoGLMError
 
 # Order is the order `autoglm --help` lists them.
 COMMAND_MODULES = (

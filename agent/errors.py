@@ -1,12 +1,12 @@
 """Errors caused by the language model's output, and by the plan it produced.
 
 These go back into the conversation so the model can fix them; when attempts run out they
-reach the user as one clear paragraph. User and setup errors are in `graph_ml.errors`.
+reach the user as one clear paragraph. User and setup errors are in `core.errors`.
 """
 
 from __future__ import annotations
 
-from graph_ml.errors import AutoGLMError, SetupError, UserInputError
+from core.errors import AutoGLMError, SetupError, UserInputError
 
 __all__ = [
     "AutoGLMError",

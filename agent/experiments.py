@@ -20,7 +20,7 @@ import jinja2
 
 from agent.explain import train_result
 from agent.store import ExperimentStore, RunRecord
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 
 EXPORTABLE_SOURCES = ("planetoid", "tu")
 EXPORTABLE_TASKS = ("node_classification", "graph_classification")

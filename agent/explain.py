@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
+from core.errors import UserInputError
 from graph_ml.attributions import explain_node, receptive_hops
-from graph_ml.errors import UserInputError
 
 if TYPE_CHECKING:
     from agent.store import ExperimentStore, RunRecord

@@ -19,7 +19,7 @@ from typing import Any
 
 from agent.router import Limits, RouteContext, RoutedAction
 from agent.store import ExperimentStore
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 
 # Words that make a request a follow-up of the last run rather than a fresh one.
 FOLLOWUP = re.compile(

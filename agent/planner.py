@@ -52,7 +52,7 @@ from agent.errors import ModelOutputError, PlanningError, UserInputError
 from agent.grounding import Fix, ground, reconcile, settle
 from agent.llm.base import Completion, LLMBackend, Message
 from agent.mentions import Mentions, catalogue_aliases, extract, has_cjk
-from graph_ml.registry import canonical
+from core.registry import canonical
 
 MAX_REQUEST_CHARS = 2000  # a request longer than this is a document, not a task
 MAX_ATTEMPTS = 3  # one answer plus two re-asks; more rarely helps a small model

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.actions import ACTION_NAMES, action_class
 from agent.errors import RuleViolation
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 from tools.data import allowed_roots, inside_allowed, looks_like_path
 
 DecisionKind = Literal["safety", "inherit", "default", "compatibility", "bound", "routing"]

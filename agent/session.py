@@ -31,7 +31,7 @@ from agent.experiments import summary_metrics
 from agent.followups import FollowUps
 from agent.router import Limits, RouteContext, RoutedAction, Router
 from agent.store import ExperimentStore
-from graph_ml.errors import AutoGLMError, UserInputError
+from core.errors import AutoGLMError, UserInputError
 
 EXIT_TOOL_FAILED = 6  # a tool crashed: its run is marked failed, the store is intact
 MEMORY_SAMPLE_S = 0.05  # how often the peak-memory sampler looks at the process

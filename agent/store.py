@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from graph_ml.errors import SetupError, UserInputError
+from core.errors import SetupError, UserInputError
 
 SCHEMA_VERSION = 2  # 2: epochs are keyed by seed and fold (k-fold runs share a seed)
 NO_FOLD = -1  # the fold column of a run without folds (a primary key column is never NULL)

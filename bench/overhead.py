@@ -98,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from graph_ml.cache import cache_dir
+    from core.cache import cache_dir
     from graph_ml.datasets import load_dataset
 
     load_dataset("cora")  # stage and process once, so no timing below includes it

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 
 if TYPE_CHECKING:
     import torch

@@ -28,9 +28,9 @@ from urllib.error import URLError
 import torch
 from torch_geometric.data import Data, HeteroData
 
-from graph_ml.cache import cache_dir
-from graph_ml.errors import SetupError, UserInputError
-from graph_ml.registry import Registry
+from core.cache import cache_dir
+from core.errors import SetupError, UserInputError
+from core.registry import Registry
 
 Task = Literal["node_classification", "link_prediction", "graph_classification"]
 Level = Literal["node", "graph"]

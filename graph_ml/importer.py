@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 from torch_geometric.data import Data, HeteroData
 
+from core.errors import UserInputError
 from graph_ml.datasets import DatasetSpec, LoadedDataset, Task
-from graph_ml.errors import UserInputError
 
 PathLike = str | os.PathLike
 EdgeType = tuple[str, str, str]

@@ -32,8 +32,8 @@ from torch_geometric.nn import (
     global_mean_pool,
 )
 
-from graph_ml.errors import UserInputError
-from graph_ml.registry import Registry
+from core.errors import UserInputError
+from core.registry import Registry
 
 Task = Literal["node_classification", "link_prediction", "graph_classification"]
 TASKS: tuple[Task, ...] = ("node_classification", "link_prediction", "graph_classification")

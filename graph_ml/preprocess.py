@@ -12,9 +12,9 @@ import torch
 from pydantic import BaseModel, Field
 from torch_geometric.data import Data, HeteroData
 
+from core.errors import UserInputError
+from core.registry import Registry
 from graph_ml.datasets import LoadedDataset
-from graph_ml.errors import UserInputError
-from graph_ml.registry import Registry
 from graph_ml.splits import (  # noqa: F401 - re-exported: the split contract lives here too
     SPLIT_KINDS,
     TASKS,

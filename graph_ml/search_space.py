@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 import optuna
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 from graph_ml.models import MODELS
 from graph_ml.train import TrainConfig
 

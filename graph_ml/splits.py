@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch_geometric.data import Data
 
+from core.errors import UserInputError
 from graph_ml.datasets import LoadedDataset
-from graph_ml.errors import UserInputError
 
 SPLIT_KINDS = ("auto", "public", "random", "kfold", "link")
 TASKS = ("node_classification", "link_prediction", "graph_classification")

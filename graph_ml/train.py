@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 from graph_ml.models import build_model, check_task, default_hparams
 
 OnEpoch = Callable[[int, int, dict[str, float]], None]

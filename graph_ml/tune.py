@@ -40,10 +40,10 @@ import optuna
 from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from core.errors import SetupError, UserInputError
+from core.registry import Registry
 from graph_ml.datasets import DATASETS, LoadedDataset, load_dataset
-from graph_ml.errors import SetupError, UserInputError
 from graph_ml.models import MODELS, check_task
-from graph_ml.registry import Registry
 from graph_ml.search_space import (  # noqa: F401 - re-exported: callers import them from here
     CATEGORIES,
     LIMITS,

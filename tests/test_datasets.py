@@ -13,6 +13,7 @@ from urllib.error import URLError
 import pytest
 import torch
 
+from core.errors import SetupError, UserInputError
 from graph_ml.datasets import (
     DATASETS,
     available_offline,
@@ -20,7 +21,6 @@ from graph_ml.datasets import (
     make_sbm,
     resolve_data_dir,
 )
-from graph_ml.errors import SetupError, UserInputError
 
 
 def _tree(path: Path) -> set[str]:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch_geometric.data import HeteroData
 
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 from graph_ml.importer import Columns, load_csv_graph
 from graph_ml.preprocess import check_no_leakage, describe, make_split
 

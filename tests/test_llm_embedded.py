@@ -16,7 +16,7 @@ import pytest
 
 from agent.llm import embedded
 from agent.llm.embedded import EmbeddedModel, assemble_gguf, embedded_checkpoint
-from graph_ml.errors import SetupError
+from core.errors import SetupError
 
 PARTS = [b"GGUF fake part one|", b"part two|", b"part three"]
 

@@ -18,7 +18,7 @@ import pytest
 from agent.errors import ModelOutputError
 from agent.llm import get_backend
 from agent.llm.http import HTTPBackend
-from graph_ml.errors import SetupError
+from core.errors import SetupError
 
 SCHEMA = {
     "type": "object",

@@ -24,7 +24,7 @@ from test_llm_transformers import SCHEMA, build_tiny_glm
 from agent.cli import main
 from agent.llm import get_backend, serve
 from agent.llm.serve import ServeConfig
-from graph_ml.errors import SetupError, UserInputError
+from core.errors import SetupError, UserInputError
 
 ROOT = Path(__file__).resolve().parents[1]
 MESSAGES = [

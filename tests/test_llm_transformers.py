@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from agent.llm import get_backend
 from agent.llm.transformers_backend import TransformersBackend
-from graph_ml.errors import SetupError, UserInputError
+from core.errors import SetupError, UserInputError
 
 SPECIALS = ["<|endoftext|>", "[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>"]
 CHARS = [chr(code) for code in range(32, 127)] + ["\n"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 from graph_ml.models import (
     MODELS,
     FeatureDropout,

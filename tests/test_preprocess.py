@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
+from core.errors import UserInputError
 from graph_ml.datasets import DATASETS, LoadedDataset, load_dataset, make_sbm
-from graph_ml.errors import UserInputError
 from graph_ml.preprocess import (
     DataLeakageError,
     GraphSplit,

@@ -17,7 +17,7 @@ from agent.cli import main
 from agent.experiments import export_script, rerun
 from agent.report import write_report
 from agent.store import ExperimentStore
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -169,7 +169,7 @@ def test_exported_script_runs_on_cora(tmp_path: Path, data_dir: Path) -> None:
 
 
 def test_export_refuses_what_it_cannot_reproduce(tmp_path: Path) -> None:
-    from graph_ml.errors import UserInputError
+    from core.errors import UserInputError
 
     store = ExperimentStore(tmp_path)
     tune_id = store.start_run("tune", {"dataset": "cora"})

@@ -10,7 +10,7 @@ import pytest
 from agent.actions import parse_actions
 from agent.errors import RuleViolation
 from agent.router import RULES, Limits, RouteContext, Router, estimate
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from agent.llm.fake import FakeBackend
 from agent.router import Limits
 from agent.session import Session, SessionOptions
 from agent.store import ExperimentStore
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 
 
 def plan(**fields) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent.store import ExperimentStore, resolve_workspace, seeds_of
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 
 CONFIG = {"dataset": "Cora", "task": "node_classification", "model": "gcn", "seed": 3, "seeds": 2}
 

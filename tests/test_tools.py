@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 from tools import TOOLS, ToolContext
 from tools.compare import CompareArgs
 from tools.train import TrainArgs

@@ -10,8 +10,8 @@ import torch
 from torch_geometric.data import Data
 
 from agent.cli import main, train_main
+from core.errors import UserInputError
 from graph_ml.datasets import DATASETS, LoadedDataset, make_sbm
-from graph_ml.errors import UserInputError
 from graph_ml.sampling import TorchNeighborSampler, neighbor_loader
 from graph_ml.train import (
     EarlyStopping,

@@ -21,8 +21,8 @@ import optuna
 import pytest
 from optuna.trial import FixedTrial, TrialState
 
+from core.errors import SetupError, UserInputError
 from graph_ml import tune as tuning
-from graph_ml.errors import SetupError, UserInputError
 from graph_ml.tune import RangeOverride, build_space, make_config, resolve, suggest
 
 ROOT = Path(__file__).resolve().parents[1]

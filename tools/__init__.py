@@ -8,7 +8,7 @@ The report tool renders from plain data passed in its arguments; reading those r
 the experiment store (which sits above tools) is the agent's job (`agent.report`).
 """
 
-from graph_ml.registry import Registry
+from core.registry import Registry
 from tools.base import Tool, ToolArgs, ToolContext, ToolResult, tool
 from tools.compare import compare_runs
 from tools.explain import explain_predictions

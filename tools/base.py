@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 
 EpochCallback = Callable[[int, int, dict[str, float]], None]
 TrialCallback = Callable[[Any], None]

@@ -7,7 +7,7 @@ import warnings
 
 from pydantic import Field
 
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 from tools.base import ToolArgs, ToolContext, ToolResult, tool
 
 SIGNIFICANCE_LEVEL = 0.05  # the usual two-sided threshold; the p-value is reported either way

@@ -9,8 +9,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from core.errors import UserInputError
 from graph_ml.datasets import DATASETS, LoadedDataset, load_dataset, resolve_data_dir
-from graph_ml.errors import UserInputError
 
 PATH_MARKERS = ("/", "\\", ".csv", "~")
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import Field
 
+from core.errors import UserInputError
 from graph_ml.attributions import explain_node
-from graph_ml.errors import UserInputError
 from tools.base import ToolArgs, ToolContext, ToolResult, tool
 from tools.data import inside_allowed, load
 

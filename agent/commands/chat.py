@@ -25,7 +25,7 @@ from agent.commands.run import (
     session_options,
     turn_json,
 )
-from graph_ml.errors import AutoGLMError
+from core.errors import AutoGLMError
 
 HISTORY_FILE = "chat_history"
 HISTORY_LENGTH = 1000

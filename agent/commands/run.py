@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import RuleViolation
-from graph_ml.errors import AutoGLMError, UserInputError
+from core.errors import AutoGLMError, UserInputError
 
 EXIT_CODES = (
     "exit codes: 0 done; 2 bad input; 3 setup (files, model) missing; 4 no usable plan "

@@ -9,7 +9,7 @@ import argparse
 
 from pydantic import ValidationError
 
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 from graph_ml.models import MODELS, TASKS
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 from graph_ml.tune import (
     PRUNERS,
     SAMPLERS,

@@ -21,7 +21,7 @@ import os
 from typing import Any
 
 from agent.llm.base import Completion, LLMBackend, Message
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 
 __all__ = ["Completion", "LLMBackend", "Message", "get_backend", "BACKEND_KINDS"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.llm import gguf
-from graph_ml.errors import SetupError, UserInputError
+from core.errors import SetupError, UserInputError
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import shutil
 import time
 from pathlib import Path
 
-from graph_ml.cache import cache_dir
-from graph_ml.errors import SetupError
+from core.cache import cache_dir
+from core.errors import SetupError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from graph_ml.errors import SetupError
+from core.errors import SetupError
 
 # Compiled grammars kept per backend; a planner uses one or two schemas for its whole life.
 MAX_CACHED_GRAMMARS = 16

@@ -27,7 +27,7 @@ from tenacity import (
 
 from agent.errors import ModelOutputError
 from agent.llm.base import Completion, LLMBackend, Message
-from graph_ml.errors import SetupError
+from core.errors import SetupError
 
 RETRY_MAX_ATTEMPTS = 10  # per request; a starting vLLM answers within ~35 s on CPU
 RETRY_MAX_SECONDS = 90.0  # give up on a server that has not healed by then

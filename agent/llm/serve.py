@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 
 from agent.llm import embedded, gguf
-from graph_ml.errors import SetupError, UserInputError
+from core.errors import SetupError, UserInputError
 
 DEFAULT_HOST = "127.0.0.1"  # loopback unless told otherwise: the server has no auth
 DEFAULT_PORT = 8000

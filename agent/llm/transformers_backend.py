@@ -31,7 +31,7 @@ import torch
 from agent.llm import gguf
 from agent.llm.base import Completion, LLMBackend, Message
 from agent.llm.grammar import GrammarCompiler, JsonConstraint
-from graph_ml.errors import SetupError, UserInputError
+from core.errors import SetupError, UserInputError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
-from graph_ml.errors import UserInputError
+from core.errors import UserInputError
 
 T = TypeVar("T")
 
