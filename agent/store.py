@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from core.errors import SetupError, UserInputError
+from core.errors import SetupError, Terminated, UserInputError
 
 SCHEMA_VERSION = 2  # 2: epochs are keyed by seed and fold (k-fold runs share a seed)
 NO_FOLD = -1  # the fold column of a run without folds (a primary key column is never NULL)
@@ -634,8 +634,9 @@ class ExperimentStore:
         run_id = self.start_run(kind, config, **kwargs)
         try:
             yield run_id
-        except KeyboardInterrupt:
-            self.finish_run(run_id, "interrupted", error="interrupted by the user")
+        except KeyboardInterrupt as stop:
+            by = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted by the user"
+            self.finish_run(run_id, "interrupted", error=by)
             raise
         except BaseException as error:
             self.finish_run(run_id, "failed", error=f"{type(error).__name__}: {error}")

@@ -27,6 +27,7 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import socket
 import sqlite3
 import time
@@ -40,7 +41,7 @@ import optuna
 from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from core.errors import SetupError, UserInputError
+from core.errors import SetupError, Terminated, UserInputError
 from core.registry import Registry
 from graph_ml.datasets import DATASETS, LoadedDataset, load_dataset
 from graph_ml.models import MODELS, check_task
@@ -337,6 +338,7 @@ def open_storage(url: str, heartbeat: int = 10) -> optuna.storages.RDBStorage:
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _POLL_SECONDS = 1.0  # how often a worker waiting for the last running trials looks again
+_WORKER_STOP_SECONDS = 10.0  # a stopped worker marks its trial FAIL within this
 
 
 class _Surplus(Exception):
@@ -634,8 +636,15 @@ def _search(
     return study
 
 
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
 def _worker_main(plan_json: str, worker: int) -> None:
     """Entry point of a worker process started by `tune(workers=N)`."""
+    # The parent stops its workers with SIGTERM; as an interrupt, Optuna marks the trial
+    # in progress FAIL instead of leaving it RUNNING until its heartbeat times out.
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     plan = Plan.model_validate_json(plan_json)
     dataset = load_dataset(plan.config.dataset, plan.config.data_dir)
     with _quiet_optuna():
@@ -659,6 +668,8 @@ def run_workers(plan: Plan, dataset: LoadedDataset, on_trial=None) -> optuna.Stu
         for process in processes:
             if process.is_alive():
                 process.terminate()
+        for process in processes:
+            process.join(_WORKER_STOP_SECONDS)  # let each record its failed trial
     failed = [p.exitcode for p in processes if p.exitcode not in (0, None)]
     if failed:
         raise SetupError(f"{len(failed)} tuning worker process(es) failed (exit {failed}).")

@@ -25,7 +25,7 @@ from agent.commands.run import (
     session_options,
     turn_json,
 )
-from core.errors import AutoGLMError
+from core.errors import AutoGLMError, Terminated
 
 HISTORY_FILE = "chat_history"
 HISTORY_LENGTH = 1000
@@ -63,6 +63,8 @@ def _lines(stream: TextIO, prompt: str, interactive: bool) -> Iterator[str]:
             except EOFError:  # Ctrl-D leaves
                 print()
                 return
+            except Terminated:
+                raise  # SIGTERM ends the chat (agent.cli exits 130)
             except KeyboardInterrupt:  # Ctrl-C clears the line, as in a shell
                 print()
         else:
@@ -109,6 +111,8 @@ class _Chat:
         if self.interactive:  # its own prompt: the next line answers it, not a "you>" request
             try:
                 answer = input(question)
+            except Terminated:
+                raise
             except (EOFError, KeyboardInterrupt):
                 print()
                 answer = ""
@@ -155,6 +159,8 @@ class _Chat:
     def _turn(self, text: str) -> int:
         try:
             turn = self.session.handle(text)
+        except Terminated:
+            raise  # SIGTERM ends the chat too; its run is marked interrupted already
         except KeyboardInterrupt:  # Ctrl-C stops this request (its run is marked), not the chat
             print("\ninterrupted (a run in progress is marked interrupted)", flush=True)
             return 130

@@ -13,6 +13,7 @@ from agent.experiments import export_script, rerun, summary_metrics
 from agent.explain import LANGUAGES, explain_run
 from agent.report import COST_HEADERS, cost_rows, decision_lines
 from agent.store import RUN_KINDS, RUN_STATUSES, ExperimentStore, RunRecord
+from core.errors import SetupError, UserInputError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -173,11 +174,22 @@ def _export(args: argparse.Namespace) -> int:
     with ExperimentStore(args.workspace) as store:
         record = store.get_run(args.run_id)
     output = args.output or Path(f"reproduce_run_{record.id}.py")
+    if str(output) != "-" and not output.parent.is_dir():
+        raise UserInputError(
+            f"Cannot write {output}: the directory {output.parent} does not exist. Create it "
+            f"(mkdir -p {output.parent}) or pass another -o."
+        )
     text = export_script(record, filename=output.name)
     if str(output) == "-":
         sys.stdout.write(text)
         return 0
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise SetupError(
+            f"Cannot write {output}: {error.strerror or error}. Choose another -o, or "
+            "print the script with -o - and redirect it."
+        ) from None
     if args.json:
         print(json.dumps({"run_id": record.id, "script": str(output.resolve())}))
     else:

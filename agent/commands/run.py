@@ -9,11 +9,8 @@ Exit codes (also for `autoglm chat` per turn and `autoglm inspect`):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,21 +57,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(func=_run)
-
-
-@contextlib.contextmanager
-def stop_on_sigterm() -> Iterator[None]:
-    """Treat SIGTERM (a scheduler's `kill`, `timeout`) like Ctrl-C while the block runs: the
-    running run is marked interrupted now rather than when the store is next opened."""
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def make_backend(name: str | None) -> Any:
@@ -163,8 +145,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if not args.text.strip():  # before loading a model for nothing
         raise UserInputError(f"The request is empty: say what to do, {EXAMPLE_REQUEST}.")
-    with stop_on_sigterm():
-        return _run_text(args)
+    return _run_text(args)  # SIGTERM arrives as Ctrl-C (agent.cli): the run is marked at once
 
 
 def _run_text(args: argparse.Namespace) -> int:
