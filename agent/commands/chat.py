@@ -22,6 +22,7 @@ from agent.commands.run import (
     format_plan,
     make_backend,
     open_store,
+    planning_budget,
     session_options,
     turn_json,
 )
@@ -101,7 +102,9 @@ class _Chat:
             confirm=None if args.yes else self._confirm,
             on_plan=None if args.json else self._show_plan,
         )
-        self.session = Session(make_backend(args.backend), store, args.resume, options)
+        self.backend = make_backend(args.backend)
+        self.session = Session(self.backend, store, args.resume, options)
+        self.budget = lambda: planning_budget(self.backend, args.llm_timeout)
 
     def _show_plan(self, routed: list) -> None:
         print(format_plan(routed), flush=True)
@@ -158,7 +161,8 @@ class _Chat:
 
     def _turn(self, text: str) -> int:
         try:
-            turn = self.session.handle(text)
+            with self.budget():
+                turn = self.session.handle(text)
         except Terminated:
             raise  # SIGTERM ends the chat too; its run is marked interrupted already
         except KeyboardInterrupt:  # Ctrl-C stops this request (its run is marked), not the chat

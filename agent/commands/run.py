@@ -24,7 +24,8 @@ EXIT_CODES = (
 
 
 def add_common_options(parser: argparse.ArgumentParser, backend: bool = True) -> None:
-    """--workspace, --data-dir, --json (and --backend): shared by run, chat and inspect."""
+    """--workspace, --data-dir, --json (and --backend, --llm-timeout): shared by run, chat
+    and inspect."""
     parser.add_argument(
         "--workspace",
         type=Path,
@@ -40,6 +41,7 @@ def add_common_options(parser: argparse.ArgumentParser, backend: bool = True) ->
             default=None,
             help="planner model backend: embedded, transformers, http, ... (default $AUTOGLM_LLM)",
         )
+        add_llm_timeout(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
 
 
@@ -59,11 +61,43 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
+def add_llm_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--llm-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="the most an HTTP model server may take for one plan, re-asks included "
+        "(default $AUTOGLM_LLM_TIMEOUT, else 300)",
+    )
+
+
+def _seconds(text: str) -> float:
+    from agent.llm.http import parse_timeout
+
+    try:
+        return parse_timeout(text)
+    except UserInputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def make_backend(name: str | None) -> Any:
     """The planner's language model (`agent.llm.get_backend`)."""
     from agent.llm import get_backend
 
     return get_backend(name)
+
+
+def planning_budget(backend: Any, seconds: float | None):
+    """The block one request is planned in: its model calls share `seconds`
+    (`--llm-timeout`, else the backend's own limit)."""
+    if seconds is not None and not backend.deadlines:
+        print(
+            f"note: --llm-timeout limits an HTTP model server; the {backend.name} backend runs "
+            "in this process, bounded by its token budget instead.",
+            file=sys.stderr,
+        )
+    return backend.time_budget(seconds)
 
 
 def open_store(workspace: Path | None):
@@ -156,10 +190,10 @@ def _run_text(args: argparse.Namespace) -> int:
         on_plan = None if args.json else lambda routed: print(format_plan(routed), flush=True)
         options = session_options(args, on_plan=on_plan)
         try:
-            session = Session(
-                make_backend(args.backend), store, options=options, title=args.text[:60]
-            )
-            turn = session.handle(args.text)
+            backend = make_backend(args.backend)
+            session = Session(backend, store, options=options, title=args.text[:60])
+            with planning_budget(backend, args.llm_timeout):
+                turn = session.handle(args.text)
         except AutoGLMError as error:
             if not args.json:
                 raise  # the CLI prints "error: ..." and exits with its code
