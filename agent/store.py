@@ -46,6 +46,9 @@ STUDIES_NAME = "studies.sqlite"
 # Several processes (a chat and a tuner) may write at once; SQLite serialises writers and a
 # writer waits this long for the lock before giving up.
 BUSY_TIMEOUT_S = 30.0
+# A chat message is kept whole up to this; longer (a pasted document) keeps its start and
+# says how long it was. The planner refuses requests far shorter than this anyway.
+MAX_MESSAGE_CHARS = 16_000
 
 RunKind = Literal["train", "tune", "compare", "inspect", "explain"]
 RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
@@ -239,6 +242,15 @@ def _process_started(pid: int) -> float | None:
         return psutil.Process(pid).create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
+
+
+def capped(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text`, or its start and a note of its full length when longer than `limit`."""
+    if len(text) <= limit:
+        return text
+    note = f"\n[cut: the message was {len(text)} characters; the first {{kept}} are kept]"
+    kept = limit - len(note.format(kept=limit))
+    return text[:kept] + note.format(kept=kept)
 
 
 def _dumps(value: Any) -> str | None:
@@ -808,8 +820,12 @@ class ExperimentStore:
         run_id: int | None = None,
         data: Any = None,
     ) -> int:
-        """Append a message (role user/assistant/tool/system) to a session; returns its id."""
+        """Append a message (role user/assistant/tool/system) to a session; returns its id.
+
+        A message over `MAX_MESSAGE_CHARS` is stored as its start plus a note of its length.
+        """
         now = time.time()
+        content = capped(content)
         with self._tx() as conn:
             cursor = conn.execute(
                 "INSERT INTO messages (session_id, role, content, run_id, data, created_at) "

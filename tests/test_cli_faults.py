@@ -163,3 +163,44 @@ def test_sigterm_before_any_work_is_still_130(tmp_path: Path, command: list[str]
     )  # fmt: skip
     assert done.returncode == 130 and "interrupted" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -------------------------------------------------------------------------- issue 10, case 7
+
+
+def test_run_refuses_an_over_long_request_before_loading_a_model(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import agent.commands.run
+
+    def no_model(name):
+        raise AssertionError("a model was loaded for a request that is refused anyway")
+
+    monkeypatch.setattr(agent.commands.run, "make_backend", no_model)
+    started = time.perf_counter()
+    code = main(["run", "train a gcn " * 10_000, "--workspace", str(tmp_path / "ws")])
+    assert code == 2 and time.perf_counter() - started < 5
+    assert "characters long" in capsys.readouterr().err
+    assert not (tmp_path / "ws").exists()  # nothing opened, nothing stored
+
+
+def test_chat_stores_a_capped_copy_of_an_over_long_message(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import io
+
+    import agent.commands.chat
+    from agent.llm.fake import FakeBackend
+    from agent.store import MAX_MESSAGE_CHARS
+
+    monkeypatch.setattr(agent.commands.chat, "make_backend", lambda name: FakeBackend())
+    pasted = "train a gcn on cora " * 5_120  # 102,400 characters
+    monkeypatch.setattr(sys, "stdin", io.StringIO(pasted + "\n"))
+    assert main(["chat", "--workspace", str(tmp_path / "ws")]) == 0
+    assert "characters long" in capsys.readouterr().out
+    with ExperimentStore(tmp_path / "ws") as store:
+        [user, reply] = store.messages(store.list_sessions()[0].id)
+    assert len(user.content) <= MAX_MESSAGE_CHARS < len(pasted.strip())
+    assert user.content.startswith(pasted[:1000])
+    assert "102399 characters" in user.content  # the copy says it is one, and of what
+    assert reply.content.startswith("error: The request is")

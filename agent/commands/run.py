@@ -179,6 +179,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if not args.text.strip():  # before loading a model for nothing
         raise UserInputError(f"The request is empty: say what to do, {EXAMPLE_REQUEST}.")
+    from agent.planner import check_request
+
+    check_request(args.text)  # a pasted document is refused before any model loads
     return _run_text(args)  # SIGTERM arrives as Ctrl-C (agent.cli): the run is marked at once
 
 
