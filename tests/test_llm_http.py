@@ -398,4 +398,4 @@ def test_plan_command_takes_llm_timeout(tmp_path):
         slow.stop()
     assert done.returncode == 3, done.stderr
     assert "2 s for this plan" in done.stderr and "Traceback" not in done.stderr
-    assert seconds < 20
+    assert seconds < 60  # imports included, slow on a busy machine; precision: tests above

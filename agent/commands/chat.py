@@ -182,7 +182,7 @@ class _Chat:
 
 
 def _run(args: argparse.Namespace) -> int:
-    store = open_store(args.workspace)
+    store = open_store(args.workspace, read_only=args.list)  # --list only reads
     try:
         if args.list:
             for record in store.list_sessions():

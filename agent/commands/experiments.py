@@ -90,7 +90,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with ExperimentStore(args.workspace) as store:
+    with ExperimentStore(args.workspace, read_only=True) as store:
         runs = store.list_runs(args.limit, args.session, args.kind, args.status)
     if args.json:
         rows = [{**r.model_dump(exclude={"result"}), "title": r.title} for r in runs]
@@ -116,7 +116,7 @@ def _record_json(store: ExperimentStore, record: RunRecord) -> dict[str, Any]:
 
 
 def _show(args: argparse.Namespace) -> int:
-    with ExperimentStore(args.workspace) as store:
+    with ExperimentStore(args.workspace, read_only=True) as store:
         record = store.get_run(args.run_id)
         if args.json:
             print(json.dumps(_record_json(store, record), default=str, ensure_ascii=False))
@@ -171,7 +171,7 @@ def _rerun(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    with ExperimentStore(args.workspace) as store:
+    with ExperimentStore(args.workspace, read_only=True) as store:
         record = store.get_run(args.run_id)
     output = args.output or Path(f"reproduce_run_{record.id}.py")
     if str(output) != "-" and not output.parent.is_dir():

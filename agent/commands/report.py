@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    with ExperimentStore(args.workspace) as store:
+    with ExperimentStore(args.workspace, read_only=True) as store:  # writes files only
         files = write_report(store, args.run_id, args.out, args.lang)
     if args.json:
         paths = {"markdown": str(files.markdown), "html": str(files.html),

@@ -100,10 +100,10 @@ def planning_budget(backend: Any, seconds: float | None):
     return backend.time_budget(seconds)
 
 
-def open_store(workspace: Path | None):
+def open_store(workspace: Path | None, read_only: bool = False):
     from agent.store import ExperimentStore
 
-    return ExperimentStore(workspace)
+    return ExperimentStore(workspace, read_only=read_only)
 
 
 def session_options(args: argparse.Namespace, **extra: Any):
