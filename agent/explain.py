@@ -3,7 +3,7 @@
 Python reads the facts out of a stored run (`agent.store.RunRecord`) and decides what they
 mean (over-fitting, significance, homophily); the words live in `prompts/explain_<kind>.<lang>.j2`
 (Jinja2, `StrictUndefined`), English and Chinese. Every number an explanation shows comes
-from the record passed in, or from the small table of published reference figures below;
+from the record passed in, or from the published figures in the models' catalogue specs;
 none is typed into a template.
 
 `explain_node(model, data, node_ids)` (from `graph_ml.attributions`, re-exported here) gives
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ import jinja2
 
 from core.errors import UserInputError
 from graph_ml.attributions import explain_node, receptive_hops
+from graph_ml.catalogue import DATASETS, MODELS, Published
 
 if TYPE_CHECKING:
     from agent.store import ExperimentStore, RunRecord
@@ -40,36 +40,12 @@ UNDERFIT_TRAIN_METRIC = 0.6  # a model below this on its own training data lacks
 HOMOPHILY_LOW, HOMOPHILY_HIGH = 0.5, 0.7
 
 
-@dataclass(frozen=True)
-class Published:
-    """A published test accuracy (percent), the task and split it holds for, and its source."""
-
-    value: float
-    source: str
-    task: str = "node_classification"
-    splits: tuple[str, ...] = ("auto", "public")  # Planetoid's public split
-
-
-_GIN = ("graph_classification", ("auto", "kfold"))  # 10-fold cross-validation, as in the paper
-
-# (model, dataset) -> published test accuracy under that paper's protocol.
-PUBLISHED: dict[tuple[str, str], Published] = {
-    ("gcn", "cora"): Published(81.5, "Kipf & Welling, ICLR 2017"),
-    ("gat", "cora"): Published(83.0, "Veličković et al., ICLR 2018"),
-    ("mlp", "cora"): Published(55.1, "Veličković et al., ICLR 2018"),
-    ("gcn", "citeseer"): Published(70.3, "Kipf & Welling, ICLR 2017"),
-    ("gat", "citeseer"): Published(72.5, "Veličković et al., ICLR 2018"),
-    ("mlp", "citeseer"): Published(46.5, "Veličković et al., ICLR 2018"),
-    ("gin", "mutag"): Published(89.4, "Xu et al., ICLR 2019", *_GIN),
-}
-
-
 def published_figure(model: str, dataset: str, task: str, split: str | None) -> Published | None:
-    """The published figure comparable to this run: same model, data, task and protocol."""
-    found = PUBLISHED.get((model.lower(), dataset.lower()))
-    if found is None or found.task != task or (split or "auto") not in found.splits:
+    """The published figure comparable to this run (from the model's catalogue spec): same
+    model, data, task and protocol; None when the catalogue knows none."""
+    if model not in MODELS or dataset not in DATASETS:
         return None
-    return found
+    return MODELS.get(model).published_figure(DATASETS.resolve(dataset), task, split)
 
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
