@@ -3,22 +3,16 @@
 - `summary_metrics(kind, result)`: the few numbers `experiments list` shows, stored with a run.
 - `rerun(store, run_id)`: runs a stored train or tune config again as a new run whose parent
   is the old one, and records it like any other (epochs, costs, result).
-- `export_script(record)`: a standalone Python script (plain PyTorch Geometric, no
-  open-autoglm) that reproduces a train run, from `prompts/export_script.py.j2`.
+(`agent.export` writes the standalone script that reproduces a train run.)
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
-from agent.explain import train_result
 from agent.store import ExperimentStore, RunRecord
 from core.errors import UserInputError
 
@@ -136,74 +130,3 @@ def _rerun_tune(store, record, new_id, data_dir, on_epoch) -> None:
         result = tune(config)
     dumped = result.model_dump(mode="json")
     store.finish_run(new_id, "succeeded", metrics=summary_metrics("tune", dumped), result=dumped)
-
-
-# -- export -----------------------------------------------------------------------------
-
-
-def _resolved_config(record: RunRecord) -> dict[str, Any]:
-    """The run's config with the trainer's resolved values and the model defaults filled."""
-    config = dict(record.config)
-    if record.status == "succeeded" and record.result:
-        config.update(train_result(record).get("config") or {})
-    missing = [k for k in SCRIPT_KEYS if config.get(k) is None]
-    if missing and config.get("model") and config.get("task"):
-        from graph_ml.models import default_hparams
-
-        defaults = default_hparams(config["model"], config["task"])
-        config.update({k: defaults[k] for k in missing if defaults.get(k) is not None})
-    return config
-
-
-def export_script(record: RunRecord, filename: str = "reproduce.py") -> str:
-    """The text of a standalone script reproducing train run `record` with plain PyG.
-
-    Raises:
-        UserInputError: the run is not a train run, or its dataset/task is not one the
-            script supports (Planetoid or TU datasets; node or graph classification).
-    """
-    from graph_ml.datasets import DATASETS
-
-    if record.kind != "train":
-        raise UserInputError(
-            f"Run {record.id} is a {record.kind} run; only train runs can be exported "
-            "(a tune run's best configuration is its retrained train run)."
-        )
-    config = _resolved_config(record)
-    spec = DATASETS.get(str(config.get("dataset")))
-    task = config.get("task") or spec.default_task
-    if spec.source not in EXPORTABLE_SOURCES or task not in EXPORTABLE_TASKS:
-        raise UserInputError(
-            f"Export covers Planetoid and TU datasets for node or graph classification; run "
-            f"{record.id} is {task} on {spec.name} ({spec.source})."
-        )
-    config["task"] = task
-    missing = [k for k in ("epochs", "lr", "hidden_channels", "num_layers", "dropout",
-                           "weight_decay") if config.get(k) is None]  # fmt: skip
-    if missing:
-        raise UserInputError(f"Run {record.id} has no value for {', '.join(missing)}.")
-    stored = "n/a"
-    if record.status == "succeeded" and record.result:
-        result = train_result(record)
-        stored = f"{result['test_mean']:.4f} ± {result.get('test_std') or 0.0:.4f}"
-        runs = len(result.get("runs") or [])
-    else:
-        runs = 0
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             lstrip_blocks=True, keep_trailing_newline=True)  # fmt: skip
-    env.filters["py"] = repr
-    text = (resources.files("prompts") / "export_script.py.j2").read_text(encoding="utf-8")
-    return env.from_string(text).render(
-        run_id=record.id,
-        model=config["model"],
-        dataset=spec.name,
-        dataset_dir=spec.folder,
-        source=spec.source,
-        task=task,
-        metric="accuracy",
-        stored_test=stored,
-        stored_runs=runs,
-        exported_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        filename=filename,
-        config={k: config.get(k) for k in SCRIPT_KEYS},
-    )

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import math
 import re
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-
+import prompts
 from core.errors import UserInputError
 from graph_ml.attributions import explain_node, receptive_hops
 from graph_ml.catalogue import DATASETS, MODELS, Published
+from prompts import fmt_num, fmt_p, fmt_pct, fmt_seconds, fmt_value  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from agent.store import ExperimentStore, RunRecord
@@ -56,63 +55,11 @@ def detect_language(text: str | None) -> str:
     return "zh" if text and _CJK.search(text) else "en"
 
 
-# -- number formatting (the only place numbers become text) --------------------------------
-
-
-def fmt_num(value: float | None, digits: int = 4) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def fmt_pct(value: float | None) -> str:
-    """0.8123 -> '81.23' (a metric in [0, 1] as percent)."""
-    return "n/a" if value is None else f"{100 * value:.2f}"
-
-
-def fmt_p(value: float | None) -> str:
-    """A p-value: 3 significant digits, scientific below 0.001."""
-    if value is None:
-        return "n/a"
-    return f"{value:.2e}" if value < 1e-3 else f"{value:.3f}"
-
-
-def fmt_value(value: Any) -> str:
-    """A stored value as text: floats to 4 significant digits, the rest as is."""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def fmt_seconds(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
-
-
-def _environment() -> jinja2.Environment:
-    def load(name: str) -> str:
-        return (resources.files("prompts") / name).read_text(encoding="utf-8")
-
-    env = jinja2.Environment(
-        loader=jinja2.FunctionLoader(load),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=False,
-        autoescape=False,
-    )
-    env.filters.update(num=fmt_num, pct=fmt_pct, p=fmt_p, sec=fmt_seconds, val=fmt_value)
-    return env
-
-
-_ENV: jinja2.Environment | None = None
-
-
 def render(kind: str, language: str, /, **facts: Any) -> str:
     """Render `prompts/explain_<kind>.<language>.j2` with `facts` (missing facts raise)."""
-    global _ENV
     if language not in LANGUAGES:
         raise UserInputError(f"Unknown language {language!r}; choose from: {', '.join(LANGUAGES)}.")
-    if _ENV is None:
-        _ENV = _environment()
-    text = _ENV.get_template(f"explain_{kind}.{language}.j2").render(**facts)
+    text = prompts.render(f"explain_{kind}.{language}.j2", **facts)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
@@ -170,13 +117,8 @@ def explain_error(record: RunRecord, language: str = "en", store: Any = None) ->
 
 
 def train_result(record: RunRecord) -> dict[str, Any]:
-    """The `TrainResult` dict of a train run (also unwraps the train tool's output)."""
-    result = record.result or {}
-    if "runs" not in result and isinstance(result.get("result"), dict):
-        result = result["result"]
-    if "runs" not in result:
-        raise UserInputError(f"Run {record.id} holds no training result to explain.")
-    return result
+    """The `TrainResult` dict of a train run (`RunRecord.train_result`)."""
+    return record.train_result()
 
 
 def _config_value(result: dict[str, Any], record: RunRecord, key: str) -> Any:

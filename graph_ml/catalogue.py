@@ -439,8 +439,12 @@ def _check_spec(spec: ModelSpec) -> None:
             raise ValueError(f"{where}: the range of {name!r} is not a FloatRange/IntRange/Choice")
     if not isinstance(spec.encoder, (str, type)):
         raise ValueError(f"{where}: encoder must be a class or a 'module:attribute' string")
-    if spec.export is not None and not isinstance(spec.export, ExportRecipe):
-        raise ValueError(f"{where}: export must be an ExportRecipe or None")
+    if spec.export is not None:
+        if not isinstance(spec.export, ExportRecipe):
+            raise ValueError(f"{where}: export must be an ExportRecipe or None")
+        bad = [name for name in spec.export.imports if not name.isidentifier()]
+        if bad:
+            raise ValueError(f"{where}: export imports {bad} are not Python names")
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from agent.cli import main
-from agent.experiments import export_script, rerun
+from agent.experiments import rerun
+from agent.export import export_script
 from agent.report import write_report
 from agent.store import ExperimentStore
 from core.errors import UserInputError

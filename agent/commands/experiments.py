@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.experiments import export_script, rerun, summary_metrics
+from agent.experiments import rerun, summary_metrics
 from agent.explain import LANGUAGES, explain_run
+from agent.export import export_script
 from agent.report import COST_HEADERS, cost_rows, decision_lines
 from agent.store import RUN_KINDS, RUN_STATUSES, ExperimentStore, RunRecord
 
@@ -173,7 +174,7 @@ def _export(args: argparse.Namespace) -> int:
     with ExperimentStore(args.workspace) as store:
         record = store.get_run(args.run_id)
     output = args.output or Path(f"reproduce_run_{record.id}.py")
-    text = export_script(record, filename=output.name)
+    text = export_script(record)
     if str(output) == "-":
         sys.stdout.write(text)
         return 0
