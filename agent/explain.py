@@ -201,13 +201,15 @@ def _fit_kind(f: dict[str, Any]) -> str:
 def mlp_baseline(
     record: RunRecord, store: ExperimentStore | None, model: str, dataset: str, task: str
 ) -> dict[str, Any] | None:
-    """The MLP run on the same dataset and task from the store, if there is one."""
-    if store is None or model == "mlp":
+    """A no-graph baseline run (a model whose spec says `uses_graph=False`, the MLP) on the
+    same dataset and task from the store, if there is one."""
+    baselines = {name for name, spec in MODELS.items() if not spec.uses_graph}
+    if store is None or model in baselines:
         return None
     for other in store.list_runs(limit=200, kind="train", status="succeeded"):
         cfg = other.config
         same = (
-            str(cfg.get("model", "")).lower() == "mlp"
+            str(cfg.get("model", "")).lower() in baselines
             and str(cfg.get("dataset", "")).lower() == dataset
             and cfg.get("task") == task
         )

@@ -27,7 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", "-d", default="cora", help="catalogue name (default: cora)")
     parser.add_argument("--task", choices=TASKS, help="default: the dataset's default task")
     parser.add_argument(
-        "--model", "-m", default="gcn", help="a catalogue model (`autoglm models`; default: gcn)"
+        "--model", "-m", default=None,
+        help="a catalogue model (`autoglm models`; default: the task's usual baseline)",
     )
     parser.add_argument("--epochs", type=int, help="maximum epochs (default: model's)")
     parser.add_argument("--lr", type=float, help="learning rate")
@@ -74,6 +75,8 @@ def _run(args: argparse.Namespace) -> int:
     from graph_ml.train import TrainConfig
 
     values = {name: getattr(args, name) for name in CONFIG_ARGS}
+    if values["model"] is None:
+        values["model"] = _baseline(values["dataset"], values["task"])
     try:
         config = TrainConfig(**values)
     except ValidationError as error:
@@ -101,6 +104,15 @@ def _run(args: argparse.Namespace) -> int:
         print(format_result(result))
         print(f"stored as run {done.run_id} (autoglm experiments show {done.run_id})")
     return 0
+
+
+def _baseline(dataset: str, task: str | None) -> str:
+    """The task's usual baseline model (the catalogue's `TaskSpec.default_model`)."""
+    from graph_ml.catalogue import DATASETS, TASK_SPECS
+
+    if task is None and dataset in DATASETS:
+        task = DATASETS.get(dataset).default_task
+    return TASK_SPECS[task or "node_classification"].default_model
 
 
 def _check(config) -> None:
