@@ -35,6 +35,14 @@ EXIT_TOOL_FAILED = 6  # a tool crashed: its run is marked failed, the store is i
 EpochCallback = Callable[[int, int, int, dict[str, float]], None]
 
 
+class RunFailed(AutoGLMError):
+    """A call ran and failed; its run is stored as failed with the tool's message."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_TOOL_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class ToolCall(BaseModel):
     """One tool call a routed action expands to.
 
@@ -195,6 +203,17 @@ class Executor:
             self.store.finish_run(run_id, "interrupted", error="interrupted by the user")
             raise
         done.run_ids.append(run_id)
+        return done
+
+    def execute_or_raise(self, call: ToolCall, parent: int | None = None) -> Execution:
+        """`execute`, for commands: a failed call raises `RunFailed` naming its stored run.
+
+        Raises:
+            RunFailed: the call failed (its run is stored as failed).
+        """
+        done = self.execute(call, parent=parent)
+        if done.status != "succeeded":
+            raise RunFailed(f"Run {done.run_id} ({call.kind}) failed: {done.error}", done.exit_code)
         return done
 
     def _members(self, call: ToolCall, run_id: int, done: Execution) -> list[RunRecord]:

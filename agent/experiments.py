@@ -15,19 +15,11 @@ from agent.executor import (  # noqa: F401 - re-exported for the commands
     EpochCallback,
     Executor,
     ExecutorOptions,
+    RunFailed,
     rerun_call,
     summary_metrics,
 )
 from agent.store import ExperimentStore, RunRecord
-from core.errors import AutoGLMError
-
-
-class RerunFailed(AutoGLMError):
-    """The rerun ran and failed; it is stored as failed with the tool's message."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def rerun(
@@ -52,18 +44,13 @@ def rerun(
 
     Raises:
         UserInputError: no such run, or a kind that cannot be rerun.
-        RerunFailed: the rerun failed; it is stored as failed.
+        RunFailed: the rerun failed; it is stored as failed.
     """
     record = store.get_run(run_id)
     options = ExecutorOptions(
         data_dir=Path(data_dir) if data_dir else None, on_epoch=on_epoch, progress=progress
     )
-    done = Executor(store, options).execute(rerun_call(record), parent=record.id)
-    if done.status != "succeeded":
-        raise RerunFailed(
-            f"The rerun of run {record.id} (run {done.run_id}) failed: {done.error}",
-            done.exit_code,
-        )
+    done = Executor(store, options).execute_or_raise(rerun_call(record), parent=record.id)
     return store.get_run(done.run_id)
 
 

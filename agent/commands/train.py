@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -93,10 +92,7 @@ def _run(args: argparse.Namespace) -> int:
         progress=not (args.no_progress or args.json),
     )
     with ExperimentStore(args.workspace) as store:
-        done = Executor(store, options).execute(call)
-    if done.status != "succeeded":
-        print(f"error: run {done.run_id} failed: {done.error}", file=sys.stderr)
-        return done.exit_code
+        done = Executor(store, options).execute_or_raise(call)
     result = done.output.result
     if args.json:
         print(json.dumps({"run_id": done.run_id, **result.model_dump(mode="json")}, indent=2))

@@ -179,10 +179,7 @@ def _run(args: argparse.Namespace) -> int:
     stored = config.model_dump(mode="json", exclude_none=True)
     call = ToolCall(tool="tune", kind="tune", args={"dataset": config.dataset, "config": stored})
     with ExperimentStore(args.workspace) as store:
-        done = Executor(store, options).execute(call)
-    if done.status != "succeeded":
-        print(f"error: run {done.run_id} failed: {done.error}", file=sys.stderr)
-        return done.exit_code
+        done = Executor(store, options).execute_or_raise(call)
     result = done.output.result
     if args.json:
         print(json.dumps({"run_id": done.run_id, **result.model_dump(mode="json")}, indent=2))
