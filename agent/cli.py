@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "plan",
     "train",
     "tune",
+    "models",
     "datasets",
     "inspect",
     "experiments",
@@ -91,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `autoglm`."""
     with sigterm_as_interrupt():
         try:
-            code = _dispatch(build_parser().parse_args(argv))
+            try:
+                parser = build_parser()  # imports the catalogue, which loads model plug-ins
+            except AutoGLMError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return error.exit_code
+            code = _dispatch(parser.parse_args(argv))
             sys.stdout.flush()  # a closed pipe shows here rather than at interpreter exit
         except KeyboardInterrupt as stop:
             why = " (SIGTERM)" if isinstance(stop, Terminated) else ""

@@ -17,12 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import jinja2
 import jsonschema
 
+import prompts
 from agent.actions import (
     MAX_ACTIONS,
     MAX_MODELS,
@@ -77,8 +77,7 @@ class Fix:
 
 @cache
 def _questions() -> jinja2.Template:
-    text = resources.files("prompts").joinpath("planner_clarify.j2").read_text("utf-8")
-    return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(text)
+    return prompts.environment().get_template("planner_clarify.j2")
 
 
 # ---------------------------------------------------------------------------------------

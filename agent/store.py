@@ -196,6 +196,19 @@ class RunRecord(BaseModel):
         label = " ".join(p for p in parts[:2] if p)
         return f"{label} on {parts[2]}" if parts[2] else label
 
+    def train_result(self) -> dict[str, Any]:
+        """The `TrainResult` dict of a train run (also unwraps the train tool's output).
+
+        Raises:
+            UserInputError: the run holds no training result.
+        """
+        result = self.result or {}
+        if "runs" not in result and isinstance(result.get("result"), dict):
+            result = result["result"]
+        if "runs" not in result:
+            raise UserInputError(f"Run {self.id} holds no training result to explain.")
+        return result
+
 
 class EpochRecord(BaseModel):
     run_id: int
@@ -274,6 +287,11 @@ STALE_ERROR = (
 DISK_NEARLY_FULL_BYTES = 1 << 20  # less free than this when a run fails: the disk is why
 
 
+def interruption(stop: KeyboardInterrupt) -> str:
+    """How an interrupted run is recorded: Ctrl-C, or a SIGTERM (`core.errors.Terminated`)."""
+    return "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted by the user"
+
+
 def _described(error: BaseException) -> str:
     return str(error) if isinstance(error, StorageError) else f"{type(error).__name__}: {error}"
 
@@ -346,9 +364,10 @@ class ExperimentStore:
     Args:
         workspace: directory for the store, checkpoints, reports and studies; default
             `AUTOGLM_WORKSPACE`, else `./.autoglm`. Created if missing (unless read-only).
-        read_only: open for reading only (list, show, export, report): nothing is created
-            or written, so a read-only workspace works; runs whose process is gone are
-            shown `interrupted` without being recorded so.
+        read_only: open for reading only (list, show, export; a report written elsewhere):
+            nothing is created or written, so a read-only workspace works. Runs whose
+            process is gone are shown `interrupted` without being recorded so, and the cost
+            of what a read-only command does (`log_step`) is not recorded.
 
     Raises:
         StorageError: the file is damaged, the disk full or read-only, the store locked
@@ -744,6 +763,8 @@ class ExperimentStore:
     ) -> int:
         """Record the cost of one step and return its id.
 
+        Returns 0 and records nothing when the store is open read-only.
+
         Args:
             run_id: the run it belongs to (None for a step before any run, e.g. a refused
                 plan; give `session_id` then).
@@ -754,7 +775,9 @@ class ExperimentStore:
             prompt_tokens, completion_tokens, reasks: LLM costs of a planning step.
             session_id: the chat session, if any.
         """
-        with self._tx() as conn:
+        if self.read_only:
+            return 0  # a read-only command's cost (a report); nowhere to keep it
+        with self._tx(f"the cost of step {name}") as conn:
             cursor = conn.execute(
                 "INSERT INTO steps (run_id, session_id, name, seconds, peak_mb, prompt_tokens, "
                 "completion_tokens, reasks, detail, created_at) "
@@ -840,8 +863,7 @@ class ExperimentStore:
         try:
             yield run_id
         except KeyboardInterrupt as stop:
-            by = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted by the user"
-            self.finish_run(run_id, "interrupted", error=by)
+            self.finish_run(run_id, "interrupted", error=interruption(stop))
             raise
         except BaseException as error:
             failure = self._full_disk_failure(error, run_id)

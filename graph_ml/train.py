@@ -29,12 +29,18 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from core.errors import UserInputError
-from graph_ml.models import build_model, check_task, default_hparams
+from graph_ml.catalogue import MODELS, PARAMS, check_task, default_hparams, model_specific_params
+from graph_ml.models import build_model
 
 OnEpoch = Callable[[int, int, dict[str, float]], None]
-# Hyper-parameters only some models have: the models that use each.
-MODEL_PARAMS: dict[str, tuple[str, ...]] = {"aggr": ("sage",), "K": ("appnp",), "alpha": ("appnp",)}
 Metric = Literal["accuracy", "roc_auc"]
+Aggr = Literal[PARAMS["aggr"].choices]  # type: ignore[valid-type]
+
+
+def _bounded(name: str, comment: str = "") -> Any:
+    """A `None`-default field with the parameter's bounds from the catalogue."""
+    return Field(None, description=comment or PARAMS[name].description,
+                 **PARAMS[name].field_bounds())  # fmt: skip
 
 
 class TrainConfig(BaseModel):
@@ -45,19 +51,20 @@ class TrainConfig(BaseModel):
     dataset: str = "cora"  # the dataset users try first
     task: str | None = None  # None: the dataset's default task
     model: str = "gcn"  # the baseline every paper compares against
-    epochs: int | None = Field(None, ge=1, le=100_000)
-    lr: float | None = Field(None, gt=0, le=10)
-    hidden_channels: int | None = Field(None, ge=1, le=65_536)
-    num_layers: int | None = Field(None, ge=1, le=64)
-    dropout: float | None = Field(None, ge=0, lt=1)
-    weight_decay: float | None = Field(None, ge=0, le=1)
-    heads: int | None = Field(None, ge=1, le=64)
-    aggr: Literal["mean", "max", "sum", "min"] | None = None  # SAGE aggregation; None: mean
-    K: int | None = Field(None, ge=1, le=64)  # APPNP propagation steps; None: 10
-    alpha: float | None = Field(None, gt=0, le=1)  # APPNP teleport probability; None: 0.1
-    seeds: int = Field(1, ge=1, le=100)  # one run is enough to try; 10 to report a mean
+    epochs: int | None = _bounded("epochs")
+    lr: float | None = _bounded("lr")
+    hidden_channels: int | None = _bounded("hidden_channels")
+    num_layers: int | None = _bounded("num_layers")
+    dropout: float | None = _bounded("dropout")
+    weight_decay: float | None = _bounded("weight_decay")
+    heads: int | None = _bounded("heads")
+    aggr: Aggr | None = None  # SAGE aggregation; None: mean
+    K: int | None = _bounded("K", "APPNP propagation steps; None: 10")
+    alpha: float | None = _bounded("alpha", "APPNP teleport probability; None: 0.1")
+    # one run is enough to try; 10 to report a mean
+    seeds: int = Field(1, **PARAMS["seeds"].field_bounds())
     seed: int = Field(0, ge=0)  # runs use seed, seed+1, ...
-    patience: int | None = Field(None, ge=0)  # epochs without val improvement; 0 = never stop
+    patience: int | None = _bounded("patience")  # 0 = never stop early
     split: str = "auto"  # public split where the dataset has one, else random / k-fold
     folds: int = Field(10, ge=2, le=100)  # k-fold graph classification, as in the GIN paper
     fold: int | None = Field(None, ge=0)  # run one fold only; None runs them all
@@ -129,8 +136,9 @@ def resolve_config(config: TrainConfig, ds: Any) -> TrainConfig:
     filled = {k: hp.get(k) for k in TrainConfig.model_fields if getattr(config, k) is None}
     filled = {k: v for k, v in filled.items() if v is not None}
     filled.update(task=task, model=spec.name)
-    for key, models in MODEL_PARAMS.items():
-        if getattr(config, key) is not None and spec.name not in models:
+    for key in model_specific_params():
+        if getattr(config, key) is not None and not spec.takes_param(key):
+            models = [name for name, other in MODELS.items() if other.takes_param(key)]
             raise UserInputError(
                 f"{key} applies to {', '.join(models)} only; model {spec.name!r} does not use "
                 f"it. Drop {key} or train {' or '.join(models)}."
@@ -390,9 +398,10 @@ def roc_auc(scores: Tensor, labels: Tensor) -> float:
 # --- Task runners: build the model, one training epoch, evaluation -------------------------
 
 
-def _model_hparams(cfg: TrainConfig, **extra: Any) -> dict[str, Any]:
-    keys = ("hidden_channels", "num_layers", "dropout", "heads", "pooling", "decoder")
-    keys += tuple(k for k in MODEL_PARAMS if getattr(cfg, k) is not None)
+def model_hparams(cfg: TrainConfig, **extra: Any) -> dict[str, Any]:
+    """The keyword arguments `build_model` takes from a resolved config (and `extra`)."""
+    keys = ("hidden_channels", "num_layers", "dropout", "pooling", "decoder")
+    keys += tuple(k for k in model_specific_params() if getattr(cfg, k) is not None)
     return {**{k: getattr(cfg, k) for k in keys}, **extra}
 
 
@@ -420,7 +429,7 @@ class NodeRunner:
             "node_classification",
             self.x.size(1),
             self.num_classes,
-            **_model_hparams(cfg, cached=not cfg.mini_batch),  # fixed graph: cache normalisation
+            **model_hparams(cfg, cached=not cfg.mini_batch),  # fixed graph: cache normalisation
         ).to(device)
         if cfg.mini_batch:
             self._make_loaders(data)
@@ -525,7 +534,7 @@ class LinkRunner:
         self.x = _features(self.parts["train"], cfg.dataset).to(device)  # [N, F]
         embedding = default_hparams(cfg.model, "link_prediction").get("out_channels", 64)
         self.model = build_model(
-            cfg.model, "link_prediction", self.x.size(1), embedding, **_model_hparams(cfg)
+            cfg.model, "link_prediction", self.x.size(1), embedding, **model_hparams(cfg)
         ).to(device)
 
     def train_epoch(self, optimizer: torch.optim.Optimizer) -> float:
@@ -593,7 +602,7 @@ class GraphRunner:
         }
         self.model = build_model(
             cfg.model, "graph_classification", ds.num_features, self.num_classes,
-            **_model_hparams(cfg),
+            **model_hparams(cfg),
         ).to(device)  # fmt: skip
 
     def train_epoch(self, optimizer: torch.optim.Optimizer) -> float:

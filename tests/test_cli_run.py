@@ -80,7 +80,7 @@ def test_run_shows_the_plan_then_the_explanation_and_writes_the_report(
     assert " MB]: train(dataset=karate, model=gat, epochs=3" in plan_line
     assert "tool train" in plan_line
     # Defaults are shown with their reasons, the ones sharing a reason on one line.
-    assert "heads=8: gat's usual values for node_classification (Velickovic" in out
+    assert "heads=8: gat's usual values for node_classification (Veličković" in out
     assert "GAT on karate (run 1" in out
     written = [Path(line.split()[1]) for line in rest if line.startswith("wrote ")]
     assert {p.name for p in written} >= {"report.md", "report.html"}
@@ -238,4 +238,4 @@ def test_sigterm_marks_the_run_interrupted_at_once(workspace, data_dir):
     assert child.returncode == 130 and b"interrupted" in err
     with sqlite3.connect(workspace / "experiments.sqlite") as conn:
         status, error = conn.execute("SELECT status, error FROM runs WHERE id = 1").fetchone()
-    assert status == "interrupted" and "interrupted by the user" in error  # before any reopen
+    assert status == "interrupted" and "stopped by SIGTERM" in error  # before any reopen
