@@ -97,9 +97,7 @@ def test_the_catalogue_knows_each_reference_file(data_dir, name):
         assert hashlib.sha256(path.read_bytes()).hexdigest() == expected, path
 
 
-def test_datasets_without_known_hashes_say_their_files_are_not_verified(
-    data_dir, cache, capsys
-):
+def test_datasets_without_known_hashes_say_their_files_are_not_verified(data_dir, cache, capsys):
     spec = replace(DATASETS.get("cora"), raw_sha256={})
     datasets._load_planetoid(spec, data_dir)
     err = capsys.readouterr().err

@@ -99,7 +99,8 @@ def test_a_corrupt_studies_file_is_one_paragraph(tmp_path, capsys):
     studies.write_bytes(b"this is not a database, it only has its name\n" * 200)
     before = digest(studies)
     code = main(["tune", "--dataset", "karate", "--model", "gcn", "--trials", "1", "--epochs",
-                 "2", "--seeds", "0", "--storage", str(studies), "--no-progress"])  # fmt: skip
+                 "2", "--seeds", "0", "--storage", str(studies), "--no-progress",
+                 "--workspace", str(tmp_path / "ws")])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 3, err
     assert f"{studies} is damaged" in err and f"sqlite3 {studies} .recover" in err
@@ -126,8 +127,10 @@ def test_a_damaged_page_in_a_real_study_is_one_paragraph(tmp_path, capsys):
         "--no-progress",
         "--study",
         "s",
+        "--workspace",
+        str(tmp_path / "ws"),
     ]
-    assert main(args) == 0  # fmt: skip
+    assert main(args) == 0
     capsys.readouterr()
     damage_a_page(studies, "trials")
     before = digest(studies)
@@ -309,7 +312,10 @@ READ_ONLY_DRIVER = (
         "report": autoglm("report", "2", *ws),
         "rerun": autoglm("experiments", "rerun", "1", "--data-dir", data_dir, *ws),
         "tune": autoglm("tune", "--dataset", "karate", "--model", "gcn", "--trials", "1",
-                        "--storage", str(WS / "studies.sqlite"), "--no-progress"),
+                        "--no-progress", *ws),
+        "tune_storage": autoglm("tune", "--dataset", "karate", "--model", "gcn", "--trials",
+                                "1", "--storage", str(WS / "studies.sqlite"), "--no-progress",
+                                "--workspace", str(outside / "ws")),
         "chat_list": autoglm("chat", "--list", *ws),
         "fresh": autoglm("experiments", "list", "--workspace", str(MNT / "nothing-here")),
         "left_running": left_running,
@@ -333,10 +339,10 @@ def test_a_read_only_workspace_is_read_and_writers_say_read_only(tmp_path, data_
     assert "run 2: train gcn on cora [succeeded]" in result["show"]["out"]
     assert (outside / "x.py").is_file() and (outside / "report" / "report.md").is_file()
     assert "No runs yet" in result["fresh"]["out"]
-    for name in ("report", "rerun", "tune"):
+    for name in ("report", "rerun", "tune", "tune_storage"):
         err = result[name]["err"]
         assert result[name]["code"] == 3, (name, err)
         assert "read-only" in err and "Traceback" not in err, (name, err)
     assert "--out" in result["report"]["err"]
-    assert "--workspace" in result["rerun"]["err"]
-    assert "--storage" in result["tune"]["err"]
+    assert "--workspace" in result["rerun"]["err"] and "--workspace" in result["tune"]["err"]
+    assert "--storage" in result["tune_storage"]["err"]
