@@ -523,7 +523,7 @@ class ExperimentStore:
         self._recording_full = True
         marked = []
         try:
-            self._release_reserve()
+            released = self._release_reserve()
             for run_id in sorted(self._running):
                 try:
                     self.finish_run(run_id, "failed", error=str(problem))
@@ -535,8 +535,9 @@ class ExperimentStore:
         if not marked:
             return problem
         runs = ", ".join(map(str, marked))
+        how = " with the space held back for that" if released else ""
         return StorageError(
-            f"{problem} Run {runs} was marked failed with the space held back for that.",
+            f"{problem} Run {runs} was marked failed{how}.",
             problem.kind,
             problem.path,
         )

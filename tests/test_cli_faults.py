@@ -204,3 +204,39 @@ def test_chat_stores_a_capped_copy_of_an_over_long_message(
     assert user.content.startswith(pasted[:1000])
     assert "102399 characters" in user.content  # the copy says it is one, and of what
     assert reply.content.startswith("error: The request is")
+
+
+CHAT_WITH_A_LONG_RUN = """
+import json, sys
+import agent.commands.chat as chat
+from agent.cli import main
+from agent.llm.fake import FakeBackend
+reply = json.dumps({"actions": [{"action": "train", "dataset": "cora", "model": "gcn",
+                                 "epochs": 1900, "seeds": 3}]})
+chat.make_backend = lambda name: FakeBackend([reply, reply])
+sys.exit(main(["chat", "--workspace", sys.argv[1], "--data-dir", sys.argv[2]]))
+"""
+
+
+def test_sigterm_ends_a_chat_where_ctrl_c_would_only_stop_the_request(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    workspace = tmp_path / "ws"
+    requests = tmp_path / "requests.txt"  # the second request must never start
+    requests.write_text("train a GCN on Cora for 1900 epochs over 3 seeds\n" * 2)
+    with open(requests, "rb") as stdin:
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHAT_WITH_A_LONG_RUN, str(workspace), str(data_dir)],
+            env=ENV, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+    db = workspace / "experiments.sqlite"
+    try:
+        wait_for(lambda: query(db, "SELECT COUNT(*) FROM epochs") >= [(3,)], child=child)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err.decode()
+    assert b"Traceback" not in err
+    assert query(db, "SELECT id, status FROM runs") == [(1, "interrupted")]
