@@ -244,7 +244,11 @@ class Executor:
         except KeyboardInterrupt:
             raise
         except Exception as error:  # noqa: BLE001 - a crash in a tool must not lose the store
-            self._fail(run_id, done, f"{type(error).__name__}: {error}", EXIT_TOOL_FAILED)
+            full = self.store.full_disk_failure(error, run_id)  # torch.save on a full disk
+            if full is not None:
+                self._fail(run_id, done, str(full), full.exit_code)
+            else:
+                self._fail(run_id, done, f"{type(error).__name__}: {error}", EXIT_TOOL_FAILED)
 
     def _fail(self, run_id: int, done: Execution, message: str, code: int) -> None:
         self.store.finish_run(run_id, "failed", error=message)

@@ -867,7 +867,7 @@ class ExperimentStore:
             self.finish_run(run_id, "interrupted", error=interruption(stop))
             raise
         except BaseException as error:
-            failure = self._full_disk_failure(error, run_id)
+            failure = self.full_disk_failure(error, run_id)
             try:
                 self.finish_run(run_id, "failed", error=str(failure or _described(error)))
             except StorageError as unrecorded:
@@ -880,7 +880,7 @@ class ExperimentStore:
         if self.get_run(run_id).status == "running":
             self.finish_run(run_id, "succeeded")
 
-    def _full_disk_failure(self, error: BaseException, run_id: int) -> StorageError | None:
+    def full_disk_failure(self, error: BaseException, run_id: int) -> StorageError | None:
         """`error` as the full disk it is, or None. A full disk shows as many errors: ours,
         an OSError, or a library's own (torch.save's RuntimeError)."""
         if isinstance(error, StorageError):
