@@ -13,7 +13,6 @@ feature and edge attributions for chosen nodes of a trained node classifier thro
 
 from __future__ import annotations
 
-import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,8 @@ import prompts
 from core.errors import UserInputError
 from graph_ml.attributions import explain_node, receptive_hops
 from graph_ml.catalogue import DATASETS, MODELS, Published
+from graph_ml.stats import mean as _mean
+from graph_ml.stats import sample_std, welch, welch_from_stats
 from prompts import fmt_num, fmt_p, fmt_pct, fmt_seconds, fmt_value  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
@@ -125,10 +126,6 @@ def _config_value(result: dict[str, Any], record: RunRecord, key: str) -> Any:
     return (result.get("config") or {}).get(key, record.config.get(key))
 
 
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
 def fit_diagnosis(runs: list[dict[str, Any]], epochs: int | None) -> dict[str, Any]:
     """Read over- or under-fitting out of the per-seed curves.
 
@@ -204,13 +201,15 @@ def _fit_kind(f: dict[str, Any]) -> str:
 def mlp_baseline(
     record: RunRecord, store: ExperimentStore | None, model: str, dataset: str, task: str
 ) -> dict[str, Any] | None:
-    """The MLP run on the same dataset and task from the store, if there is one."""
-    if store is None or model == "mlp":
+    """A no-graph baseline run (a model whose spec says `uses_graph=False`, the MLP) on the
+    same dataset and task from the store, if there is one."""
+    baselines = {name for name, spec in MODELS.items() if not spec.uses_graph}
+    if store is None or model in baselines:
         return None
     for other in store.list_runs(limit=200, kind="train", status="succeeded"):
         cfg = other.config
         same = (
-            str(cfg.get("model", "")).lower() == "mlp"
+            str(cfg.get("model", "")).lower() in baselines
             and str(cfg.get("dataset", "")).lower() == dataset
             and cfg.get("task") == task
         )
@@ -331,26 +330,6 @@ def explain_tune(record: RunRecord, language: str = "en", store: Any = None) -> 
 # -- comparison -------------------------------------------------------------------------
 
 
-def welch_test(a: list[float], b: list[float]) -> tuple[float | None, float | None]:
-    """Welch's two-sided t-test (scipy); (None, None) when either side has < 2 values."""
-    if len(a) < 2 or len(b) < 2:
-        return None, None
-    from scipy import stats
-
-    if max(a) == min(a) and max(b) == min(b):
-        # No spread on either side: the t statistic is undefined.
-        return (0.0, 1.0) if a[0] == b[0] else (math.copysign(math.inf, a[0] - b[0]), 0.0)
-    out = stats.ttest_ind(a, b, equal_var=False)
-    return float(out.statistic), float(out.pvalue)
-
-
-def _std(values: list[float]) -> float:
-    if len(values) < 2:
-        return 0.0
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
 def _entry_from_train(record: RunRecord, label: str | None = None) -> dict[str, Any]:
     result = train_result(record)
     values = [float(r["test_metric"]) for r in result.get("runs") or []]
@@ -360,7 +339,7 @@ def _entry_from_train(record: RunRecord, label: str | None = None) -> dict[str, 
         "values": values,
         "n": len(values),
         "mean": result["test_mean"],
-        "std": _std(values),
+        "std": sample_std(values),
         "metric": result.get("metric", "accuracy"),
     }
 
@@ -375,20 +354,25 @@ def comparison_facts(
             (with `run_id` and/or per-seed `values`, else `n`, `mean`, `std`).
         store: to read per-seed values of a compare run's member runs.
     """
+    stored: dict[str, Any] = {}
     if isinstance(runs, list):
         entries = [_entry_from_train(r) for r in runs]
         run_id = None
     else:
-        entries = [_entry_from_compare(e, store) for e in (runs.result or {}).get("entries", [])]
+        stored = runs.result or {}
+        entries = [_entry_from_compare(e, store) for e in stored.get("entries", [])]
         run_id = runs.id
     if len(entries) < 2:
         raise UserInputError("A comparison needs at least two runs with results.")
     ranked = sorted(entries, key=lambda e: -e["mean"])
     best, second = ranked[0], ranked[1]
-    if best["values"] and second["values"]:
-        t, p = welch_test(best["values"], second["values"])
+    if "p_value" in stored and stored.get("best") == best["label"]:
+        t, p = stored.get("t_statistic"), stored["p_value"]  # the compare tool's own test
+    elif best["values"] and second["values"]:
+        t, p = welch(best["values"], second["values"])
     else:
-        t, p = _welch_from_stats(best, second)
+        t, p = welch_from_stats(best["mean"], best["std"], best["n"],
+                                second["mean"], second["std"], second["n"])  # fmt: skip
     return {
         "run_id": run_id,
         "metric": entries[0].get("metric", "accuracy"),
@@ -418,20 +402,9 @@ def _entry_from_compare(entry: dict[str, Any], store: ExperimentStore | None) ->
         "values": values,
         "n": entry.get("n", len(values)),
         "mean": mean,
-        "std": entry.get("std", _std(values)),
+        "std": entry.get("std", sample_std(values)),
         "metric": entry.get("metric", "accuracy"),
     }
-
-
-def _welch_from_stats(a: dict[str, Any], b: dict[str, Any]) -> tuple[float | None, float | None]:
-    if a["n"] < 2 or b["n"] < 2 or (a["std"] == 0 and b["std"] == 0):
-        return None, None
-    from scipy import stats
-
-    out = stats.ttest_ind_from_stats(
-        a["mean"], a["std"], a["n"], b["mean"], b["std"], b["n"], equal_var=False
-    )
-    return float(out.statistic), float(out.pvalue)
 
 
 def explain_compare(

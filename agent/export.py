@@ -18,7 +18,7 @@ from agent.store import RunRecord
 from core.errors import UserInputError
 from graph_ml.catalogue import DATASETS, MODELS, PARAMS, TASKS, default_hparams
 
-EXPORTABLE_SOURCES = ("planetoid", "tu")
+EXPORTABLE_SOURCES = ("planetoid", "tu", "karate")
 EXPORTABLE_TASKS = ("node_classification", "graph_classification")
 # Settings the exported script reads besides the hyper-parameters; a None left in them takes
 # the script's default.
@@ -66,7 +66,8 @@ def _checked_config(record: RunRecord) -> tuple[dict[str, Any], Any]:
         raise _refuse(record, f"the task {str(task)[:40]!r}")
     if data.source not in EXPORTABLE_SOURCES or task not in EXPORTABLE_TASKS:
         raise UserInputError(
-            f"Export covers Planetoid and TU datasets for node or graph classification; run "
+            f"Export covers the Planetoid and TU datasets and karate, for node or graph "
+            f"classification; run "
             f"{record.id} is {task} on {data.name} ({data.source})."
         )
     if spec.export is None:

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.actions import ACTION_NAMES, action_class
 from agent.errors import RuleViolation
+from agent.executor import ToolCall
 from core.errors import UserInputError
 from graph_ml.catalogue import DATASETS, HPARAM_NAMES, MODELS, PARAMS, TASK_SPECS, models_for
 from tools.data import allowed_roots, inside_allowed, looks_like_path
@@ -97,6 +98,7 @@ class RoutedAction(BaseModel):
     estimate: Estimate = Field(default_factory=Estimate)
     needs_confirmation: bool = False
     confirmation_reason: str | None = None
+    calls: list[ToolCall] = Field(default_factory=list)  # what the executor runs, in order
 
     @property
     def requested(self) -> dict[str, Any]:
@@ -139,6 +141,7 @@ class _Check:
     decisions: list[Decision] = field(default_factory=list)
     estimate: Estimate = field(default_factory=Estimate)
     confirm: str | None = None
+    calls: list[ToolCall] = field(default_factory=list)
 
     def decide(
         self, rule: str, kind: DecisionKind, reason: str, name: str | None = None, value=None
@@ -179,13 +182,15 @@ DATASET_VALUE = re.compile(r"^[\w.\-/ ~]{1,200}$")
 TOOL_OF: dict[str, str | None] = {
     "train": "train",
     "tune": "tune",
-    "compare": "compare",  # the session trains each model first, then compares
+    "compare": "compare",  # expanded: one training call per model, then the comparison
     "inspect": "inspect",
-    "explain": "explain",
-    "report": "report",  # the session reads the runs from the store and passes them as data
+    "explain": "explain",  # attributions for named nodes; without nodes, an answer
+    "report": "report",  # the executor reads the runs from the store and passes them as data
     "clarify": None,
     "answer": None,
 }
+# Fields of an action that are not arguments of its tool.
+NOT_TOOL_ARGS = ("models", "run_ids", "run_id")
 
 
 # -- the rules -----------------------------------------------------------------------
@@ -535,11 +540,46 @@ def rule_budget(c: _Check) -> None:
     )
 
 
+def expand(action: str, fields: dict[str, Any]) -> list[ToolCall]:
+    """The tool calls an action needs, in order, with their arguments.
+
+    A compare of models is one training per model (each its own run) plus the comparison;
+    a compare of stored runs is the comparison alone; explain with nodes is attributions,
+    without nodes an answer (no call); a report names the runs it covers, which the session
+    resolves when they are not named.
+    """
+    args = {k: v for k, v in fields.items() if k not in NOT_TOOL_ARGS}
+    if action in ("train", "inspect"):
+        return [ToolCall(tool=action, kind=action, args=args)]
+    if action == "tune":
+        return [ToolCall(tool="tune", kind="tune", args=dict(fields))]
+    if action == "compare":
+        if fields.get("run_ids"):
+            return [ToolCall(tool="compare", kind="compare", refs=list(fields["run_ids"]))]
+        members = [
+            ToolCall(tool="train", kind="train", args={**args, "model": m})
+            for m in fields.get("models") or []
+        ]
+        return [ToolCall(tool="compare", kind="compare", args=dict(fields), members=members)]
+    if action == "explain" and fields.get("nodes"):
+        refs = [int(fields["run_id"])] if fields.get("run_id") else []
+        return [ToolCall(tool="explain", kind="explain", args=args, refs=refs)]
+    if action == "report":
+        refs = [int(r) for r in fields.get("run_ids") or []]
+        return [ToolCall(tool="report", kind=None, args=args, refs=refs)]
+    return []
+
+
 def rule_route(c: _Check) -> None:
-    """routing: each action to its tool."""
-    tool = TOOL_OF[c.action]
-    reason = f"routed to tool {tool!r}" if tool else "answered in the conversation"
-    c.decide("routing", "routing", reason, "tool", tool)
+    """routing: each action to its tool calls."""
+    c.calls = expand(c.action, c.fields)
+    tools = [m.tool for call in c.calls for m in call.members] + [call.tool for call in c.calls]
+    if not tools:
+        c.decide("routing", "routing", "answered in the conversation", "tool", None)
+        return
+    counts = {t: tools.count(t) for t in dict.fromkeys(tools)}
+    shown = ", then ".join(f"{n} x {t!r}" if n > 1 else repr(t) for t, n in counts.items())
+    c.decide("routing", "routing", f"routed to tool {shown}", "tool", TOOL_OF[c.action])
 
 
 def duration(seconds: float) -> str:
@@ -616,4 +656,5 @@ class Router:
             estimate=state.estimate,
             needs_confirmation=state.confirm is not None,
             confirmation_reason=state.confirm,
+            calls=state.calls,
         )

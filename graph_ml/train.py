@@ -398,7 +398,8 @@ def roc_auc(scores: Tensor, labels: Tensor) -> float:
 # --- Task runners: build the model, one training epoch, evaluation -------------------------
 
 
-def _model_hparams(cfg: TrainConfig, **extra: Any) -> dict[str, Any]:
+def model_hparams(cfg: TrainConfig, **extra: Any) -> dict[str, Any]:
+    """The keyword arguments `build_model` takes from a resolved config (and `extra`)."""
     keys = ("hidden_channels", "num_layers", "dropout", "pooling", "decoder")
     keys += tuple(k for k in model_specific_params() if getattr(cfg, k) is not None)
     return {**{k: getattr(cfg, k) for k in keys}, **extra}
@@ -428,7 +429,7 @@ class NodeRunner:
             "node_classification",
             self.x.size(1),
             self.num_classes,
-            **_model_hparams(cfg, cached=not cfg.mini_batch),  # fixed graph: cache normalisation
+            **model_hparams(cfg, cached=not cfg.mini_batch),  # fixed graph: cache normalisation
         ).to(device)
         if cfg.mini_batch:
             self._make_loaders(data)
@@ -533,7 +534,7 @@ class LinkRunner:
         self.x = _features(self.parts["train"], cfg.dataset).to(device)  # [N, F]
         embedding = default_hparams(cfg.model, "link_prediction").get("out_channels", 64)
         self.model = build_model(
-            cfg.model, "link_prediction", self.x.size(1), embedding, **_model_hparams(cfg)
+            cfg.model, "link_prediction", self.x.size(1), embedding, **model_hparams(cfg)
         ).to(device)
 
     def train_epoch(self, optimizer: torch.optim.Optimizer) -> float:
@@ -601,7 +602,7 @@ class GraphRunner:
         }
         self.model = build_model(
             cfg.model, "graph_classification", ds.num_features, self.num_classes,
-            **_model_hparams(cfg),
+            **model_hparams(cfg),
         ).to(device)  # fmt: skip
 
     def train_epoch(self, optimizer: torch.optim.Optimizer) -> float:
