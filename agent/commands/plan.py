@@ -11,14 +11,21 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from agent.planner import MAX_ATTEMPTS, Plan
+if TYPE_CHECKING:
+    from agent.planner import Plan
+
+
+SUMMARY = "turn a plain-language request into validated actions (nothing is run)"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from agent.planner import MAX_ATTEMPTS  # only when `plan` is the command
+
     parser = subparsers.add_parser(
         "plan",
-        help="turn a plain-language request into validated actions (nothing is run)",
+        help=SUMMARY,
         description="Plan a request with the local planner model and print the actions. "
         'With --json, stdout holds only {"actions": [...]}.',
     )
@@ -64,12 +71,13 @@ def _stdout_to_stderr() -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from agent.planner import Planner, check_request
-
-    text = check_request(" ".join(args.text))  # before the model loads: a bad request is cheap
     with _stdout_to_stderr():
+        # The embedded model loads on a background thread while the planner imports.
         backend = load_backend(args.backend)
         try:
+            from agent.planner import Planner, check_request
+
+            text = check_request(" ".join(args.text))
             plan = Planner(backend, max_attempts=args.max_attempts).plan(text)
         finally:
             backend.close()

@@ -6,15 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
-from agent.explain import LANGUAGES
-from agent.report import write_report
-from agent.store import ExperimentStore
+SUMMARY = "write a Markdown + HTML report (plots, costs) of a stored run"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from agent.explain import LANGUAGES
+
     parser = subparsers.add_parser(
         "report",
-        help="write a Markdown + HTML report (plots, costs) of a stored run",
+        help=SUMMARY,
         description="Write <workspace>/reports/ID/report.md and report.html (images embedded).",
     )
     parser.add_argument("run_id", type=int, metavar="ID", help="run id (see `experiments list`)")
@@ -26,7 +26,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from agent.store import ExperimentStore
+
     with ExperimentStore(args.workspace) as store:
+        from agent.report import write_report  # imports the tools (torch): only when it runs
+
         files = write_report(store, args.run_id, args.out, args.lang)
     if args.json:
         paths = {"markdown": str(files.markdown), "html": str(files.html),

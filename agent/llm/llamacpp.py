@@ -15,8 +15,10 @@ What one plan costs here is what every command costs, so this backend does four 
    to the common token prefix.
 
 The chat template is the GGUF's own (`tokenizer.chat_template`), rendered with Jinja2 as
-transformers renders it. llama.cpp's own logging is captured, never printed; what it said
-is quoted in the error when a load fails.
+transformers renders it. llama.cpp's own logging (C-level, model loading included) goes to a
+callback that keeps the last lines, never to stderr; they are quoted when a load fails.
+The model loads on a background thread (llama.cpp releases the GIL): a command imports the
+planner, or torch, while the vocabulary and weights load, and every method waits for it.
 
 Build: llama-cpp-python compiles llama.cpp at `pip install`. The default `-march=native`
 build enables AMX on Sapphire Rapids-class CPUs, where llama.cpp's AMX matrix multiply
@@ -30,12 +32,10 @@ from __future__ import annotations
 import collections
 import ctypes
 import hashlib
-import os
 import platform
 import sys
-import tempfile
+import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +127,7 @@ def check_build(features: set[str], flags: set[str] | None) -> None:
     if missing:
         raise SetupError(
             f"This llama-cpp-python was compiled for {', '.join(missing)}, which this CPU "
-            "lacks. Rebuild it for this CPU with: CMAKE_ARGS=\"-DGGML_NATIVE=ON\" pip install "
+            'lacks. Rebuild it for this CPU with: CMAKE_ARGS="-DGGML_NATIVE=ON" pip install '
             f"--force-reinstall --no-cache-dir llama-cpp-python=={LLAMA_CPP_VERSION}"
         )
 
@@ -141,24 +141,11 @@ def use_extra_buffers(features: set[str]) -> bool:
     return not any(name.startswith("AMX") for name in features)
 
 
-@contextmanager
-def _captured_stderr():
-    """Send C-level stderr (fd 2) to a temporary file for the block; yield a reader of it."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield lambda: (sink.seek(0), sink.read().decode(errors="replace"))[1]
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def _model_identity(path: Path) -> str:
     """A stand-in hash for a GGUF whose sha256 nobody gave: its path, size and mtime."""
     stat = path.stat()
-    return hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    identity = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return hashlib.sha256(identity.encode()).hexdigest()
 
 
 class LlamaCppBackend(LLMBackend):
@@ -202,18 +189,49 @@ class LlamaCppBackend(LLMBackend):
         self.state_dir = state_dir or cache_dir() / "prompt-states"
         self.threads = int(threads or 1)
         self._model = self._ctx = self._batch = None
-        self._load(features)
-        self._vocab = llama.llama_model_get_vocab(self._model)
-        self.n_vocab = llama.llama_vocab_n_tokens(self._vocab)
-        self._template = self._chat_template()
-        self.stop_token_ids = self._stop_tokens()
-        self._byte_tokens = self._find_byte_tokens()
-        self._all_tokens = np.arange(self.n_vocab, dtype=np.int32)  # [n_vocab]
         self._grammars: dict[str, str] = {}
         self._kv: list[int] = []  # the token ids held in the KV cache, sequence 0
         self.last_reused_tokens = 0  # prompt tokens the last call took from the KV cache
         self.last_state = "none"  # how the system prompt got into the cache: restored/built
+        self.load_seconds = 0.0  # set when the background load is done
+        self._load_error: BaseException | None = None
+        self._loader: threading.Thread | None = threading.Thread(
+            target=self._load_in_background, args=(features, started), daemon=True
+        )
+        self._loader.start()
+
+    def _load_in_background(self, features: set[str], started: float) -> None:
+        try:
+            self._load(features)
+            self._vocab = self._lib.llama_model_get_vocab(self._model)
+            self.n_vocab = self._lib.llama_vocab_n_tokens(self._vocab)
+            self._template = self._chat_template()
+            self._bos_text, self._eos_text = (
+                self._piece(token).decode(errors="ignore")
+                for token in (
+                    self._lib.llama_vocab_bos(self._vocab),
+                    self._lib.llama_vocab_eos(self._vocab),
+                )
+            )
+            self.stop_token_ids = self._stop_tokens()
+            self._byte_tokens = self._find_byte_tokens()
+            self._all_tokens = np.arange(self.n_vocab, dtype=np.int32)  # [n_vocab]
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+            self._load_error = error
         self.load_seconds = time.perf_counter() - started
+
+    def wait_loaded(self) -> None:
+        """Block until the model is loaded; raise what the load raised.
+
+        Raises:
+            SetupError: llama.cpp could not load the model.
+        """
+        loader = self._loader
+        if loader is not None:
+            loader.join()
+            self._loader = None
+        if self._load_error is not None:
+            raise self._load_error
 
     # ------------------------------------------------------------------ loading
 
@@ -223,19 +241,17 @@ class LlamaCppBackend(LLMBackend):
         params.load_mode = llama.LLAMA_LOAD_MODE_MMAP
         params.use_extra_bufts = use_extra_buffers(features)
         _LOG_LINES.clear()
-        with _captured_stderr() as said:
-            self._model = llama.llama_model_load_from_file(str(self.model_path).encode(), params)
-            if self._model:
-                context = llama.llama_context_default_params()
-                context.n_ctx = self.n_ctx
-                context.n_batch = context.n_ubatch = N_BATCH
-                context.n_threads = context.n_threads_batch = self.threads
-                context.no_perf = True
-                self._ctx = llama.llama_init_from_model(self._model, context)
-            output = said()
+        self._model = llama.llama_model_load_from_file(str(self.model_path).encode(), params)
+        if self._model:
+            context = llama.llama_context_default_params()
+            context.n_ctx = self.n_ctx
+            context.n_batch = context.n_ubatch = N_BATCH
+            context.n_threads = context.n_threads_batch = self.threads
+            context.no_perf = True
+            self._ctx = llama.llama_init_from_model(self._model, context)
         if not self._model or not self._ctx:
-            what = "".join(_LOG_LINES).strip() or output.strip() or "no reason given"
-            self.close()
+            what = "".join(_LOG_LINES).strip() or "no reason given"
+            self._free()
             raise SetupError(
                 f"llama.cpp cannot load {self.model_path}: {what[-600:]}. If the file is "
                 "damaged, delete it and it will be rebuilt."
@@ -275,7 +291,7 @@ class LlamaCppBackend(LLMBackend):
             if token >= 0:
                 ids.add(int(token))
         for name in STOP_TOKEN_NAMES:
-            found = self.tokenize(name.encode(), special=True)
+            found = self._tokenize(name.encode(), special=True)
             if len(found) == 1 and llama.llama_vocab_is_eog(self._vocab, found[0]):
                 ids.add(found[0])
         return sorted(ids)
@@ -288,7 +304,7 @@ class LlamaCppBackend(LLMBackend):
         # the first ids; the whole vocabulary is scanned only when they are not there.
         for stop in (min(self.n_vocab, BYTE_SCAN_FIRST), self.n_vocab):
             for token in range(stop):
-                piece = self.piece(token)
+                piece = self._piece(token)
                 if len(piece) == 1 and piece[0] not in found:
                     found[piece[0]] = token
             if len(found) == 256:
@@ -299,6 +315,15 @@ class LlamaCppBackend(LLMBackend):
 
     def tokenize(self, text: bytes, special: bool = False) -> list[int]:
         """Token ids of `text` (no BOS added; `special`: parse `<|im_end|>` and the like)."""
+        self.wait_loaded()
+        return self._tokenize(text, special)
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of one token (special tokens spelled out)."""
+        self.wait_loaded()
+        return self._piece(token)
+
+    def _tokenize(self, text: bytes, special: bool = False) -> list[int]:
         capacity = len(text) + 8
         buffer = (self._lib.llama_token * capacity)()
         count = self._lib.llama_tokenize(
@@ -308,7 +333,7 @@ class LlamaCppBackend(LLMBackend):
             raise SetupError(f"llama.cpp could not tokenize {len(text)} bytes")
         return list(buffer[:count])
 
-    def piece(self, token: int) -> bytes:
+    def _piece(self, token: int) -> bytes:
         buffer = ctypes.create_string_buffer(MAX_PIECE_BYTES)
         size = self._lib.llama_token_to_piece(
             self._vocab, int(token), buffer, MAX_PIECE_BYTES, 0, True
@@ -319,17 +344,23 @@ class LlamaCppBackend(LLMBackend):
         """Token ids of `messages` under the model's chat template."""
         from jinja2.exceptions import TemplateError
 
+        self.wait_loaded()
+
         try:
             text = self._template.render(
                 messages=list(messages),
                 add_generation_prompt=add_generation_prompt,
-                bos_token=self.piece(self._lib.llama_vocab_bos(self._vocab)).decode(errors="ignore"),
-                eos_token=self.piece(self._lib.llama_vocab_eos(self._vocab)).decode(errors="ignore"),
+                bos_token=self._piece(self._lib.llama_vocab_bos(self._vocab)).decode(
+                    errors="ignore"
+                ),
+                eos_token=self._piece(self._lib.llama_vocab_eos(self._vocab)).decode(
+                    errors="ignore"
+                ),
                 tools=None,
             )
         except TemplateError as error:
             raise SetupError(f"The chat template of {self.model_path} failed: {error}") from None
-        return self.tokenize(text.encode(), special=True)
+        return self._tokenize(text.encode(), special=True)
 
     # ------------------------------------------------------------------ the KV cache
 
@@ -432,6 +463,7 @@ class LlamaCppBackend(LLMBackend):
     def warm_up(self, messages: list[Message]) -> None:
         """Put `messages` (the planner's system prompt) in the KV cache: from the saved state
         when there is one, else prefilled once and saved for later processes."""
+        self.wait_loaded()
         if messages:
             self._prefix(self.encode_chat(messages, add_generation_prompt=False))
 
@@ -444,6 +476,7 @@ class LlamaCppBackend(LLMBackend):
         max_tokens: int = 256,
     ) -> Completion:
         started = time.perf_counter()
+        self.wait_loaded()
         prompt_ids = self.encode_chat(messages)
         if messages and messages[0]["role"] == "system":
             system = self.encode_chat(messages[:1], add_generation_prompt=False)
@@ -492,7 +525,7 @@ class LlamaCppBackend(LLMBackend):
                 forced, complete = grammar.forced_bytes(limit=4 * (max_tokens - count))
                 if forced:
                     tokens = self._forced_tokens(forced)[: max_tokens - count]
-                    output += b"".join(self.piece(t) for t in tokens)
+                    output += b"".join(self._piece(t) for t in tokens)
                     count += len(tokens)
                     pending += tokens
                 if complete:
@@ -505,7 +538,7 @@ class LlamaCppBackend(LLMBackend):
                 return bytes(output), count, "stop"
             if grammar is not None:
                 grammar.accept(token)
-            output += self.piece(token)
+            output += self._piece(token)
             count += 1
             pending = [token]
         return bytes(output), count, "length"
@@ -513,8 +546,8 @@ class LlamaCppBackend(LLMBackend):
     def _forced_tokens(self, forced: bytes) -> list[int]:
         """Tokens that spell `forced` exactly: its own tokenization when that round-trips,
         else one single-byte token per byte."""
-        tokens = self.tokenize(forced)
-        if b"".join(self.piece(t) for t in tokens) == forced:
+        tokens = self._tokenize(forced)
+        if b"".join(self._piece(t) for t in tokens) == forced:
             return tokens
         return [self._byte_tokens[b] for b in forced]
 
@@ -534,6 +567,12 @@ class LlamaCppBackend(LLMBackend):
         return int(allowed[int(np.argmax(logits[allowed]))])
 
     def close(self) -> None:
+        if getattr(self, "_loader", None) is not None:
+            self._loader.join()
+            self._loader = None
+        self._free()
+
+    def _free(self) -> None:
         llama = getattr(self, "_lib", None)
         if llama is None:
             return
