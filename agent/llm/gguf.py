@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import shutil
 import sys
@@ -29,8 +28,6 @@ from agent.llm.prepare import Progress, exclusive
 from core.cache import cache_dir
 from core.errors import SetupError
 
-log = logging.getLogger(__name__)
-
 # Written last into a converted directory: its presence means the conversion finished.
 MARKER = "autoglm-converted.json"
 HASH_CHUNK = 1 << 20  # 1 MiB: streaming reads, never the whole file in memory
@@ -38,7 +35,13 @@ CONVERT_ESTIMATE_S = 60.0  # the 0.5B model measured here: ~45 s tensors + ~10 s
 
 
 def models_dir() -> Path:
-    return cache_dir() / "models"
+    """Where prepared models live: `AUTOGLM_MODELS_DIR`, else `<cache>/models`.
+
+    Separate from the cache so that a test session (its own temporary cache) can reuse the
+    user's prepared model instead of writing a second 490 MB copy.
+    """
+    env = os.environ.get("AUTOGLM_MODELS_DIR")
+    return Path(env).expanduser() if env else cache_dir() / "models"
 
 
 def sha256_file(path: Path) -> str:
