@@ -49,7 +49,11 @@ from core.cache import cache_dir
 from core.errors import SetupError
 
 LLAMA_CPP_VERSION = "0.3.36"  # pinned: this module calls its low-level API
-PORTABLE_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+# One build for every x86-64 CPU with AVX2 (Intel since 2013, AMD since 2015); no multimodal
+# library (LLAVA_BUILD=OFF), which the planner never loads. The README and .ci/run use it.
+PORTABLE_CMAKE_ARGS = (
+    "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF"
+)
 INSTALL_HINT = (
     f'CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" pip install --force-reinstall --no-cache-dir '
     f"llama-cpp-python=={LLAMA_CPP_VERSION}"
