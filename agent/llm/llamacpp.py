@@ -407,7 +407,8 @@ class LlamaCppBackend(LLMBackend):
     # ------------------------------------------------------------------ saved prompt state
 
     def _state_key(self, ids: list[int]) -> StateKey:
-        return StateKey(self.model_sha256, tuple(ids), self.n_ctx, LLAMA_CPP_VERSION, KV_TYPES)
+        library = getattr(self._lib, "__version__", "unknown")  # the installed one, not the pin
+        return StateKey(self.model_sha256, tuple(ids), self.n_ctx, library, KV_TYPES)
 
     def _restore(self, key: StateKey) -> bool:
         """Load the saved state of `key` into the cache; False when there is none usable."""
