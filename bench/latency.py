@@ -137,6 +137,8 @@ def measure(name: str, args: list[str], env: dict[str, str], cwd: Path, repeats:
 def du_mb(path: Path) -> float | None:
     if not path.exists():
         return None
+    if path.is_file():
+        return path.stat().st_size / 2**20
     total = 0
     for root, _, files in os.walk(path):
         for name in files:
