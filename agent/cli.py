@@ -1,8 +1,14 @@
 """The `autoglm` command line: parse arguments, call the library, print.
 
-Each subcommand lives in `agent/commands/<name>.py` and exposes `add_parser(subparsers)`,
-which registers its parser and sets `func(args) -> int`. Errors that derive from
-`AutoGLMError` are printed as one paragraph (no traceback) and mapped to their exit code.
+Each subcommand lives in `agent/commands/<name>.py` and exposes `SUMMARY` (its line in
+`autoglm --help`) and `add_parser(subparsers)`, which registers its parser and sets
+`func(args) -> int`. Errors that derive from `AutoGLMError` are printed as one paragraph (no
+traceback) and mapped to their exit code.
+
+Fast: only the command being run builds its parser (which may import what its options
+need: the catalogue, the planner); the others are listed by their summary. A command
+module imports nothing heavy at the top, so `autoglm --help` imports neither torch nor
+transformers nor the planner.
 
 Every command treats SIGTERM (a scheduler's `kill`, `timeout`) as Ctrl-C: a running run is
 marked interrupted, an Optuna trial failed, and the exit code is 130. Output into a pipe
@@ -43,16 +49,29 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, for Ctrl-C and SIGTERM alike (documented
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141: what a shell reports for a tool killed by it
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with `argv`, only the command it names gets its full parser.
+
+    Without `argv` every command's parser is built (tests and docs see all options).
+    """
     parser = argparse.ArgumentParser(
         prog="autoglm",
         description="open-autoglm: plain-language graph learning with a local planner model.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = _command_name(argv) if argv is not None else None
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"agent.commands.{name}")
-        module.add_parser(subparsers)
+        if argv is None or name == chosen:
+            module.add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=module.SUMMARY, add_help=False)
     return parser
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The subcommand `argv` names: its first word that is not an option."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -92,12 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `autoglm`."""
     with sigterm_as_interrupt():
         try:
+            words = sys.argv[1:] if argv is None else argv
             try:
-                parser = build_parser()  # imports the catalogue, which loads model plug-ins
+                parser = build_parser(words)  # train's imports the catalogue: plug-ins load
             except AutoGLMError as error:
                 print(f"error: {error}", file=sys.stderr)
                 return error.exit_code
-            code = _dispatch(parser.parse_args(argv))
+            code = _dispatch(parser.parse_args(words))
             sys.stdout.flush()  # a closed pipe shows here rather than at interpreter exit
         except KeyboardInterrupt as stop:
             why = " (SIGTERM)" if isinstance(stop, Terminated) else ""

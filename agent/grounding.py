@@ -124,11 +124,9 @@ def named_models(m: Mentions) -> list[str]:
     if m.models or not m.all_models:
         return list(m.models)[:MAX_MODELS]
     task = m.task
-    try:
-        from graph_ml.datasets import DATASETS
-        from graph_ml.models import MODELS
-    except ImportError:
-        return list(model_names())[:MAX_MODELS]
+    # The catalogue itself, not graph_ml.datasets/models: those import torch (seconds, 400 MB).
+    from graph_ml.catalogue import DATASETS, MODELS
+
     if task is None and m.datasets:
         task = getattr(DATASETS.get(m.datasets[0]), "default_task", None)
     zoo = [name for name, spec in MODELS.items() if task is None or task in spec.tasks]

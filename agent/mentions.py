@@ -40,13 +40,10 @@ def _registry_aliases(kind: str) -> dict[str, list[str]]:
     """Canonical name -> the other names the registry knows it by (its own spelling kept)."""
     names = dataset_names() if kind == "datasets" else model_names()
     out: dict[str, list[str]] = {name: [] for name in names}
-    try:
-        if kind == "datasets":
-            from graph_ml.datasets import DATASETS as registry
-        else:
-            from graph_ml.models import MODELS as registry
-    except ImportError:
-        return out
+    # The catalogue itself, not graph_ml.datasets/models: those import torch (seconds).
+    from graph_ml.catalogue import DATASETS, MODELS
+
+    registry = DATASETS if kind == "datasets" else MODELS
     for name, spec in registry.items():
         out[name] += sorted(getattr(spec, "aliases", ()))
     return out

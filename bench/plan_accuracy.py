@@ -10,6 +10,10 @@ is correct when some action has the expected `action` and every expected field m
 when it is the JSON object `{"actions": [...]}` under the action schema. Latency is measured
 per plan after the model is loaded and `Planner.warm_up()` has prefilled its system prompt
 (both reported on their own); memory is the process's peak resident set size.
+
+`--fresh` measures what a user waits instead: each task is one new `autoglm plan TEXT --json`
+process (model load, saved prompt state and all); latency is that process's wall time and
+memory its own peak resident set size.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import math
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -104,8 +109,8 @@ def run_tasks(planner, tasks: list[dict[str, Any]], schema: dict[str, Any]) -> d
         rows.append({"id": task["id"], "valid": valid, "correct": correct, "seconds": elapsed})
         mark = "ok " if correct else "BAD"
         detail = "" if correct else "  <- " + "; ".join(str(w) for w in wrong)
-        attempts = plan.attempts if plan else "-"
-        fixes = len(plan.fixes) if plan else "-"  # 0: the model's own output was the plan
+        attempts = getattr(plan, "attempts", "-")
+        fixes = len(plan.fixes) if getattr(plan, "fixes", None) is not None else "-"  # 0: unfixed
         print(
             f"{task['id']:>5} {mark} valid={'y' if valid else 'n'} {elapsed:5.2f}s "
             f"tries={attempts} fixes={fixes} {text}{detail}",
@@ -120,6 +125,41 @@ def run_tasks(planner, tasks: list[dict[str, Any]], schema: dict[str, Any]) -> d
         "median_s": statistics.median(seconds),
         "p95_s": _percentile(seconds, 0.95),
     }
+
+
+class FreshProcessPlanner:
+    """Plans each text in a new `autoglm plan TEXT --json` process, as a user runs it."""
+
+    def __init__(self, backend: str | None = None) -> None:
+        self.backend = backend
+        self.peak_mb: list[float] = []
+
+    def plan(self, text: str):
+        from agent.errors import AutoGLMError
+
+        command = [sys.executable, "-m", "agent.cli", "plan", text, "--json"]
+        if self.backend:
+            command += ["--backend", self.backend]
+        child = subprocess.run(command, capture_output=True)
+        # The largest peak of any child so far (Linux reports KiB): the worst plan process.
+        self.peak_mb.append(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+        if child.returncode != 0:
+            lines = child.stderr.decode(errors="replace").strip().splitlines() or ["(no output)"]
+            raise AutoGLMError(f"exit {child.returncode}: {lines[-1]}")
+        try:
+            return _Printed(json.loads(child.stdout))
+        except json.JSONDecodeError as error:
+            raise AutoGLMError(f"stdout is not JSON ({error.msg})") from None
+
+
+class _Printed:
+    """What `autoglm plan --json` printed (it carries no attempt count or fixes)."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+
+    def to_json(self) -> dict[str, Any]:
+        return self.document
 
 
 def load_tasks(path: Path) -> list[dict[str, Any]]:
@@ -138,11 +178,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", action="append", type=Path, help="JSONL task file(s)")
     parser.add_argument("--backend", help="planner backend (default: the embedded model)")
     parser.add_argument("--json", type=Path, help="also write the totals to this JSON file")
+    parser.add_argument(
+        "--fresh", action="store_true", help="one new `autoglm plan` process per task"
+    )
     args = parser.parse_args(argv)
     paths = args.tasks or [DEFAULT_TASKS]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     from agent.actions import action_json_schema
+
+    if args.fresh:
+        return _main_fresh(args, paths, action_json_schema())
     from agent.commands.plan import load_backend
     from agent.planner import Planner
 
@@ -169,6 +215,26 @@ def main(argv: list[str] | None = None) -> int:
         summary = {"load_s": load_s, "warm_up_s": warm_s, "peak_rss_mb": peak_rss_mb(), **totals}
         args.json.write_text(json.dumps(summary, indent=2))
     backend.close()
+    return 0
+
+
+def _main_fresh(args: argparse.Namespace, paths: list[Path], schema: dict[str, Any]) -> int:
+    planner = FreshProcessPlanner(args.backend)
+    print(f"one fresh `autoglm plan` process per task (backend {args.backend or 'default'})")
+    totals = {}
+    for path in paths:
+        print(f"\n== {path} ==")
+        result = run_tasks(planner, load_tasks(path), schema)
+        totals[str(path)] = result
+        print(
+            f"TOTAL {path.name}: correct {result['n_correct']}/{result['tasks']} "
+            f"({result['correct']:.0%}), valid {result['valid']:.0%}, "
+            f"median {result['median_s']:.2f} s, p95 {result['p95_s']:.2f} s (whole process)"
+        )
+    peak = max(planner.peak_mb, default=0.0)
+    print(f"peak RSS of one plan process {peak:.0f} MB")
+    if args.json:
+        args.json.write_text(json.dumps({"fresh": True, "peak_rss_mb": peak, **totals}, indent=2))
     return 0
 
 

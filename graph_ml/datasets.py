@@ -46,6 +46,11 @@ from graph_ml.catalogue import (  # noqa: F401 - re-exported: the catalogue owns
     DatasetSpec,
     Task,
 )
+from graph_ml.data_dir import (  # noqa: F401 - re-exported; torch-free for `autoglm datasets`
+    available_offline,
+    resolve_data_dir,
+)
+from graph_ml.data_dir import missing_files as _missing_files
 
 
 @dataclass
@@ -117,30 +122,6 @@ class LoadedDataset:
                     digest.update(f"{prefix}/{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
                     digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
         return digest.hexdigest()
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """`data_dir` if given, else `AUTOGLM_DATA_DIR`, else `<user cache>/datasets`."""
-    if data_dir:
-        return Path(data_dir).expanduser()
-    env = os.environ.get("AUTOGLM_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    return cache_dir() / "datasets"
-
-
-def _missing_files(spec: DatasetSpec, root: Path) -> list[str]:
-    return [f for f in spec.raw_files if not (root / spec.folder / f).is_file()]
-
-
-def available_offline(spec: DatasetSpec | str, data_dir: str | os.PathLike | None = None) -> bool:
-    """True if `spec` loads without a network: built in, or its raw files are in the data dir
-    (or were downloaded into the processing cache before)."""
-    spec = DATASETS.get(spec) if isinstance(spec, str) else spec
-    if not spec.needs_download:
-        return True
-    roots = (resolve_data_dir(data_dir), cache_dir() / "datasets")
-    return any(not _missing_files(spec, root) for root in roots)
 
 
 PROCESSED_MANIFEST = "SHA256SUMS.json"  # beside the processed files: name -> sha256 hex

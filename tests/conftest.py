@@ -2,7 +2,11 @@
 
 - `--run-slow` runs tests marked `slow` (real model loads, servers); CI passes it.
 - `data_dir`: the raw reference datasets (AUTOGLM_DATA_DIR, else ../shared/datasets).
-- `embedded_backend`: the embedded planner model, loaded once per session.
+- `embedded_backend`: the embedded planner model on llama.cpp, loaded once per session.
+- Models: one copy. When the user has prepared the embedded model (`~/.cache/open-autoglm/
+  models`), every test and every `autoglm` subprocess uses that file (AUTOGLM_MODELS_DIR);
+  otherwise one shared temporary copy is assembled, once per session. Everything else that
+  is cached (datasets, saved prompt states) goes to the session's temporary cache.
 """
 
 from __future__ import annotations
@@ -54,19 +58,32 @@ def _isolated_workspace(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("AUTOGLM_WORKSPACE", str(tmp_path_factory.mktemp("workspace")))
 
 
+def _user_models_dir() -> Path | None:
+    """The user's prepared models directory, when it holds the embedded model's GGUF."""
+    from agent.llm import embedded
+    from core.cache import cache_dir
+
+    models = cache_dir() / "models"  # called before any test sets AUTOGLM_CACHE_DIR
+    spec = embedded.embedded_spec()
+    return models if (models / f"{spec.name}-{spec.sha256[:12]}.gguf").is_file() else None
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    """Processed datasets and converted models go to one session-wide temp cache."""
+    """One session-wide temp cache; the user's prepared model (else one temp copy of it)."""
     cache = os.environ.get("AUTOGLM_TEST_CACHE")
     if cache is None:
         cache = str(tmp_path_factory.getbasetemp() / "autoglm-cache")
         os.environ["AUTOGLM_TEST_CACHE"] = cache
+        if "AUTOGLM_MODELS_DIR" not in os.environ:
+            user_models = _user_models_dir()
+            os.environ["AUTOGLM_MODELS_DIR"] = str(user_models or Path(cache) / "models")
     monkeypatch.setenv("AUTOGLM_CACHE_DIR", cache)
 
 
 @pytest.fixture(scope="session")
 def embedded_backend():
-    """The embedded model (Qwen2.5-Coder-0.5B GGUF) through the transformers backend, once."""
+    """The embedded model (Qwen2.5-Coder-0.5B GGUF) on llama.cpp, once per session."""
     from agent.llm.embedded import load_embedded_backend
 
     return load_embedded_backend()

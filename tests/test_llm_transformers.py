@@ -9,6 +9,7 @@ caching must not change a single output token.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -211,3 +212,17 @@ def test_offline_hub_id_is_a_setup_error(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import
     with pytest.raises(SetupError, match="huggingface-cli download"):
         TransformersBackend("THUDM/glm-edge-1.5b-chat-nonexistent")
+
+
+def test_damaged_weights_are_a_setup_error_not_a_traceback(tiny_glm_dir: Path, tmp_path: Path):
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_glm_dir, damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    with pytest.raises(SetupError, match="damaged"):
+        TransformersBackend(damaged)
+    weights.write_bytes(os.urandom(5000))  # random bytes
+    with pytest.raises(SetupError, match="damaged"):
+        TransformersBackend(damaged)

@@ -39,10 +39,13 @@ HELP = """Type a request in plain language, e.g.
 Commands: /runs (this chat's runs), /session (its id, for --resume), /help, /exit"""
 
 
+SUMMARY = "talk to the agent; follow-ups refer to earlier runs"
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "chat",
-        help="talk to the agent; follow-ups refer to earlier runs",
+        help=SUMMARY,
         description="A conversation with the agent. " + HELP.splitlines()[0],
         epilog=EXIT_CODES,
     )

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 
-from graph_ml.datasets import DATASETS, available_offline, resolve_data_dir
+from graph_ml.catalogue import DATASETS
+from graph_ml.data_dir import available_offline, resolve_data_dir
+
+SUMMARY = "list the dataset catalogue and which datasets are available offline"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "datasets",
-        help="list the dataset catalogue and which datasets are available offline",
+        help=SUMMARY,
         description="List the built-in datasets, their tasks and sources, and whether each "
         "loads without a network from the data directory.",
     )

@@ -7,20 +7,24 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.experiments import rerun, same_data, summary_metrics
-from agent.explain import LANGUAGES, explain_run
-from agent.export import export_script
-from agent.report import COST_HEADERS, cost_rows, decision_lines
-from agent.store import RUN_KINDS, RUN_STATUSES, ExperimentStore, RunRecord
 from core.errors import SetupError, UserInputError
+
+if TYPE_CHECKING:  # imported where used: `autoglm --help` loads none of them
+    from agent.store import ExperimentStore, RunRecord
+
+
+SUMMARY = "list, show, rerun or export stored runs"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from agent.explain import LANGUAGES
+    from agent.store import RUN_KINDS, RUN_STATUSES
+
     parser = subparsers.add_parser(
         "experiments",
-        help="list, show, rerun or export stored runs",
+        help=SUMMARY,
         description="The experiment store in $AUTOGLM_WORKSPACE (default ./.autoglm).",
     )
     common = argparse.ArgumentParser(add_help=False)
@@ -70,6 +74,8 @@ def _when(seconds: float | None) -> str:
 
 
 def _headline(record: RunRecord) -> str:
+    from agent.experiments import summary_metrics
+
     m = record.metrics or summary_metrics(record.kind, record.result)
     if "test_mean" in m:
         return f"test {m['test_mean']:.4f} ± {m.get('test_std') or 0.0:.4f}"
@@ -91,6 +97,8 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from agent.store import ExperimentStore
+
     with ExperimentStore(args.workspace, read_only=True) as store:
         runs = store.list_runs(args.limit, args.session, args.kind, args.status)
     if args.json:
@@ -117,6 +125,9 @@ def _record_json(store: ExperimentStore, record: RunRecord) -> dict[str, Any]:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from agent.explain import explain_run
+    from agent.store import ExperimentStore
+
     with ExperimentStore(args.workspace, read_only=True) as store:
         record = store.get_run(args.run_id)
         if args.json:
@@ -142,6 +153,8 @@ def _show(args: argparse.Namespace) -> int:
         print(f"\nerror: {record.error}")
     print("\ncosts:")
     if steps:
+        from agent.report import COST_HEADERS, cost_rows, decision_lines  # torch: not for list
+
         print(_indent(_table(COST_HEADERS[:-1], cost_rows(steps, detail=False))))
         decisions = decision_lines(steps)
         if decisions:
@@ -158,6 +171,9 @@ def _indent(text: str) -> str:
 
 
 def _rerun(args: argparse.Namespace) -> int:
+    from agent.experiments import rerun, same_data
+    from agent.store import ExperimentStore
+
     with ExperimentStore(args.workspace) as store:
         old = store.get_run(args.run_id)
         if not args.json:
@@ -180,6 +196,9 @@ def _rerun(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from agent.export import export_script
+    from agent.store import ExperimentStore
+
     with ExperimentStore(args.workspace, read_only=True) as store:
         record = store.get_run(args.run_id)
     output = args.output or Path(f"reproduce_run_{record.id}.py")

@@ -12,11 +12,13 @@ import json
 
 from agent.commands.run import EXIT_CODES, add_common_options, open_store, session_options
 
+SUMMARY = "data doctor: statistics of a dataset and what they mean for the model"
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "inspect",
-        help="data doctor: statistics of a dataset and what they mean for the model",
+        help=SUMMARY,
         description="Example: autoglm inspect cora",
         epilog=EXIT_CODES,
     )

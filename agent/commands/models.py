@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+SUMMARY = "list the model catalogue: tasks, parameters, paper"
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "models",
-        help="list the model catalogue: tasks, parameters, paper",
+        help=SUMMARY,
         description="List every model the planner, trainer and tuner know (plug-ins included, "
         "see docs/plugins.md): the tasks it supports, the model-specific parameters it takes, "
         "and the paper its defaults come from.",

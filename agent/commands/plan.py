@@ -11,15 +11,23 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from agent.commands.run import add_llm_timeout, planning_budget
-from agent.planner import MAX_ATTEMPTS, Plan
+
+if TYPE_CHECKING:
+    from agent.planner import Plan
+
+
+SUMMARY = "turn a plain-language request into validated actions (nothing is run)"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from agent.planner import MAX_ATTEMPTS  # only when `plan` is the command
+
     parser = subparsers.add_parser(
         "plan",
-        help="turn a plain-language request into validated actions (nothing is run)",
+        help=SUMMARY,
         description="Plan a request with the local planner model and print the actions. "
         'With --json, stdout holds only {"actions": [...]}.',
     )

@@ -6,17 +6,20 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agent.explain import LANGUAGES
-from agent.report import write_report
-from agent.store import ExperimentStore
-from core.storage import StorageError
+if TYPE_CHECKING:
+    from agent.store import ExperimentStore
+
+SUMMARY = "write a Markdown + HTML report (plots, costs) of a stored run"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from agent.explain import LANGUAGES
+
     parser = subparsers.add_parser(
         "report",
-        help="write a Markdown + HTML report (plots, costs) of a stored run",
+        help=SUMMARY,
         description="Write <workspace>/reports/ID/report.md and report.html (images embedded).",
     )
     parser.add_argument("run_id", type=int, metavar="ID", help="run id (see `experiments list`)")
@@ -30,6 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _open(args: argparse.Namespace) -> ExperimentStore:
     """The store, writable to record the report's cost; read-only when the workspace is
     and the report goes elsewhere (`--out`)."""
+    from agent.store import ExperimentStore
+    from core.storage import StorageError
+
     try:
         return ExperimentStore(args.workspace)
     except StorageError as error:
@@ -45,6 +51,8 @@ def _open(args: argparse.Namespace) -> ExperimentStore:
 
 def _run(args: argparse.Namespace) -> int:
     with _open(args) as store:
+        from agent.report import write_report  # imports the tools (torch): only when it runs
+
         files = write_report(store, args.run_id, args.out, args.lang)
     if args.json:
         paths = {"markdown": str(files.markdown), "html": str(files.html),

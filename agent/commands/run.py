@@ -45,10 +45,13 @@ def add_common_options(parser: argparse.ArgumentParser, backend: bool = True) ->
     parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
 
 
+SUMMARY = "plan, check and run a plain-language task, then explain the result"
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run",
-        help="plan, check and run a plain-language task, then explain the result",
+        help=SUMMARY,
         description='Example: autoglm run "train a GCN on Cora for 100 epochs"',
         epilog=EXIT_CODES,
     )
@@ -186,14 +189,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_text(args: argparse.Namespace) -> int:
-    from agent.session import Session
-
     store = open_store(args.workspace)
     try:
         on_plan = None if args.json else lambda routed: print(format_plan(routed), flush=True)
-        options = session_options(args, on_plan=on_plan)
         try:
+            # The embedded model loads on a background thread while the session imports torch.
             backend = make_backend(args.backend)
+            from agent.session import Session
+
+            options = session_options(args, on_plan=on_plan)
             session = Session(backend, store, options=options, title=args.text[:60])
             with planning_budget(backend, args.llm_timeout):
                 turn = session.handle(args.text)

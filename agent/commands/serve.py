@@ -7,19 +7,15 @@ import os
 import signal
 import sys
 
-from agent.llm.serve import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    ServeConfig,
-    VLLMServer,
-    exposure_warning,
-)
+SUMMARY = "serve a GLM checkpoint or the embedded model with vLLM (OpenAI-compatible)"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from agent.llm.serve import DEFAULT_HOST, DEFAULT_PORT  # httpx: only for `serve`
+
     parser = subparsers.add_parser(
         "serve",
-        help="serve a GLM checkpoint or the embedded model with vLLM (OpenAI-compatible)",
+        help=SUMMARY,
         description=(
             "Start vLLM's OpenAI-compatible server and print the base URL to give the agent "
             "(AUTOGLM_LLM=URL, or --backend URL on run/chat). MODEL is a checkpoint "
@@ -53,6 +49,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from agent.llm.serve import ServeConfig, VLLMServer, exposure_warning
+
     config = ServeConfig(
         model=args.model,
         host=args.host,

