@@ -107,6 +107,15 @@ LIMITS: dict[str, tuple[float, float, bool]] = {
 CATEGORIES: dict[str, tuple[str, ...]] = {"aggr": ("mean", "max", "sum", "min")}
 
 
+def _optional() -> dict[str, Param]:
+    """Dimensions searched only when asked for (an override names them): structure
+    enhancement, one step or none per trial (`{"enhance": {"choices": ["none", "gdc"]}}`)."""
+    from graph_ml.transforms import ORDER
+
+    CATEGORIES.setdefault("enhance", ("none", *ORDER))
+    return {"enhance": Choice(choices=("none", *ORDER))}
+
+
 class RangeOverride(BaseModel):
     """A user's (or the planner's) change to one parameter's range.
 
@@ -202,6 +211,12 @@ def build_space(models: list[str], overrides: dict[str, RangeOverride] | None = 
     """
     tunable = trainer_fields()
     space: Space = {m: {p: r for p, r in SEARCH_SPACES[m].items() if p in tunable} for m in models}
+    optional = _optional()
+    for key in overrides or {}:
+        model_name, _, param = key.rpartition(".")
+        if param in optional:
+            for model in [MODELS.resolve(model_name)] if model_name else list(space):
+                space.get(model, {}).setdefault(param, optional[param])
     for key, override in (overrides or {}).items():
         model_name, _, param = key.rpartition(".")
         if model_name:
