@@ -239,7 +239,8 @@ def _open_text(
     named, opened = _open(path, roots, kind)
     digest, lines = tables.scan(named, opened, kind)
     prefer = "\t" if named.suffix.lower() == ".tsv" else ","
-    layout = tables.sniff(named, opened, kind, example, header, prefer, known)
+    single = kind == "nodes"  # a node type may have ids only
+    layout = tables.sniff(named, opened, kind, example, header, prefer, known, single)
     text = tables.TextTable(named, opened, layout, pa.table({}), digest, lines=lines)
     lowered = [n.lower() for n in text.names]
     duplicate = next((n for i, n in enumerate(lowered) if n in lowered[:i]), None)

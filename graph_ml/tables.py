@@ -234,6 +234,7 @@ def sniff(
     header: bool | None,
     prefer: str = ",",
     known: frozenset[str] = frozenset(),
+    single: bool = False,
 ) -> Layout:
     """Find the delimiter, the header and where the data starts.
 
@@ -242,6 +243,7 @@ def sniff(
             first line holds one of the `known` column names, or is text above numbers).
         prefer: the delimiter to try first (the file extension's: tab for .tsv).
         known: column names that mark a header line when `header` is None.
+        single: one column is allowed (a node file of ids only).
 
     Raises:
         UserInputError: an empty file, or a file whose first line cannot be split.
@@ -261,7 +263,9 @@ def sniff(
         )
     first_number, first = content[0]
     delimiter = _choose_delimiter(first, [line for _, line in content[1:SNIFF_LINES]], prefer)
-    if delimiter == "":
+    if delimiter == "" and single:
+        delimiter = prefer
+    elif delimiter == "":
         raise UserInputError(
             f"{path}, line {first_number}: one field only; the {kind} file needs columns "
             f"separated by commas, tabs, semicolons, '|' or spaces, e.g. '{example}'."

@@ -343,14 +343,7 @@ def _train_run(
     split = make_split(ds, cfg.task, split_kind, seed=seed, fold=fold or 0, folds=cfg.folds,
                        edge_type=cfg.edge_type)  # fmt: skip
     if cfg.task == "link_prediction" and cfg.enhance and not ds.is_hetero:
-        from graph_ml.transforms import enhance_graph
-
-        parts = {}
-        for key in ("train", "val", "test"):
-            part = getattr(split, f"{key}_data").clone()
-            part.known_edge_index = part.edge_index  # what negative sampling must avoid
-            parts[key] = enhance_graph(part, cfg.enhance)
-        split = dataclasses.replace(split, **{f"{k}_data": v for k, v in parts.items()})
+        split = enhance_link_split(split, cfg.enhance)
     seed_everything(seed)
     job = _runner(cfg, ds)(cfg, ds, split, device)
     optimizer = torch.optim.Adam(job.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -391,6 +384,20 @@ def _train_run(
         split_sizes=split.sizes,
     )
     return run, split.notes
+
+
+def enhance_link_split(split: Any, names: list[str]) -> Any:
+    """A link split whose three message-passing graphs are each enhanced on their own (no
+    held-out edge shapes a graph the model reads); `known_edge_index` keeps each part's
+    original edges, which negative sampling avoids."""
+    from graph_ml.transforms import enhance_graph
+
+    parts = {}
+    for key in ("train", "val", "test"):
+        part = getattr(split, f"{key}_data").clone()
+        part.known_edge_index = part.edge_index
+        parts[key] = enhance_graph(part, names)
+    return dataclasses.replace(split, **{f"{k}_data": v for k, v in parts.items()})
 
 
 def _runner(cfg: TrainConfig, ds: Any) -> type:
