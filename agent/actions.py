@@ -8,8 +8,9 @@ stays unset and the rule engine fills the default later. Every field is bounded 
 ranges, list sizes): an unbounded schema lets a weak model write digits until it runs out of
 tokens.
 
-Dataset and model values are the catalogue's canonical names, taken from the registries in
-`graph_ml.datasets` and `graph_ml.models`.
+Dataset and model values are the catalogue's canonical names and every numeric field's
+bounds are the catalogue's (`graph_ml.catalogue`): nothing here restates a model or dataset
+fact.
 """
 
 from __future__ import annotations
@@ -24,48 +25,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import GenerateJsonSchema
 
 from agent.errors import ModelOutputError
+from graph_ml.catalogue import DATASETS, MODELS, PARAMS, TASKS
 
-TASKS = ("node_classification", "link_prediction", "graph_classification")
 MAX_ACTIONS = 4  # a plain-language request rarely needs more; longer plans were padding
-MAX_MODELS = 8  # the model zoo's size; a compare or tune over more is a typo
+MAX_MODELS = len(MODELS)  # the zoo's size: a compare or tune over more repeats a model
 MAX_NODES = 16  # nodes one explanation covers
 MAX_RUNS = 8  # runs one report or comparison refers to
 MAX_TEXT = 300  # characters of a clarifying question or a question about earlier results
 MAX_RUN_ID = 1_000_000_000  # the experiment store numbers runs 1, 2, 3, ...
 
-# Used only while the registries cannot be imported (they load torch); kept in step with them.
-_FALLBACK_DATASETS = (
-    "cora",
-    "citeseer",
-    "pubmed",
-    "mutag",
-    "proteins",
-    "enzymes",
-    "imdb-binary",
-    "karate",
-    "sbm",
-    "ogbn-arxiv",
-)
-_FALLBACK_MODELS = ("gcn", "gat", "gatv2", "sage", "gin", "mlp", "sgc", "appnp")
 
-
-@cache
 def dataset_names() -> tuple[str, ...]:
-    """Canonical dataset names, from `graph_ml.datasets.DATASETS`."""
-    try:
-        from graph_ml.datasets import DATASETS
-    except ImportError:
-        return _FALLBACK_DATASETS
+    """Canonical dataset names, from the catalogue (`graph_ml.catalogue.DATASETS`)."""
     return tuple(DATASETS)
 
 
-@cache
 def model_names() -> tuple[str, ...]:
-    """Canonical model names, from `graph_ml.models.MODELS`."""
-    try:
-        from graph_ml.models import MODELS
-    except ImportError:
-        return _FALLBACK_MODELS
+    """Canonical model names, from the catalogue (plug-ins included)."""
     return tuple(MODELS)
 
 
@@ -74,6 +50,13 @@ ModelName = Literal[model_names()]  # type: ignore[valid-type]
 TaskName = Literal[TASKS]  # type: ignore[valid-type]
 RunId = Annotated[int, Field(ge=1, le=MAX_RUN_ID)]
 
+
+def _param(name: str, description: str | None = None) -> Any:
+    """An optional action field with the parameter's bounds from the catalogue."""
+    param = PARAMS[name]
+    return Field(None, description=description or param.description, **param.field_bounds())
+
+
 # Field definitions shared by the actions, so every action reads the same.
 _DATASET = Field(None, description="dataset, canonical catalogue name")
 _TASK = Field(None, description="learning task")
@@ -81,15 +64,6 @@ _MODEL = Field(None, description="GNN model, canonical catalogue name")
 _MODELS = Field(
     None, min_length=1, max_length=MAX_MODELS, description="several models (compare, tune)"
 )
-_EPOCHS = Field(None, ge=1, le=10_000, description="training epochs")
-_LR = Field(None, gt=0, le=1, description="learning rate")
-_HIDDEN = Field(None, ge=1, le=4096, description="hidden channels (hidden size, units)")
-_LAYERS = Field(None, ge=1, le=16, description="number of message-passing layers")
-_DROPOUT = Field(None, ge=0, lt=1, description="dropout probability")
-_WEIGHT_DECAY = Field(None, ge=0, le=1, description="L2 weight decay")
-_HEADS = Field(None, ge=1, le=64, description="attention heads (GAT)")
-_N_TRIALS = Field(None, ge=1, le=1000, description="number of tuning trials")
-_SEEDS = Field(None, ge=1, le=100, description="number of random seeds to repeat over")
 _RUN_ID = Field(None, description="an earlier run's id from the experiment store")
 _RUN_IDS = Field(None, min_length=1, max_length=MAX_RUNS, description="earlier runs' ids")
 _QUESTION = Field(min_length=1, max_length=MAX_TEXT)
@@ -106,14 +80,14 @@ class Train(_Action):
     dataset: DatasetName | None = _DATASET
     task: TaskName | None = _TASK
     model: ModelName | None = _MODEL
-    epochs: int | None = _EPOCHS
-    lr: float | None = _LR
-    hidden_channels: int | None = _HIDDEN
-    num_layers: int | None = _LAYERS
-    dropout: float | None = _DROPOUT
-    weight_decay: float | None = _WEIGHT_DECAY
-    heads: int | None = _HEADS
-    seeds: int | None = _SEEDS
+    epochs: int | None = _param("epochs")
+    lr: float | None = _param("lr")
+    hidden_channels: int | None = _param("hidden_channels")
+    num_layers: int | None = _param("num_layers")
+    dropout: float | None = _param("dropout")
+    weight_decay: float | None = _param("weight_decay")
+    heads: int | None = _param("heads")
+    seeds: int | None = _param("seeds")
 
 
 class Tune(_Action):
@@ -124,9 +98,9 @@ class Tune(_Action):
     task: TaskName | None = _TASK
     model: ModelName | None = _MODEL
     models: list[ModelName] | None = _MODELS
-    n_trials: int | None = _N_TRIALS
-    epochs: int | None = _EPOCHS
-    seeds: int | None = _SEEDS
+    n_trials: int | None = _param("n_trials")
+    epochs: int | None = _param("epochs")
+    seeds: int | None = _param("seeds")
 
 
 class Compare(_Action):
@@ -137,14 +111,14 @@ class Compare(_Action):
     task: TaskName | None = _TASK
     models: list[ModelName] | None = _MODELS
     run_ids: list[RunId] | None = _RUN_IDS
-    epochs: int | None = _EPOCHS
-    lr: float | None = _LR
-    hidden_channels: int | None = _HIDDEN
-    num_layers: int | None = _LAYERS
-    dropout: float | None = _DROPOUT
-    weight_decay: float | None = _WEIGHT_DECAY
-    heads: int | None = _HEADS
-    seeds: int | None = _SEEDS
+    epochs: int | None = _param("epochs")
+    lr: float | None = _param("lr")
+    hidden_channels: int | None = _param("hidden_channels")
+    num_layers: int | None = _param("num_layers")
+    dropout: float | None = _param("dropout")
+    weight_decay: float | None = _param("weight_decay")
+    heads: int | None = _param("heads")
+    seeds: int | None = _param("seeds")
 
 
 class Inspect(_Action):

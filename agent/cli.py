@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "plan",
     "train",
     "tune",
+    "models",
     "datasets",
     "inspect",
     "experiments",
@@ -55,8 +56,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `autoglm`."""
-    args = build_parser().parse_args(argv)
-    return _dispatch(args)
+    try:
+        parser = build_parser()  # imports the catalogue, which loads model plug-ins
+    except AutoGLMError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    return _dispatch(parser.parse_args(argv))
 
 
 def train_main(argv: list[str] | None = None) -> int:

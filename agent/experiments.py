@@ -1,62 +1,33 @@
-"""What `autoglm experiments` does with stored runs: summarise, rerun, export.
+"""What `autoglm experiments` does with stored runs beyond reading them: rerun.
 
-- `summary_metrics(kind, result)`: the few numbers `experiments list` shows, stored with a run.
-- `rerun(store, run_id)`: runs a stored train or tune config again as a new run whose parent
-  is the old one, and records it like any other (epochs, costs, result).
-- `export_script(record)`: a standalone Python script (plain PyTorch Geometric, no
-  open-autoglm) that reproduces a train run, from `prompts/export_script.py.j2`.
+`rerun(store, run_id)` repeats a stored train or tune run with its full config, as a new run
+whose parent is the old one, through the same executor and tools as every other run
+(`agent.executor`), and says whether the data it read is the same as the old run's.
+`summary_metrics` (the few numbers `experiments list` shows) lives with the executor, which
+stores them; `agent.export` writes the standalone script that reproduces a train run.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import time
-from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
-import jinja2
-
-from agent.explain import train_result
+from agent.executor import (  # noqa: F401 - re-exported for the commands
+    EpochCallback,
+    Executor,
+    ExecutorOptions,
+    RunFailed,
+    rerun_call,
+    summary_metrics,
+)
 from agent.store import ExperimentStore, RunRecord
-from core.errors import UserInputError
-
-EXPORTABLE_SOURCES = ("planetoid", "tu")
-EXPORTABLE_TASKS = ("node_classification", "graph_classification")
-# Hyper-parameters the exported script reads; a None left in them takes the model default.
-SCRIPT_KEYS = (
-    "dataset", "task", "model", "epochs", "lr", "hidden_channels", "num_layers", "dropout",
-    "weight_decay", "heads", "seeds", "seed", "patience", "split", "folds", "batch_size",
-    "normalize_features", "pooling",
-)  # fmt: skip
-
-
-def summary_metrics(kind: str, result: dict[str, Any] | None) -> dict[str, Any]:
-    """The headline numbers of a result: test/val mean and std, or a tune's best value."""
-    if not result:
-        return {}
-    if kind == "train":
-        result = result["result"] if "runs" not in result and "result" in result else result
-        keys = ("metric", "test_mean", "test_std", "val_mean", "val_std")
-        return {k: result[k] for k in keys if k in result}
-    if kind == "tune":
-        keys = ("metric", "best_value", "best_model", "test_mean", "test_std", "n_trials")
-        return {k: result[k] for k in keys if result.get(k) is not None}
-    if kind == "compare":
-        keys = ("metric", "best", "p_value", "significant")
-        return {k: result[k] for k in keys if k in result}
-    return {}
-
-
-# -- rerun ------------------------------------------------------------------------------
 
 
 def rerun(
     store: ExperimentStore,
     run_id: int,
     data_dir: str | Path | None = None,
-    on_epoch: Callable[[int, int, dict[str, float]], None] | None = None,
+    on_epoch: EpochCallback | None = None,
+    progress: bool = False,
 ) -> RunRecord:
     """Run a stored train or tune run's config again, as a new run (parent: the old one).
 
@@ -64,146 +35,27 @@ def rerun(
         store: the experiment store.
         run_id: the run to repeat.
         data_dir: raw datasets (default `AUTOGLM_DATA_DIR`).
-        on_epoch: progress callback, called after storing each epoch.
+        on_epoch: progress callback `(run_id, seed, epoch, metrics)`, after each stored epoch.
+        progress: draw the tools' progress bars on stderr.
 
     Returns:
-        The new run's record (succeeded; a failure is stored as failed and re-raised).
+        The new run's record (succeeded). Its dataset fingerprint tells whether the data
+        changed since the old run (`same_data`).
 
     Raises:
         UserInputError: no such run, or a kind that cannot be rerun.
+        RunFailed: the rerun failed; it is stored as failed.
     """
     record = store.get_run(run_id)
-    if record.kind not in ("train", "tune"):
-        raise UserInputError(
-            f"Run {run_id} is a {record.kind} run; only train and tune runs can be rerun "
-            "(rerun the runs it refers to instead)."
-        )
-    runner = _rerun_train if record.kind == "train" else _rerun_tune
-    with store.run(record.kind, record.config, parent_id=record.id) as new_id:
-        runner(store, record, new_id, data_dir, on_epoch)
-    return store.get_run(new_id)
-
-
-def _rerun_train(store, record, new_id, data_dir, on_epoch) -> None:
-    # The full resolved TrainConfig goes to graph_ml directly: the train tool's arguments are
-    # the subset a plan may set, and a rerun must repeat every field (split, scheduler, ...).
-    from graph_ml.train import TrainConfig, train
-    from tools.data import load
-
-    config = TrainConfig.model_validate({**record.config, "progress": False})
-
-    def log_epoch(index: int, epoch: int, metrics: dict[str, float]) -> None:
-        seed, fold = seed_and_fold(config, index)
-        store.log_epoch(new_id, seed, epoch, metrics, fold=fold)
-        if on_epoch is not None:
-            on_epoch(index, epoch, metrics)
-
-    with store.step(new_id, "tool:load") as extra:
-        ds = load(config.dataset, store.workspace, Path(data_dir) if data_dir else None)
-        extra["detail"] = {"same_data": ds.fingerprint == record.dataset_fingerprint}
-    store.set_dataset_fingerprint(new_id, ds.fingerprint)
-    with store.step(new_id, "tool:train"):
-        result = train(config, dataset=ds, on_epoch=log_epoch,
-                       checkpoint_dir=store.checkpoint_dir(new_id))  # fmt: skip
-    dumped = result.model_dump(mode="json")
-    store.finish_run(new_id, "succeeded", metrics=summary_metrics("train", dumped), result=dumped)
-
-
-def seed_and_fold(config: Any, index: int) -> tuple[int, int | None]:
-    """The seed and fold of training run `index` of a `TrainConfig` (seed-major, folds
-    inside a seed, as graph_ml plans them; the fold is None without k-fold)."""
-    kfold = config.task == "graph_classification" and config.split in ("auto", "kfold")
-    if not kfold:
-        return config.seed + index, None
-    folds = [config.fold] if config.fold is not None else list(range(config.folds))
-    return config.seed + index // len(folds), folds[index % len(folds)]
-
-
-def _rerun_tune(store, record, new_id, data_dir, on_epoch) -> None:
-    from graph_ml.tune import TuneConfig, tune
-
-    fields = dict(record.config)
-    # A study counts trials over all sessions: a rerun gets a fresh study or it would stop at
-    # once, its budget already spent.
-    fields["study"] = f"{fields.get('study') or 'rerun'}-rerun-{new_id}-{int(time.time())}"
-    fields.setdefault("storage", None)
-    if not fields["storage"]:
-        fields["storage"] = store.studies_url()
-    if data_dir and not fields.get("data_dir"):
-        fields["data_dir"] = str(data_dir)
-    config = TuneConfig.model_validate(fields)
-    with store.step(new_id, "tool:tune"):
-        result = tune(config)
-    dumped = result.model_dump(mode="json")
-    store.finish_run(new_id, "succeeded", metrics=summary_metrics("tune", dumped), result=dumped)
-
-
-# -- export -----------------------------------------------------------------------------
-
-
-def _resolved_config(record: RunRecord) -> dict[str, Any]:
-    """The run's config with the trainer's resolved values and the model defaults filled."""
-    config = dict(record.config)
-    if record.status == "succeeded" and record.result:
-        config.update(train_result(record).get("config") or {})
-    missing = [k for k in SCRIPT_KEYS if config.get(k) is None]
-    if missing and config.get("model") and config.get("task"):
-        from graph_ml.models import default_hparams
-
-        defaults = default_hparams(config["model"], config["task"])
-        config.update({k: defaults[k] for k in missing if defaults.get(k) is not None})
-    return config
-
-
-def export_script(record: RunRecord, filename: str = "reproduce.py") -> str:
-    """The text of a standalone script reproducing train run `record` with plain PyG.
-
-    Raises:
-        UserInputError: the run is not a train run, or its dataset/task is not one the
-            script supports (Planetoid or TU datasets; node or graph classification).
-    """
-    from graph_ml.datasets import DATASETS
-
-    if record.kind != "train":
-        raise UserInputError(
-            f"Run {record.id} is a {record.kind} run; only train runs can be exported "
-            "(a tune run's best configuration is its retrained train run)."
-        )
-    config = _resolved_config(record)
-    spec = DATASETS.get(str(config.get("dataset")))
-    task = config.get("task") or spec.default_task
-    if spec.source not in EXPORTABLE_SOURCES or task not in EXPORTABLE_TASKS:
-        raise UserInputError(
-            f"Export covers Planetoid and TU datasets for node or graph classification; run "
-            f"{record.id} is {task} on {spec.name} ({spec.source})."
-        )
-    config["task"] = task
-    missing = [k for k in ("epochs", "lr", "hidden_channels", "num_layers", "dropout",
-                           "weight_decay") if config.get(k) is None]  # fmt: skip
-    if missing:
-        raise UserInputError(f"Run {record.id} has no value for {', '.join(missing)}.")
-    stored = "n/a"
-    if record.status == "succeeded" and record.result:
-        result = train_result(record)
-        stored = f"{result['test_mean']:.4f} ± {result.get('test_std') or 0.0:.4f}"
-        runs = len(result.get("runs") or [])
-    else:
-        runs = 0
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             lstrip_blocks=True, keep_trailing_newline=True)  # fmt: skip
-    env.filters["py"] = repr
-    text = (resources.files("prompts") / "export_script.py.j2").read_text(encoding="utf-8")
-    return env.from_string(text).render(
-        run_id=record.id,
-        model=config["model"],
-        dataset=spec.name,
-        dataset_dir=spec.folder,
-        source=spec.source,
-        task=task,
-        metric="accuracy",
-        stored_test=stored,
-        stored_runs=runs,
-        exported_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        filename=filename,
-        config={k: config.get(k) for k in SCRIPT_KEYS},
+    options = ExecutorOptions(
+        data_dir=Path(data_dir) if data_dir else None, on_epoch=on_epoch, progress=progress
     )
+    done = Executor(store, options).execute_or_raise(rerun_call(record), parent=record.id)
+    return store.get_run(done.run_id)
+
+
+def same_data(old: RunRecord, new: RunRecord) -> bool | None:
+    """Whether two runs read the same data (by fingerprint); None when one has none."""
+    if not old.dataset_fingerprint or not new.dataset_fingerprint:
+        return None
+    return old.dataset_fingerprint == new.dataset_fingerprint

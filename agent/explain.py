@@ -3,7 +3,7 @@
 Python reads the facts out of a stored run (`agent.store.RunRecord`) and decides what they
 mean (over-fitting, significance, homophily); the words live in `prompts/explain_<kind>.<lang>.j2`
 (Jinja2, `StrictUndefined`), English and Chinese. Every number an explanation shows comes
-from the record passed in, or from the small table of published reference figures below;
+from the record passed in, or from the published figures in the models' catalogue specs;
 none is typed into a template.
 
 `explain_node(model, data, node_ids)` (from `graph_ml.attributions`, re-exported here) gives
@@ -13,16 +13,16 @@ feature and edge attributions for chosen nodes of a trained node classifier thro
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-
+import prompts
 from core.errors import UserInputError
 from graph_ml.attributions import explain_node, receptive_hops
+from graph_ml.catalogue import DATASETS, MODELS, Published
+from graph_ml.stats import mean as _mean
+from graph_ml.stats import sample_std, welch, welch_from_stats
+from prompts import fmt_num, fmt_p, fmt_pct, fmt_seconds, fmt_value  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from agent.store import ExperimentStore, RunRecord
@@ -40,36 +40,12 @@ UNDERFIT_TRAIN_METRIC = 0.6  # a model below this on its own training data lacks
 HOMOPHILY_LOW, HOMOPHILY_HIGH = 0.5, 0.7
 
 
-@dataclass(frozen=True)
-class Published:
-    """A published test accuracy (percent), the task and split it holds for, and its source."""
-
-    value: float
-    source: str
-    task: str = "node_classification"
-    splits: tuple[str, ...] = ("auto", "public")  # Planetoid's public split
-
-
-_GIN = ("graph_classification", ("auto", "kfold"))  # 10-fold cross-validation, as in the paper
-
-# (model, dataset) -> published test accuracy under that paper's protocol.
-PUBLISHED: dict[tuple[str, str], Published] = {
-    ("gcn", "cora"): Published(81.5, "Kipf & Welling, ICLR 2017"),
-    ("gat", "cora"): Published(83.0, "Veličković et al., ICLR 2018"),
-    ("mlp", "cora"): Published(55.1, "Veličković et al., ICLR 2018"),
-    ("gcn", "citeseer"): Published(70.3, "Kipf & Welling, ICLR 2017"),
-    ("gat", "citeseer"): Published(72.5, "Veličković et al., ICLR 2018"),
-    ("mlp", "citeseer"): Published(46.5, "Veličković et al., ICLR 2018"),
-    ("gin", "mutag"): Published(89.4, "Xu et al., ICLR 2019", *_GIN),
-}
-
-
 def published_figure(model: str, dataset: str, task: str, split: str | None) -> Published | None:
-    """The published figure comparable to this run: same model, data, task and protocol."""
-    found = PUBLISHED.get((model.lower(), dataset.lower()))
-    if found is None or found.task != task or (split or "auto") not in found.splits:
+    """The published figure comparable to this run (from the model's catalogue spec): same
+    model, data, task and protocol; None when the catalogue knows none."""
+    if model not in MODELS or dataset not in DATASETS:
         return None
-    return found
+    return MODELS.get(model).published_figure(DATASETS.resolve(dataset), task, split)
 
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
@@ -80,63 +56,11 @@ def detect_language(text: str | None) -> str:
     return "zh" if text and _CJK.search(text) else "en"
 
 
-# -- number formatting (the only place numbers become text) --------------------------------
-
-
-def fmt_num(value: float | None, digits: int = 4) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def fmt_pct(value: float | None) -> str:
-    """0.8123 -> '81.23' (a metric in [0, 1] as percent)."""
-    return "n/a" if value is None else f"{100 * value:.2f}"
-
-
-def fmt_p(value: float | None) -> str:
-    """A p-value: 3 significant digits, scientific below 0.001."""
-    if value is None:
-        return "n/a"
-    return f"{value:.2e}" if value < 1e-3 else f"{value:.3f}"
-
-
-def fmt_value(value: Any) -> str:
-    """A stored value as text: floats to 4 significant digits, the rest as is."""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def fmt_seconds(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
-
-
-def _environment() -> jinja2.Environment:
-    def load(name: str) -> str:
-        return (resources.files("prompts") / name).read_text(encoding="utf-8")
-
-    env = jinja2.Environment(
-        loader=jinja2.FunctionLoader(load),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=False,
-        autoescape=False,
-    )
-    env.filters.update(num=fmt_num, pct=fmt_pct, p=fmt_p, sec=fmt_seconds, val=fmt_value)
-    return env
-
-
-_ENV: jinja2.Environment | None = None
-
-
 def render(kind: str, language: str, /, **facts: Any) -> str:
     """Render `prompts/explain_<kind>.<language>.j2` with `facts` (missing facts raise)."""
-    global _ENV
     if language not in LANGUAGES:
         raise UserInputError(f"Unknown language {language!r}; choose from: {', '.join(LANGUAGES)}.")
-    if _ENV is None:
-        _ENV = _environment()
-    text = _ENV.get_template(f"explain_{kind}.{language}.j2").render(**facts)
+    text = prompts.render(f"explain_{kind}.{language}.j2", **facts)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
@@ -194,21 +118,12 @@ def explain_error(record: RunRecord, language: str = "en", store: Any = None) ->
 
 
 def train_result(record: RunRecord) -> dict[str, Any]:
-    """The `TrainResult` dict of a train run (also unwraps the train tool's output)."""
-    result = record.result or {}
-    if "runs" not in result and isinstance(result.get("result"), dict):
-        result = result["result"]
-    if "runs" not in result:
-        raise UserInputError(f"Run {record.id} holds no training result to explain.")
-    return result
+    """The `TrainResult` dict of a train run (`RunRecord.train_result`)."""
+    return record.train_result()
 
 
 def _config_value(result: dict[str, Any], record: RunRecord, key: str) -> Any:
     return (result.get("config") or {}).get(key, record.config.get(key))
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
 
 
 def fit_diagnosis(runs: list[dict[str, Any]], epochs: int | None) -> dict[str, Any]:
@@ -286,13 +201,15 @@ def _fit_kind(f: dict[str, Any]) -> str:
 def mlp_baseline(
     record: RunRecord, store: ExperimentStore | None, model: str, dataset: str, task: str
 ) -> dict[str, Any] | None:
-    """The MLP run on the same dataset and task from the store, if there is one."""
-    if store is None or model == "mlp":
+    """A no-graph baseline run (a model whose spec says `uses_graph=False`, the MLP) on the
+    same dataset and task from the store, if there is one."""
+    baselines = {name for name, spec in MODELS.items() if not spec.uses_graph}
+    if store is None or model in baselines:
         return None
     for other in store.list_runs(limit=200, kind="train", status="succeeded"):
         cfg = other.config
         same = (
-            str(cfg.get("model", "")).lower() == "mlp"
+            str(cfg.get("model", "")).lower() in baselines
             and str(cfg.get("dataset", "")).lower() == dataset
             and cfg.get("task") == task
         )
@@ -413,26 +330,6 @@ def explain_tune(record: RunRecord, language: str = "en", store: Any = None) -> 
 # -- comparison -------------------------------------------------------------------------
 
 
-def welch_test(a: list[float], b: list[float]) -> tuple[float | None, float | None]:
-    """Welch's two-sided t-test (scipy); (None, None) when either side has < 2 values."""
-    if len(a) < 2 or len(b) < 2:
-        return None, None
-    from scipy import stats
-
-    if max(a) == min(a) and max(b) == min(b):
-        # No spread on either side: the t statistic is undefined.
-        return (0.0, 1.0) if a[0] == b[0] else (math.copysign(math.inf, a[0] - b[0]), 0.0)
-    out = stats.ttest_ind(a, b, equal_var=False)
-    return float(out.statistic), float(out.pvalue)
-
-
-def _std(values: list[float]) -> float:
-    if len(values) < 2:
-        return 0.0
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
 def _entry_from_train(record: RunRecord, label: str | None = None) -> dict[str, Any]:
     result = train_result(record)
     values = [float(r["test_metric"]) for r in result.get("runs") or []]
@@ -442,7 +339,7 @@ def _entry_from_train(record: RunRecord, label: str | None = None) -> dict[str, 
         "values": values,
         "n": len(values),
         "mean": result["test_mean"],
-        "std": _std(values),
+        "std": sample_std(values),
         "metric": result.get("metric", "accuracy"),
     }
 
@@ -457,20 +354,25 @@ def comparison_facts(
             (with `run_id` and/or per-seed `values`, else `n`, `mean`, `std`).
         store: to read per-seed values of a compare run's member runs.
     """
+    stored: dict[str, Any] = {}
     if isinstance(runs, list):
         entries = [_entry_from_train(r) for r in runs]
         run_id = None
     else:
-        entries = [_entry_from_compare(e, store) for e in (runs.result or {}).get("entries", [])]
+        stored = runs.result or {}
+        entries = [_entry_from_compare(e, store) for e in stored.get("entries", [])]
         run_id = runs.id
     if len(entries) < 2:
         raise UserInputError("A comparison needs at least two runs with results.")
     ranked = sorted(entries, key=lambda e: -e["mean"])
     best, second = ranked[0], ranked[1]
-    if best["values"] and second["values"]:
-        t, p = welch_test(best["values"], second["values"])
+    if "p_value" in stored and stored.get("best") == best["label"]:
+        t, p = stored.get("t_statistic"), stored["p_value"]  # the compare tool's own test
+    elif best["values"] and second["values"]:
+        t, p = welch(best["values"], second["values"])
     else:
-        t, p = _welch_from_stats(best, second)
+        t, p = welch_from_stats(best["mean"], best["std"], best["n"],
+                                second["mean"], second["std"], second["n"])  # fmt: skip
     return {
         "run_id": run_id,
         "metric": entries[0].get("metric", "accuracy"),
@@ -500,20 +402,9 @@ def _entry_from_compare(entry: dict[str, Any], store: ExperimentStore | None) ->
         "values": values,
         "n": entry.get("n", len(values)),
         "mean": mean,
-        "std": entry.get("std", _std(values)),
+        "std": entry.get("std", sample_std(values)),
         "metric": entry.get("metric", "accuracy"),
     }
-
-
-def _welch_from_stats(a: dict[str, Any], b: dict[str, Any]) -> tuple[float | None, float | None]:
-    if a["n"] < 2 or b["n"] < 2 or (a["std"] == 0 and b["std"] == 0):
-        return None, None
-    from scipy import stats
-
-    out = stats.ttest_ind_from_stats(
-        a["mean"], a["std"], a["n"], b["mean"], b["std"], b["n"], equal_var=False
-    )
-    return float(out.statistic), float(out.pvalue)
 
 
 def explain_compare(

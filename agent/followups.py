@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,42 @@ QUESTION = re.compile(
 
 
 @dataclass
+class LastRequest:
+    """The chat's last train, tune or compare: what a follow-up starts from."""
+
+    action: str
+    requested: dict[str, Any]  # what the user asked for (directly or by inheriting it)
+    run_id: int | None = None
+
+
+@dataclass
+class ChatState:
+    """What a chat remembers between turns (stored with the session after every change).
+
+    Owned by `FollowUps`: everything else reads it.
+
+    Attributes:
+        runs: every run the chat produced, oldest first (a compare's members too).
+        last: the last train, tune or compare request.
+    """
+
+    runs: list[int] = field(default_factory=list)
+    last: LastRequest | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> ChatState:
+        data = data or {}
+        last = data.get("last")
+        return cls(
+            runs=[int(r) for r in data.get("runs") or []],
+            last=LastRequest(**last) if isinstance(last, dict) else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class ResolvedPlan:
     """A plan resolved from the chat itself (no model call)."""
 
@@ -62,11 +98,10 @@ class FollowUps:
     Args:
         store: the experiment store (runs are looked up by id).
         session_id: the chat, whose state is stored after each change.
-        state: the chat's stored state, `{"runs": [...], "last": {...} | None}`, shared with
-            the session (changed in place).
+        state: the chat's stored state (this object owns it from now on).
     """
 
-    def __init__(self, store: ExperimentStore, session_id: str, state: dict[str, Any]) -> None:
+    def __init__(self, store: ExperimentStore, session_id: str, state: ChatState) -> None:
         self.store = store
         self.session_id = session_id
         self.state = state
@@ -79,7 +114,7 @@ class FollowUps:
     def route_context(
         self, text: str, fields: dict[str, Any], plan: Any, limits: Limits, data_dir: Path | None
     ) -> RouteContext:
-        last = self.state.get("last") or {}
+        last = self.state.last
         mentions = getattr(plan, "mentions", None)
         # The planner took the dataset from the chat, not from this text: a follow-up.
         implicit = bool(fields.get("dataset")) and mentions is not None and not mentions.datasets
@@ -87,8 +122,8 @@ class FollowUps:
             workspace=self.store.workspace,
             data_dir=data_dir,
             limits=limits,
-            previous=last.get("requested"),
-            previous_run_id=last.get("run_id"),
+            previous=last.requested if last else None,
+            previous_run_id=last.run_id if last else None,
             followup=bool(FOLLOWUP.search(text)) or implicit,
         )
 
@@ -96,8 +131,8 @@ class FollowUps:
         """What the planner may treat as named: the last run's dataset, model and task, and
         this session's recent run ids ("that", "the previous run")."""
         context: dict[str, Any] = {}
-        last = self.state.get("last") or {}
-        requested = last.get("requested") or {}
+        last = self.state.last
+        requested = last.requested if last else {}
         for key in ("dataset", "model", "task"):
             if requested.get(key) is not None:
                 context[key] = requested[key]
@@ -107,8 +142,8 @@ class FollowUps:
             context["dataset"] = newest
             context.pop("task", None)  # the new dataset decides its own task
         runs = self.session_runs()
-        if last.get("run_id"):
-            context["run_id"] = int(last["run_id"])
+        if last and last.run_id:
+            context["run_id"] = int(last.run_id)
         if len(runs) >= 2:
             context["run_ids"] = runs[-2:]
         if feedback:
@@ -117,7 +152,7 @@ class FollowUps:
 
     def latest_dataset(self) -> str | None:
         """The dataset of this session's newest run that has one (an inspection counts)."""
-        for run_id in reversed(self.state["runs"]):
+        for run_id in reversed(self.state.runs):
             with contextlib.suppress(UserInputError):
                 dataset = self.store.get_run(run_id).config.get("dataset")
                 if dataset:
@@ -127,7 +162,7 @@ class FollowUps:
     def session_runs(self, kinds: tuple[str, ...] = ("train",)) -> list[int]:
         """Runs this session produced, oldest first, of the given kinds (members included)."""
         out = []
-        for run_id in self.state["runs"]:
+        for run_id in self.state.runs:
             with contextlib.suppress(UserInputError):
                 if self.store.get_run(run_id).kind in kinds:
                     out.append(run_id)
@@ -188,15 +223,19 @@ class FollowUps:
         return None if target is None else int(target)
 
     def last_result_run(self) -> int | None:
-        last = self.state.get("last") or {}
-        if last.get("run_id"):
-            return int(last["run_id"])
-        runs = self.state["runs"]
+        last = self.state.last
+        if last and last.run_id:
+            return int(last.run_id)
+        runs = self.state.runs
         return int(runs[-1]) if runs else None
 
     def add_run(self, run_id: int) -> None:
-        if run_id not in self.state["runs"]:
-            self.state["runs"].append(run_id)
+        if run_id not in self.state.runs:
+            self.state.runs.append(run_id)
+
+    def save(self) -> None:
+        """Store the chat's state with its session (`autoglm chat --resume` reads it)."""
+        self.store.set_session_state(self.session_id, self.state.to_json())
 
     def remember(self, item: RoutedAction, run_id: int | None) -> None:
         """Keep a run, and for a train, tune or compare, what it was asked with: the request
@@ -209,6 +248,6 @@ class FollowUps:
                 if item.fields.get(key) is not None:
                     requested[key] = item.fields[key]
             if not requested:  # a comparison of stored runs: follow-ups keep the last request
-                requested = (self.state.get("last") or {}).get("requested") or {}
-            self.state["last"] = {"action": item.action, "requested": requested, "run_id": run_id}
-        self.store.set_session_state(self.session_id, self.state)
+                requested = self.state.last.requested if self.state.last else {}
+            self.state.last = LastRequest(item.action, requested, run_id)
+        self.save()

@@ -17,12 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import jinja2
 import jsonschema
 
+import prompts
 from agent.actions import (
     MAX_ACTIONS,
     MAX_MODELS,
@@ -77,8 +77,7 @@ class Fix:
 
 @cache
 def _questions() -> jinja2.Template:
-    text = resources.files("prompts").joinpath("planner_clarify.j2").read_text("utf-8")
-    return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(text)
+    return prompts.environment().get_template("planner_clarify.j2")
 
 
 # ---------------------------------------------------------------------------------------
@@ -132,7 +131,9 @@ def named_models(m: Mentions) -> list[str]:
         return list(model_names())[:MAX_MODELS]
     if task is None and m.datasets:
         task = getattr(DATASETS.get(m.datasets[0]), "default_task", None)
-    zoo = [name for name, spec in MODELS.items() if task is None or task in spec.tasks]
+    # The zoo runs on any graph; typed models (rgcn, hgt) need node or edge types.
+    zoo = [name for name, spec in MODELS.items() if (task is None or task in spec.tasks)
+           and not (spec.requires_hetero or spec.uses_edge_types)]  # fmt: skip
     return zoo[:MAX_MODELS]
 
 

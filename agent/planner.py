@@ -33,9 +33,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import jinja2
 import yaml
 
+import prompts
 from agent.actions import (
     ACTION_NAMES,
     MAX_TEXT,
@@ -101,17 +101,9 @@ class Plan:
 # ---------------------------------------------------------------------------------------
 
 
-@cache
-def _templates() -> jinja2.Environment:
-    loader = jinja2.FunctionLoader(
-        lambda name: resources.files("prompts").joinpath(name).read_text("utf-8")
-    )
-    return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=False)
-
-
 def render(template: str, **values: Any) -> str:
     """Render `prompts/<template>` with `StrictUndefined` (a missing value is an error)."""
-    return _templates().get_template(template).render(**values).strip()
+    return prompts.render(template, **values).strip()
 
 
 def _display_aliases(kind: str, name: str) -> list[str]:

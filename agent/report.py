@@ -14,7 +14,6 @@ from pathlib import Path
 
 from agent.explain import comparison_facts, explain_run, train_result
 from agent.store import ExperimentStore, RunRecord
-from tools import TOOLS
 from tools.report import (
     COST_HEADERS,
     ComparisonData,
@@ -33,6 +32,7 @@ __all__ = [
     "ReportFiles",
     "cost_rows",
     "decision_lines",
+    "report_args",
     "run_data",
     "write_report",
     "write_reports",
@@ -70,27 +70,14 @@ def run_data(store: ExperimentStore, record: RunRecord, language: str = "en") ->
     )
 
 
-def write_report(
-    store: ExperimentStore, run_id: int, out_dir: Path | None = None, language: str = "en"
-) -> ReportResult:
-    """Write the Markdown and HTML report of a run and its plots.
-
-    Args:
-        store: the experiment store.
-        run_id: the run to report.
-        out_dir: where to write; default `<workspace>/reports/<id>/`.
-        language: `en` or `zh` for the summary text.
-
-    Returns:
-        The paths written.
-
-    Raises:
-        UserInputError: no such run.
-    """
+def report_args(
+    store: ExperimentStore, run_id: int, language: str = "en", out_dir: Path | None = None
+) -> ReportArgs:
+    """The report tool's arguments for a stored run: its data and where to write (default
+    `<workspace>/reports/<id>/`)."""
     record = store.get_run(run_id)
     out = Path(out_dir) if out_dir else store.reports_dir(record.id)
-    args = ReportArgs(run=run_data(store, record, language), out_dir=out, language=language)
-    return TOOLS.get("report")(args)
+    return ReportArgs(run=run_data(store, record, language), out_dir=out, language=language)
 
 
 def write_reports(
@@ -99,19 +86,30 @@ def write_reports(
     first: str | None = None,
     language: str = "en",
 ) -> list[Path]:
-    """Write the report of each run; the files written, pages first.
+    """Write the report of each run through the executor; the files written, pages first.
 
     Args:
         store: the experiment store.
         run_ids: the runs to report, each in its own `<workspace>/reports/<id>/`.
         first: `html` lists each HTML page before its Markdown (both are always written).
         language: `en` or `zh` for the summary text.
+
+    Raises:
+        UserInputError: no such run.
     """
-    files: list[Path] = []
-    for run_id in run_ids:
-        written = write_report(store, run_id, language=language)
-        pages = [written.markdown, written.html]
-        if first == "html":
-            pages.reverse()
-        files.extend([*pages, *written.images])
-    return files
+    from agent.executor import Executor, ExecutorOptions, ToolCall
+
+    call = ToolCall(tool="report", kind=None, args={"format": first}, refs=list(run_ids))
+    done = Executor(store, ExecutorOptions(language=language)).execute(call)
+    return [Path(p) for p in done.files]
+
+
+def write_report(
+    store: ExperimentStore, run_id: int, out_dir: Path | None = None, language: str = "en"
+) -> ReportResult:
+    """Write the Markdown and HTML report of one run and its plots; the paths written."""
+    from agent.executor import Executor, ExecutorOptions, ToolCall
+
+    args = {"out_dir": str(out_dir)} if out_dir else {}
+    call = ToolCall(tool="report", kind=None, args=args, refs=[run_id])
+    return Executor(store, ExecutorOptions(language=language)).execute(call).output[0]

@@ -31,7 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.actions import ACTION_NAMES, action_class
 from agent.errors import RuleViolation
+from agent.executor import ToolCall
 from core.errors import UserInputError
+from graph_ml.catalogue import DATASETS, HPARAM_NAMES, MODELS, PARAMS, TASK_SPECS, models_for
 from tools.data import allowed_roots, inside_allowed, looks_like_path
 
 DecisionKind = Literal["safety", "inherit", "default", "compatibility", "bound", "routing"]
@@ -46,10 +48,7 @@ class Limits(BaseModel):
     max_epochs: int = Field(2000, ge=1)  # GCN papers train 200; 10x that is still sane
     max_trials: int = Field(200, ge=1)  # beyond that Optuna's TPE gains little on small graphs
     max_seeds: int = Field(20, ge=1)  # 10 is the usual reporting standard
-    max_models: int = Field(8, ge=1)  # the zoo's size
-    max_hidden_channels: int = Field(1024, ge=1)
-    max_num_layers: int = Field(8, ge=1)  # deeper GNNs over-smooth; more is usually a typo
-    max_heads: int = Field(16, ge=1)
+    max_models: int = Field(8, ge=1)  # the built-in zoo's size
     max_wall_seconds: float = Field(4 * 3600.0, gt=0)  # guessed run time above this: refused
     max_memory_mb: float = Field(16_000.0, gt=0)  # guessed peak memory above this: refused
     confirm_above_seconds: float = Field(300.0, ge=0)  # chat asks "go ahead?" above this
@@ -99,6 +98,7 @@ class RoutedAction(BaseModel):
     estimate: Estimate = Field(default_factory=Estimate)
     needs_confirmation: bool = False
     confirmation_reason: str | None = None
+    calls: list[ToolCall] = Field(default_factory=list)  # what the executor runs, in order
 
     @property
     def requested(self) -> dict[str, Any]:
@@ -141,6 +141,7 @@ class _Check:
     decisions: list[Decision] = field(default_factory=list)
     estimate: Estimate = field(default_factory=Estimate)
     confirm: str | None = None
+    calls: list[ToolCall] = field(default_factory=list)
 
     def decide(
         self, rule: str, kind: DecisionKind, reason: str, name: str | None = None, value=None
@@ -157,56 +158,17 @@ class _Check:
 
 # -- what the rules know -------------------------------------------------------------
 
-HPARAM_FIELDS = (
-    "hidden_channels",
-    "num_layers",
-    "dropout",
-    "lr",
-    "weight_decay",
-    "heads",
-    "epochs",
-)
-ATTENTION_MODELS = ("gat", "gatv2")  # the only ones "heads" means something for
-DEFAULT_MODEL = {
-    "node_classification": "gcn",
-    "link_prediction": "gcn",
-    "graph_classification": "gin",
-}
 DEFAULT_SEEDS = {"train": 1, "compare": 3, "tune": 3}  # compare needs >= 2 for a t-test
 DEFAULT_TRIALS = 20  # enough for TPE to beat random search on 4-5 parameters
 TUNE_EPOCHS = 100  # per trial; pruning stops the hopeless ones earlier
 
-# Sizes of the catalogue datasets, for the time and memory guesses:
-# (nodes, edges, features, graphs); nodes and edges summed over all graphs.
-DATASET_SIZES: dict[str, tuple[int, int, int, int]] = {
-    "cora": (2708, 10556, 1433, 1),
-    "citeseer": (3327, 9104, 3703, 1),
-    "pubmed": (19717, 88648, 500, 1),
-    "karate": (34, 156, 34, 1),
-    "sbm": (400, 3400, 16, 1),
-    "ogbn-arxiv": (169343, 1166243, 128, 1),
-    "mutag": (3371, 7442, 7, 188),
-    "proteins": (43471, 162088, 3, 1113),
-    "enzymes": (19580, 74564, 3, 600),
-    "imdb-binary": (19773, 193062, 136, 1000),
-}
 # Measured on one CPU thread with GCN on Cora: ~10 ms an epoch for ~4e7 multiply-adds.
 SECONDS_PER_FLOP = 2.5e-10
 SECONDS_PER_EPOCH_OVERHEAD = 0.004
 TORCH_BASE_MB = 400.0  # an idle torch + PyG process
 
-FIELD_BOUNDS: dict[str, tuple[str, float, float]] = {
-    # field: (limit attribute or "", low, high); "" means a fixed, mathematical range
-    "epochs": ("max_epochs", 1, 0),
-    "n_trials": ("max_trials", 1, 0),
-    "seeds": ("max_seeds", 1, 0),
-    "hidden_channels": ("max_hidden_channels", 1, 0),
-    "num_layers": ("max_num_layers", 1, 0),
-    "heads": ("max_heads", 1, 0),
-    "lr": ("", 1e-6, 1.0),
-    "dropout": ("", 0.0, 0.99),
-    "weight_decay": ("", 0.0, 1.0),
-}
+# The user's budget caps over the catalogue's hard bounds: field -> Limits attribute.
+FIELD_LIMITS = {"epochs": "max_epochs", "n_trials": "max_trials", "seeds": "max_seeds"}
 
 # Code or shell in a value: none of these belong in a dataset name, model name or question.
 UNSAFE_TEXT = re.compile(
@@ -220,13 +182,15 @@ DATASET_VALUE = re.compile(r"^[\w.\-/ ~]{1,200}$")
 TOOL_OF: dict[str, str | None] = {
     "train": "train",
     "tune": "tune",
-    "compare": "compare",  # the session trains each model first, then compares
+    "compare": "compare",  # expanded: one training call per model, then the comparison
     "inspect": "inspect",
-    "explain": "explain",
-    "report": "report",  # the session reads the runs from the store and passes them as data
+    "explain": "explain",  # attributions for named nodes; without nodes, an answer
+    "report": "report",  # the executor reads the runs from the store and passes them as data
     "clarify": None,
     "answer": None,
 }
+# Fields of an action that are not arguments of its tool.
+NOT_TOOL_ARGS = ("models", "run_ids", "run_id")
 
 
 # -- the rules -----------------------------------------------------------------------
@@ -307,8 +271,6 @@ def rule_inherit(c: _Check) -> None:
 
 def rule_dataset_known(c: _Check) -> None:
     """compatibility: actions that need data name a dataset that exists."""
-    from graph_ml.datasets import DATASETS
-
     name = c.fields.get("dataset")
     needs = c.action in ("train", "tune", "compare", "inspect")
     if c.action == "compare" and c.fields.get("run_ids"):
@@ -331,8 +293,6 @@ def rule_dataset_known(c: _Check) -> None:
 
 
 def _spec(c: _Check):
-    from graph_ml.datasets import DATASETS
-
     name = c.fields.get("dataset")
     return DATASETS.get(name) if isinstance(name, str) and name in DATASETS else None
 
@@ -355,12 +315,8 @@ def rule_default_task(c: _Check) -> None:
         "default.task",
         "task",
         spec.default_task,
-        f"task set to {spec.default_task} because {_label(spec)} is a {spec.level}-level dataset",
+        f"task set to {spec.default_task} because {spec.label} is a {spec.level}-level dataset",
     )
-
-
-def _label(spec) -> str:
-    return spec.pyg_name or spec.name  # "Cora", as its authors write it
 
 
 def rule_task_fits_dataset(c: _Check) -> None:
@@ -369,12 +325,10 @@ def rule_task_fits_dataset(c: _Check) -> None:
     if spec is None or task is None:
         return
     if task not in spec.tasks:
-        from graph_ml.datasets import DATASETS
-
         fits = [n for n, s in DATASETS.items() if task in s.tasks][:4]
         model = c.fields.get("model")
         raise RuleViolation(
-            f"{_label(spec)} is a {spec.level}-level dataset and supports "
+            f"{spec.label} is a {spec.level}-level dataset and supports "
             f"{' and '.join(spec.tasks)}, not {task}.",
             [
                 f"{spec.default_task} on {spec.name}" + (f" with {model}" if model else ""),
@@ -390,19 +344,27 @@ def _models(c: _Check) -> list[str]:
 
 
 def rule_model_fits_task(c: _Check) -> None:
-    """compatibility: every named model exists and handles the task."""
-    from graph_ml.models import MODELS
-
+    """compatibility: every named model exists, handles the task, and takes every
+    model-specific value the plan sets (heads means nothing to a GCN)."""
     task = c.fields.get("task")
-    for name in _models(c):
+    models = _models(c)
+    for name in models:
         if name not in MODELS:
             raise RuleViolation(f"Unknown model {name!r}.", [f"choose from: {', '.join(MODELS)}"])
         spec = MODELS.get(name)
         if task is not None and task not in spec.tasks:
-            fits = [n for n, s in MODELS.items() if task in s.tasks]
             raise RuleViolation(
                 f"Model {name} does not support {task} (it handles {', '.join(spec.tasks)}).",
-                [f"{task} with {', '.join(fits)}"],
+                [f"{task} with {', '.join(models_for(task))}"],
+            )
+    for key in (k for k in c.fields if k in PARAMS and PARAMS[k].model_specific):
+        takers = [m for m in models if MODELS.get(m).takes_param(key)]
+        if models and not takers:
+            users = [n for n, s in MODELS.items() if s.takes_param(key)]
+            raise RuleViolation(
+                f"{key}={c.fields[key]} means nothing to {'/'.join(models)}: only "
+                f"{', '.join(users)} take {key}.",
+                [f"drop {key}", f"use {' or '.join(users)}"],
             )
 
 
@@ -410,7 +372,7 @@ def rule_default_model(c: _Check) -> None:
     """defaults: a train without a model gets the task's usual baseline; compare needs two."""
     task = c.fields.get("task")
     if c.action == "train" and c.fields.get("model") is None and task:
-        model = DEFAULT_MODEL[task]
+        model = TASK_SPECS[task].default_model
         c.set_default(
             "default.model", "model", model, f"model set to {model}, the usual baseline for {task}"
         )
@@ -424,8 +386,6 @@ def rule_default_model(c: _Check) -> None:
 
 
 def _model_defaults(model: str, task: str) -> tuple[dict[str, Any], str]:
-    from graph_ml.models import MODELS
-
     spec = MODELS.get(model)
     return spec.hparams(task), spec.paper
 
@@ -439,9 +399,9 @@ def rule_default_hparams(c: _Check) -> None:
     models = _models(c)
     if c.action in ("train", "compare") and models and task:
         table = {m: _model_defaults(m, task) for m in models}
-        for name in HPARAM_FIELDS:
-            if name == "heads" and not set(models) & set(ATTENTION_MODELS):
-                continue
+        for name in HPARAM_NAMES:
+            if not all(MODELS.get(m).takes_param(name) for m in models):
+                continue  # a model-specific value: each model that takes it keeps its own
             values = {json.dumps(table[m][0].get(name)) for m in models}
             value = table[models[0]][0].get(name)
             if name not in fields or len(values) != 1 or value is None:
@@ -478,22 +438,20 @@ def rule_default_hparams(c: _Check) -> None:
 
 
 def rule_bounds(c: _Check) -> None:
-    """bounds: every number within its range and the user's limits."""
+    """bounds: every number within the catalogue's bounds and the user's budget caps."""
     limits = c.context.limits
-    for name, (limit, low, high) in FIELD_BOUNDS.items():
-        value = c.fields.get(name)
-        if value is None:
+    for name, value in c.fields.items():
+        if name not in PARAMS or value is None:
             continue
-        top = getattr(limits, limit) if limit else high
-        if not (low <= value <= top):
-            where = (
-                f"the limit {limit}={top} (set it in <workspace>/{LIMITS_FILE})"
-                if limit
-                else f"the range [{low}, {high}]"
-            )
+        problem = PARAMS[name].problem(value)
+        if problem is not None:
+            raise RuleViolation(f"{problem}.", [f"{name} within {PARAMS[name].interval()}"])
+        limit = FIELD_LIMITS.get(name)
+        if limit and value > getattr(limits, limit):
             raise RuleViolation(
-                f"{name}={value} is outside {where}.",
-                [f"{name} between {low:g} and {top:g}"],
+                f"{name}={value} is over the limit {limit}={getattr(limits, limit)} "
+                f"(set it in <workspace>/{LIMITS_FILE}).",
+                [f"{name} between 1 and {getattr(limits, limit)}"],
             )
     models = c.fields.get("models") or []
     if len(models) > limits.max_models:
@@ -503,10 +461,12 @@ def rule_bounds(c: _Check) -> None:
 def estimate(fields: dict[str, Any], action: str) -> Estimate:
     """Guess a plan's run time (an upper bound: every epoch runs) and peak memory from the
     dataset's size and each model's settings, its defaults where the plan leaves them."""
-    size = DATASET_SIZES.get(str(fields.get("dataset")))
+    name = str(fields.get("dataset"))
+    size = DATASETS.get(name).size if name in DATASETS else None
     if size is None or action not in ("train", "tune", "compare"):
         return Estimate()
-    models = fields.get("models") or [fields.get("model") or "gcn"]
+    task = fields.get("task") or DATASETS.get(name).default_task
+    models = fields.get("models") or [fields.get("model") or TASK_SPECS[task].default_model]
     if action == "tune":  # each trial trains once; the best is retrained over the seeds
         repeats = (fields.get("n_trials") or DEFAULT_TRIALS) + (fields.get("seeds") or 1)
         models = models[:1]  # trials share the budget whatever model each one picks
@@ -521,16 +481,14 @@ def estimate(fields: dict[str, Any], action: str) -> Estimate:
 
 def _settings(fields: dict[str, Any], model: str) -> dict[str, Any]:
     """The plan's values, the model's defaults for the rest (graph-level default if no task)."""
-    from graph_ml.models import MODELS
-
     task = fields.get("task") or "node_classification"
     defaults = MODELS.get(model).hparams(task) if model in MODELS else {}
     return {**defaults, **{k: v for k, v in fields.items() if v is not None}}
 
 
-def _estimate_one(size: tuple[int, int, int, int], hp: dict[str, Any]) -> tuple[float, float]:
+def _estimate_one(size: Any, hp: dict[str, Any]) -> tuple[float, float]:
     """(seconds, MB) of one training run with settings `hp` on a dataset of `size`."""
-    nodes, edges, features, _graphs = size
+    nodes, edges, features = size.nodes, size.edges, size.features
     layers = hp.get("num_layers") or 2
     width = (hp.get("hidden_channels") or 64) * (hp.get("heads") or 1)
     flops = 3 * (nodes * features * width + layers * (edges * width + nodes * width * width))
@@ -548,6 +506,13 @@ def rule_budget(c: _Check) -> None:
     limits = c.context.limits
     c.estimate = guess = estimate(c.fields, c.action)
     if guess.seconds is None:
+        if c.action in ("train", "tune", "compare") and not c.fields.get("run_ids"):
+            c.decide(
+                "budget.estimate",
+                "bound",
+                f"no time or memory estimate: the size of {c.fields.get('dataset')!r} is not "
+                "in the catalogue, so the budget limits are not checked before it runs",
+            )
         return
     if guess.memory_mb > limits.max_memory_mb:
         raise RuleViolation(
@@ -575,11 +540,46 @@ def rule_budget(c: _Check) -> None:
     )
 
 
+def expand(action: str, fields: dict[str, Any]) -> list[ToolCall]:
+    """The tool calls an action needs, in order, with their arguments.
+
+    A compare of models is one training per model (each its own run) plus the comparison;
+    a compare of stored runs is the comparison alone; explain with nodes is attributions,
+    without nodes an answer (no call); a report names the runs it covers, which the session
+    resolves when they are not named.
+    """
+    args = {k: v for k, v in fields.items() if k not in NOT_TOOL_ARGS}
+    if action in ("train", "inspect"):
+        return [ToolCall(tool=action, kind=action, args=args)]
+    if action == "tune":
+        return [ToolCall(tool="tune", kind="tune", args=dict(fields))]
+    if action == "compare":
+        if fields.get("run_ids"):
+            return [ToolCall(tool="compare", kind="compare", refs=list(fields["run_ids"]))]
+        members = [
+            ToolCall(tool="train", kind="train", args={**args, "model": m})
+            for m in fields.get("models") or []
+        ]
+        return [ToolCall(tool="compare", kind="compare", args=dict(fields), members=members)]
+    if action == "explain" and fields.get("nodes"):
+        refs = [int(fields["run_id"])] if fields.get("run_id") else []
+        return [ToolCall(tool="explain", kind="explain", args=args, refs=refs)]
+    if action == "report":
+        refs = [int(r) for r in fields.get("run_ids") or []]
+        return [ToolCall(tool="report", kind=None, args=args, refs=refs)]
+    return []
+
+
 def rule_route(c: _Check) -> None:
-    """routing: each action to its tool."""
-    tool = TOOL_OF[c.action]
-    reason = f"routed to tool {tool!r}" if tool else "answered in the conversation"
-    c.decide("routing", "routing", reason, "tool", tool)
+    """routing: each action to its tool calls."""
+    c.calls = expand(c.action, c.fields)
+    tools = [m.tool for call in c.calls for m in call.members] + [call.tool for call in c.calls]
+    if not tools:
+        c.decide("routing", "routing", "answered in the conversation", "tool", None)
+        return
+    counts = {t: tools.count(t) for t in dict.fromkeys(tools)}
+    shown = ", then ".join(f"{n} x {t!r}" if n > 1 else repr(t) for t, n in counts.items())
+    c.decide("routing", "routing", f"routed to tool {shown}", "tool", TOOL_OF[c.action])
 
 
 def duration(seconds: float) -> str:
@@ -656,4 +656,5 @@ class Router:
             estimate=state.estimate,
             needs_confirmation=state.confirm is not None,
             confirmation_reason=state.confirm,
+            calls=state.calls,
         )

@@ -170,6 +170,19 @@ class RunRecord(BaseModel):
         label = " ".join(p for p in parts[:2] if p)
         return f"{label} on {parts[2]}" if parts[2] else label
 
+    def train_result(self) -> dict[str, Any]:
+        """The `TrainResult` dict of a train run (also unwraps the train tool's output).
+
+        Raises:
+            UserInputError: the run holds no training result.
+        """
+        result = self.result or {}
+        if "runs" not in result and isinstance(result.get("result"), dict):
+            result = result["result"]
+        if "runs" not in result:
+            raise UserInputError(f"Run {self.id} holds no training result to explain.")
+        return result
+
 
 class EpochRecord(BaseModel):
     run_id: int

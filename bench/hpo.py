@@ -1,7 +1,8 @@
 """Does the tuner earn its keep? TPE against random search, pruning against none, on Cora.
 
-One run, three parts, all on GCN's default search space (`graph_ml.tune.SEARCH_SPACES`), the
-public Planetoid split, 200 epochs per trial with early stopping after 50 without progress:
+One run, three parts, all on GCN's default search space (its `ModelSpec.search` in the
+catalogue), the public Planetoid split, 200 epochs per trial with early stopping after 50
+without progress:
 
 1. TPE (multivariate) vs random search, `--trials` trials per study, sampler seeds 0, 1, 2,
    no pruning: the best validation accuracy of each study, each sampler's mean, wall time.

@@ -1,4 +1,4 @@
-"""The dataset catalogue: one registry of named datasets and one `load_dataset` for all of them.
+"""Loading catalogue datasets: one `load_dataset` for every `DatasetSpec` in `graph_ml.catalogue`.
 
 Where files come from, in order:
 
@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
 from urllib.error import URLError
 
 import torch
@@ -30,140 +29,13 @@ from torch_geometric.data import Data, HeteroData
 
 from core.cache import cache_dir
 from core.errors import SetupError, UserInputError
-from core.registry import Registry
-
-Task = Literal["node_classification", "link_prediction", "graph_classification"]
-Level = Literal["node", "graph"]
-Source = Literal["planetoid", "tu", "karate", "synthetic", "ogb", "csv"]
-
-NODE_TASKS: tuple[Task, ...] = ("node_classification", "link_prediction")
-GRAPH_TASKS: tuple[Task, ...] = ("graph_classification",)
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One catalogue entry.
-
-    `raw_files` are paths relative to `<data_dir>/<folder>`; all of them must be present for
-    the dataset to load offline.
-    """
-
-    name: str
-    aliases: tuple[str, ...]
-    level: Level
-    tasks: tuple[Task, ...]
-    default_task: Task
-    source: Source
-    needs_download: bool
-    raw_files: tuple[str, ...]
-    description: str
-    homepage: str = ""
-    folder: str = ""  # directory name under the data dir ("Cora", "MUTAG", "ogbn_arxiv")
-    pyg_name: str = ""  # the name PyG's dataset class takes ("Cora", "IMDB-BINARY")
-
-
-DATASETS: Registry[DatasetSpec] = Registry("dataset")
-
-
-def _planetoid(name: str, pyg: str, description: str) -> DatasetSpec:
-    low = pyg.lower()
-    parts = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
-    return DatasetSpec(
-        name=name,
-        aliases=(pyg,),
-        level="node",
-        tasks=NODE_TASKS,
-        default_task="node_classification",
-        source="planetoid",
-        needs_download=True,
-        raw_files=tuple(f"raw/ind.{low}.{part}" for part in parts),
-        description=description,
-        homepage="https://github.com/kimiyoung/planetoid",
-        folder=pyg,
-        pyg_name=pyg,
-    )
-
-
-def _tu(name: str, pyg: str, extra: tuple[str, ...], description: str) -> DatasetSpec:
-    parts = ("A", "graph_indicator", "graph_labels", *extra)
-    return DatasetSpec(
-        name=name,
-        aliases=(pyg,),
-        level="graph",
-        tasks=GRAPH_TASKS,
-        default_task="graph_classification",
-        source="tu",
-        needs_download=True,
-        raw_files=tuple(f"raw/{pyg}_{part}.txt" for part in parts),
-        description=description,
-        homepage="https://chrsmrrs.github.io/datasets/",
-        folder=pyg,
-        pyg_name=pyg,
-    )
-
-
-for _spec in (
-    _planetoid("cora", "Cora", "Citation network, 2708 papers, 1433 bag-of-words, 7 classes."),
-    _planetoid("citeseer", "CiteSeer", "Citation network, 3327 papers, 3703 features, 6 classes."),
-    _planetoid("pubmed", "PubMed", "Citation network, 19717 papers, 500 TF-IDF, 3 classes."),
-    _tu("mutag", "MUTAG", ("node_labels", "edge_labels"), "188 molecules, mutagenic or not."),
-    _tu("proteins", "PROTEINS", ("node_labels",), "1113 proteins, enzyme or not."),
-    _tu("enzymes", "ENZYMES", ("node_labels",), "600 enzymes in 6 EC classes."),
-    _tu(
-        "imdb-binary",
-        "IMDB-BINARY",
-        (),
-        "1000 actor ego-networks, 2 genres; one-hot degrees as features.",
-    ),
-    DatasetSpec(
-        name="karate",
-        aliases=("karateclub", "zachary"),
-        level="node",
-        tasks=NODE_TASKS,
-        default_task="node_classification",
-        source="karate",
-        needs_download=False,
-        raw_files=(),
-        description="Zachary's karate club, 34 members, 4 communities; built into PyG.",
-        homepage="https://en.wikipedia.org/wiki/Zachary%27s_karate_club",
-    ),
-    DatasetSpec(
-        name="sbm",
-        aliases=("stochastic-block-model", "synthetic"),
-        level="node",
-        tasks=NODE_TASKS,
-        default_task="node_classification",
-        source="synthetic",
-        needs_download=False,
-        raw_files=(),
-        description="Synthetic stochastic block model, 4 blocks x 100 nodes, 16 noisy features.",
-    ),
-    DatasetSpec(
-        name="ogbn-arxiv",
-        aliases=("arxiv",),
-        level="node",
-        tasks=NODE_TASKS,
-        default_task="node_classification",
-        source="ogb",
-        needs_download=True,
-        raw_files=(
-            "RELEASE_v1.txt",
-            "raw/edge.csv.gz",
-            "raw/node-feat.csv.gz",
-            "raw/node-label.csv.gz",
-            "raw/node_year.csv.gz",
-            "raw/num-edge-list.csv.gz",
-            "raw/num-node-list.csv.gz",
-            "split/time/train.csv.gz",
-            "split/time/valid.csv.gz",
-            "split/time/test.csv.gz",
-        ),
-        description="arXiv CS citation graph, 169343 papers, 40 subject areas (needs `ogb`).",
-        homepage="https://ogb.stanford.edu/docs/nodeprop/#ogbn-arxiv",
-        folder="ogbn_arxiv",
-    ),
-):
-    DATASETS.register(_spec.name, _spec, aliases=_spec.aliases)
+from graph_ml.catalogue import (  # noqa: F401 - re-exported: the catalogue owns dataset facts
+    DATASETS,
+    GRAPH_TASKS,
+    NODE_TASKS,
+    DatasetSpec,
+    Task,
+)
 
 
 @dataclass

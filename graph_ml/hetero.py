@@ -11,13 +11,12 @@ Two kinds of typed graph are handled:
   (`relations()` finds them; the trainer's runners pass `edge_type` to models whose class
   says `takes_edge_type`).
 
-`HETERO_MODELS` is this module's small registry (`HeteroSpec`: tasks, defaults, paper),
-kept apart from the homogeneous zoo until the catalogue holds both.
+Which models have a typed version is the catalogue's fact (`ModelSpec.supports_hetero`,
+`requires_hetero`, `uses_edge_types`); this module builds them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -26,108 +25,38 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from core.errors import UserInputError
-from core.registry import Registry
 
 EdgeType = tuple[str, str, str]
-NODE_AND_LINK = ("node_classification", "link_prediction")
 
 
-@dataclass(frozen=True)
-class HeteroSpec:
-    """One model for typed graphs.
+def hetero_models(task: str) -> list[str]:
+    """The catalogue's models with a heterogeneous version that support `task`."""
+    from graph_ml.catalogue import MODELS
 
-    Attributes:
-        name: registry name.
-        tasks: tasks on a `HeteroData`.
-        description: one line for listings.
-        paper: where the defaults come from.
-        defaults: hyper-parameters (hidden_channels, num_layers, dropout, lr, ...).
-        relational: also runs on a homogeneous graph with edge types (R-GCN).
-        takes_hetero: runs on `HeteroData` (every model here; the catalogue's capability).
-    """
-
-    name: str
-    tasks: tuple[str, ...]
-    description: str
-    paper: str
-    defaults: dict[str, Any] = field(default_factory=dict)
-    relational: bool = False
-    takes_hetero: bool = True
-
-    def hparams(self, task: str) -> dict[str, Any]:
-        base = {"hidden_channels": 64, "num_layers": 2, "dropout": 0.5, "lr": 0.01,
-                "weight_decay": 5e-4, "heads": 1, "epochs": 200, "patience": 100,
-                "scheduler": "none", "selection": "metric", **self.defaults}  # fmt: skip
-        if task == "link_prediction":
-            # Measured on the planted user-item graph: at lr 0.01 the first steps blow the
-            # dot products up and every score collapses to 0 (loss stuck at ln 2); 0.001
-            # learns (validation AUC 0.66, as high as the planted signal allows).
-            base.update(dropout=0.0, weight_decay=0.0, lr=0.001, epochs=200)
-        if task == "graph_classification":  # the GIN paper's protocol, as the zoo's
-            base.update(num_layers=3, weight_decay=0.0, epochs=200, batch_size=32,
-                        pooling="sum", patience=0, scheduler="step")  # fmt: skip
-        return base
+    return [n for n, s in MODELS.items() if s.supports_hetero and task in s.tasks]
 
 
-HETERO_MODELS: Registry[HeteroSpec] = Registry("heterogeneous model")
-for _spec in (
-    HeteroSpec(
-        "rgcn",
-        (*NODE_AND_LINK, "graph_classification"),
-        "R-GCN: one weight matrix per relation (basis-decomposed), summed over relations.",
-        "Schlichtkrull et al., ESWC 2018",
-        defaults={"hidden_channels": 16 * 4, "num_bases": None},
-        relational=True,
-    ),
-    HeteroSpec(
-        "hgt",
-        NODE_AND_LINK,
-        "Heterogeneous Graph Transformer: attention with per-type and per-relation weights.",
-        "Hu et al., WWW 2020",
-        defaults={"hidden_channels": 64, "heads": 2, "dropout": 0.2, "lr": 0.005},
-    ),
-    HeteroSpec(
-        "sage",
-        NODE_AND_LINK,
-        "GraphSAGE made heterogeneous by PyG's to_hetero: one SAGE layer per relation.",
-        "Hamilton et al. 2017; Fey & Lenssen (to_hetero)",
-    ),
-    HeteroSpec(
-        "gat",
-        NODE_AND_LINK,
-        "GAT made heterogeneous by PyG's to_hetero: one attention layer per relation.",
-        "Velickovic et al. 2018; Fey & Lenssen (to_hetero)",
-        defaults={"hidden_channels": 16, "heads": 4, "lr": 0.005},
-    ),
-    HeteroSpec(
-        "mlp",
-        NODE_AND_LINK,
-        "Per-type input layer and an MLP, no edges: the baseline a typed graph must beat.",
-        "baseline",
-    ),
-):
-    HETERO_MODELS.register(_spec.name, _spec)
-
-
-def check_hetero(name: str, task: str, ds: Any) -> HeteroSpec:
-    """The spec of model `name` for `task` on the typed dataset `ds`.
+def check_hetero(name: str, task: str, ds: Any):
+    """The catalogue spec of model `name` for `task` on `ds` (a `HeteroData`, or a graph
+    with edge types for a relational model), after checking it fits.
 
     Raises:
-        UserInputError: a model without a typed version, or one that does not support the
-            task, naming the models that do.
+        UserInputError: a model without a version for this kind of graph, or one that does
+            not support the task, naming the models that do.
     """
-    pool = [s for _, s in HETERO_MODELS.items() if ds.is_hetero or s.relational]
-    names = [s.name for s in pool if task in s.tasks]
-    kind = "heterogeneous graph" if ds.is_hetero else "graph with edge types"
-    if name not in HETERO_MODELS or HETERO_MODELS.get(name) not in pool:
+    from graph_ml.catalogue import check_task
+
+    spec = check_task(name, task)
+    if ds.is_hetero and not spec.supports_hetero:
         raise UserInputError(
-            f"Model {name!r} has no version for a {kind} ({ds.spec.name!r}); for {task} "
-            f"choose from: {', '.join(names)}."
+            f"Model {spec.name!r} has no version for a heterogeneous graph ({ds.spec.name!r}); "
+            f"for {task} choose from: {', '.join(hetero_models(task))}."
         )
-    spec = HETERO_MODELS.get(name)
-    if task not in spec.tasks:
+    if not ds.is_hetero and spec.requires_hetero:
         raise UserInputError(
-            f"Model {name!r} does not support {task} here; choose from: {', '.join(names)}."
+            f"Model {spec.name!r} needs a heterogeneous graph (typed node and edge files); "
+            f"{ds.spec.name!r} has one node and one edge type. Train gcn, sage or gat, or rgcn "
+            "if its edges have types."
         )
     return spec
 

@@ -8,14 +8,14 @@ Every family is a `GNNEncoder` that overrides one hook, `init_conv` (the shape o
   node pairs (negatives are sampled by the trainer);
 - graph classification: encoder -> node embeddings -> sum/mean readout -> MLP -> logits.
 
-`MODELS` holds a `ModelSpec` per family with the tasks it supports and its published default
-hyper-parameters, which the trainer and the rule engine use to fill what the user left out.
+What each family *is* (tasks, the parameters it takes, defaults, search space, paper) is
+its `ModelSpec` in `graph_ml.catalogue`, which names the encoder class here; `build_model`
+builds any registered spec, a plug-in's too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,80 +33,16 @@ from torch_geometric.nn import (
 )
 
 from core.errors import UserInputError
-from core.registry import Registry
-
-Task = Literal["node_classification", "link_prediction", "graph_classification"]
-TASKS: tuple[Task, ...] = ("node_classification", "link_prediction", "graph_classification")
-ALL_TASKS = TASKS
-NODE_AND_LINK: tuple[Task, ...] = ("node_classification", "link_prediction")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One model family in the zoo.
-
-    Attributes:
-        name: registry name ("gcn").
-        tasks: tasks the family supports.
-        description: one line for listings and explanations.
-        paper: the reference the defaults come from.
-        defaults: hyper-parameters for any task (hidden_channels, num_layers, dropout, lr,
-            weight_decay, heads, epochs, ...).
-        task_defaults: per-task overrides of `defaults`.
-        aliases: other names users type ("graphsage").
-    """
-
-    name: str
-    tasks: tuple[Task, ...]
-    description: str
-    paper: str
-    defaults: dict[str, Any] = field(default_factory=dict)
-    task_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
-    aliases: tuple[str, ...] = ()
-
-    def hparams(self, task: Task) -> dict[str, Any]:
-        """The default hyper-parameters of this family for `task`."""
-        return {**BASE_DEFAULTS, **self.defaults, **self.task_defaults.get(task, {})}
-
-
-# Used where a family says nothing; the GCN paper's recipe, which suits most small graphs.
-BASE_DEFAULTS: dict[str, Any] = {
-    "hidden_channels": 16,
-    "num_layers": 2,
-    "dropout": 0.5,
-    "lr": 0.01,
-    "weight_decay": 5e-4,
-    "heads": 1,
-    "epochs": 200,
-    "patience": 100,  # epochs without a better val metric before stopping (GAT paper: 100)
-    "scheduler": "none",  # the papers train at a constant rate
-    "selection": "metric",  # keep the best-validation-metric epoch (train.EarlyStopping)
-}
-
-# Graph classification: the GIN paper's protocol (Xu et al. 2019, section 7).
-GRAPH_DEFAULTS: dict[str, Any] = {
-    "hidden_channels": 64,
-    "num_layers": 5,
-    "dropout": 0.5,
-    "lr": 0.01,
-    "weight_decay": 0.0,
-    "epochs": 350,
-    "batch_size": 32,
-    "pooling": "sum",
-    "patience": 0,  # off: ~17 validation graphs are too few to stop on
-    "scheduler": "step",  # halve the rate every 50 epochs, as in the GIN paper
-}
-
-# Link prediction: a wider embedding and no dropout on the scores (Kipf & Welling GAE).
-LINK_DEFAULTS: dict[str, Any] = {
-    "hidden_channels": 128,
-    "out_channels": 64,
-    "dropout": 0.0,
-    "weight_decay": 0.0,
-    "epochs": 100,
-    "decoder": "dot",
-}
-
+from graph_ml.catalogue import (  # noqa: F401 - re-exported: the zoo's facts live in the catalogue
+    MODELS,
+    TASKS,
+    ModelSpec,
+    Task,
+    check_task,
+    default_hparams,
+    get_model,
+    supported_tasks,
+)
 
 # Hyper-parameters that belong to the trainer, not to the module.
 TRAINING_KEYS = (
@@ -421,163 +357,6 @@ class GraphClassifier(nn.Module):
         return self.head[2](g)  # [num_graphs, num_classes]
 
 
-MODELS: Registry[ModelSpec] = Registry("model")
-ENCODERS: dict[str, type[GNNEncoder]] = {}
-
-
-def _register(spec: ModelSpec, encoder: type[GNNEncoder]) -> None:
-    MODELS.register(spec.name, spec, spec.aliases)
-    ENCODERS[spec.name] = encoder
-
-
-_register(
-    ModelSpec(
-        "gcn",
-        ALL_TASKS,
-        "Graph Convolutional Network: degree-normalised neighbour averaging.",
-        "Kipf & Welling, ICLR 2017",
-        task_defaults={"link_prediction": LINK_DEFAULTS, "graph_classification": GRAPH_DEFAULTS},
-    ),
-    GCN,
-)
-_GAT_DEFAULTS = {
-    "hidden_channels": 8,
-    "heads": 8,
-    "dropout": 0.6,
-    "lr": 0.005,
-    "output_heads": 1,
-    "epochs": 1000,  # the paper trains until patience runs out
-    "selection": "metric_and_loss",  # the paper's early-stopping rule
-}
-# GAT and GATv2 differ only in how attention is scored; they share every recipe.
-_GAT_TASK_DEFAULTS = {
-    "link_prediction": {**LINK_DEFAULTS, "hidden_channels": 16, "lr": 0.01},
-    "graph_classification": {**GRAPH_DEFAULTS, "hidden_channels": 16, "heads": 4},
-}
-_register(
-    ModelSpec(
-        "gat",
-        ALL_TASKS,
-        "Graph Attention Network: learned attention weights over neighbours.",
-        "Velickovic et al., ICLR 2018",
-        defaults=_GAT_DEFAULTS,
-        task_defaults=_GAT_TASK_DEFAULTS,
-    ),
-    GAT,
-)
-_register(
-    ModelSpec(
-        "gatv2",
-        ALL_TASKS,
-        "GATv2: dynamic attention (the ranking of neighbours depends on the query node).",
-        "Brody et al., ICLR 2022",
-        defaults=_GAT_DEFAULTS,
-        task_defaults=_GAT_TASK_DEFAULTS,
-    ),
-    GATv2,
-)
-_register(
-    ModelSpec(
-        "sage",
-        ALL_TASKS,
-        "GraphSAGE: separate self and mean-of-neighbours weights; inductive, samples well.",
-        "Hamilton et al., NeurIPS 2017",
-        defaults={"hidden_channels": 64},
-        task_defaults={"link_prediction": LINK_DEFAULTS, "graph_classification": GRAPH_DEFAULTS},
-        aliases=("graphsage",),
-    ),
-    SAGE,
-)
-_register(
-    ModelSpec(
-        "gin",
-        ALL_TASKS,
-        "Graph Isomorphism Network: sum aggregation + MLP, as expressive as the WL test.",
-        "Xu et al., ICLR 2019",
-        defaults={"hidden_channels": 64},
-        task_defaults={"link_prediction": LINK_DEFAULTS, "graph_classification": GRAPH_DEFAULTS},
-    ),
-    GIN,
-)
-_register(
-    ModelSpec(
-        "mlp",
-        ALL_TASKS,
-        "Multi-layer perceptron on node features only: the no-graph baseline.",
-        "baseline",
-        defaults={"hidden_channels": 64},
-        task_defaults={"link_prediction": LINK_DEFAULTS, "graph_classification": GRAPH_DEFAULTS},
-    ),
-    MLP,
-)
-_register(
-    ModelSpec(
-        "sgc",
-        NODE_AND_LINK,
-        "Simplified Graph Convolution: K-hop feature propagation then a linear classifier.",
-        "Wu et al., ICML 2019",
-        defaults={"num_layers": 2, "dropout": 0.0, "lr": 0.2, "weight_decay": 5e-5, "epochs": 100},
-        task_defaults={"link_prediction": {**LINK_DEFAULTS, "lr": 0.01}},
-    ),
-    SGC,
-)
-_register(
-    ModelSpec(
-        "appnp",
-        NODE_AND_LINK,
-        "APPNP: an MLP whose predictions are spread by personalised PageRank (K=10, alpha=0.1).",
-        "Klicpera et al., ICLR 2019",
-        defaults={"hidden_channels": 64, "K": 10, "alpha": 0.1},
-        task_defaults={"link_prediction": LINK_DEFAULTS},
-    ),
-    APPNPNet,
-)
-
-
-def supported_tasks() -> dict[str, tuple[Task, ...]]:
-    """Model name -> the tasks it supports."""
-    return {name: spec.tasks for name, spec in MODELS.items()}
-
-
-def _describe_choices() -> str:
-    return "; ".join(f"{name} ({', '.join(tasks)})" for name, tasks in supported_tasks().items())
-
-
-def get_spec(name: str) -> ModelSpec:
-    """The spec of model `name` (aliases accepted).
-
-    Raises:
-        UserInputError: unknown name; the message lists each model and its tasks.
-    """
-    if name not in MODELS:
-        raise UserInputError(f"Unknown model {name!r}; choose from: {_describe_choices()}.")
-    return MODELS.get(name)
-
-
-def check_task(name: str, task: str) -> ModelSpec:
-    """The spec of `name` after checking it supports `task`.
-
-    Raises:
-        UserInputError: unknown model or task, or a mismatch (the message names the models
-            that do support the task).
-    """
-    spec = get_spec(name)
-    if task not in TASKS:
-        raise UserInputError(f"Unknown task {task!r}; choose from: {', '.join(TASKS)}.")
-    if task not in spec.tasks:
-        others = [n for n, tasks in supported_tasks().items() if task in tasks]
-        raise UserInputError(
-            f"Model {spec.name!r} does not support {task}; it supports "
-            f"{', '.join(spec.tasks)}. For {task} choose from: {', '.join(others)}."
-        )
-    return spec
-
-
-def default_hparams(name: str, task: Task) -> dict[str, Any]:
-    """Published default hyper-parameters of model `name` for `task` (for the rule engine)."""
-    return check_task(name, task).hparams(task)
-
-
 def build_model(
     name: str,
     task: Task,
@@ -604,12 +383,17 @@ def build_model(
         UserInputError: unknown model, model/task mismatch, or an unusable value.
     """
     spec = check_task(name, task)
+    if spec.requires_hetero or spec.uses_edge_types:
+        raise UserInputError(
+            f"Model {spec.name!r} reads node or edge types, so graph_ml.hetero builds it from "
+            "the graph; train it with graph_ml.train (which passes the types)."
+        )
     hp = {**spec.hparams(task), **{k: v for k, v in hparams.items() if v is not None}}
     for key in TRAINING_KEYS:
         hp.pop(key, None)
     decoder, pooling = hp.pop("decoder", "dot"), hp.pop("pooling", "sum")
     _check_ranges(hp)
-    encoder_cls = ENCODERS[spec.name]
+    encoder_cls = spec.encoder_class()
     hidden = hp.pop("hidden_channels")
     if task == "node_classification":
         return encoder_cls(in_channels, hidden, out_channels, **hp)

@@ -1,9 +1,9 @@
 """The search space of `graph_ml.tune`: each model's parameter ranges, and user overrides.
 
-- `SEARCH_SPACES`: model -> parameter -> range (`FloatRange`, `IntRange`, `Choice`); one
-  place for every tunable parameter of the zoo.
-- `RangeOverride`: a user's (or the planner's) change to one range, checked against hard
-  `LIMITS` and `CATEGORIES` by `narrow()`; `build_space()` applies a set of them.
+- `search_spaces()`: model -> parameter -> range (`FloatRange`, `IntRange`, `Choice`), from
+  each model's `ModelSpec.search` in the catalogue (the one place they are written).
+- `RangeOverride`: a user's (or the planner's) change to one range, checked against the
+  parameter's bounds in the catalogue by `narrow()`; `build_space()` applies a set of them.
 - `suggest(trial, space)`: draw one trial's model and parameters; `grid_values()`: the points
   a grid search visits.
 """
@@ -16,7 +16,7 @@ import optuna
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.errors import UserInputError
-from graph_ml.models import MODELS
+from graph_ml import catalogue
 from graph_ml.train import TrainConfig
 
 Value = int | float | str
@@ -55,64 +55,34 @@ class Choice(BaseModel):
 Param = Annotated[FloatRange | IntRange | Choice, Field(discriminator="kind")]
 Space = dict[str, dict[str, Param]]  # model -> parameter -> range
 
-# Learning rate below 1e-3 never converges within the epoch budgets used here.
-_LR = FloatRange(low=1e-3, high=5e-2, log=True)
-_WD = FloatRange(low=1e-6, high=1e-2, log=True)  # log scale: 0 is not needed, 1e-6 ~ none
-_DROPOUT = FloatRange(low=0.0, high=0.8)
-_COMMON: dict[str, Param] = {
-    "lr": _LR,
-    "hidden_channels": IntRange(low=16, high=256, log=True),
-    "num_layers": IntRange(low=1, high=3),
-    "dropout": _DROPOUT,
-    "weight_decay": _WD,
-}
-_ATTENTION: dict[str, Param] = {
-    **_COMMON,
-    "hidden_channels": IntRange(low=4, high=64, log=True),  # per head; heads concatenate
-    "num_layers": IntRange(low=2, high=3),
-    "heads": Choice(choices=(1, 2, 4, 8)),
-}
 
-SEARCH_SPACES: dict[str, dict[str, Param]] = {
-    "gcn": _COMMON,
-    "gat": _ATTENTION,
-    "gatv2": _ATTENTION,
-    "sage": {**_COMMON, "aggr": Choice(choices=("mean", "max", "sum"))},
-    "gin": {**_COMMON, "num_layers": IntRange(low=2, high=5)},
-    "mlp": _COMMON,
-    # SGC has one linear layer; num_layers is K, the number of propagation hops.
-    "sgc": {
-        "lr": FloatRange(low=1e-2, high=0.5, log=True),
-        "weight_decay": _WD,
-        "num_layers": IntRange(low=1, high=3),
-    },  # fmt: skip
-    "appnp": {
-        **_COMMON,
-        "K": IntRange(low=5, high=20),
-        "alpha": FloatRange(low=0.05, high=0.3),
-    },
-}
-
-# Hard limits a user override must stay inside: (low, high, low_inclusive).
-LIMITS: dict[str, tuple[float, float, bool]] = {
-    "lr": (0.0, 1.0, False),
-    "weight_decay": (0.0, 1.0, True),
-    "dropout": (0.0, 0.99, True),
-    "hidden_channels": (1, 4096, True),
-    "num_layers": (1, 16, True),
-    "heads": (1, 32, True),
-    "K": (1, 64, True),
-    "alpha": (0.0, 1.0, False),
-}
-CATEGORIES: dict[str, tuple[str, ...]] = {"aggr": ("mean", "max", "sum", "min")}
+def _param(value: catalogue.Range) -> Param:
+    """A catalogue range as this module's (pydantic, JSON-able) range."""
+    if isinstance(value, catalogue.Choice):
+        return Choice(choices=tuple(value.choices))
+    kind = IntRange if isinstance(value, catalogue.IntRange) else FloatRange
+    return kind(low=value.low, high=value.high, log=value.log)
 
 
-def _optional() -> dict[str, Param]:
+def search_spaces() -> dict[str, dict[str, Param]]:
+    """Model -> parameter -> range, from each `ModelSpec.search` (plug-ins included)."""
+    return {
+        name: {p: _param(r) for p, r in spec.search.items()}
+        for name, spec in catalogue.MODELS.items()
+        if spec.search
+    }
+
+
+def categories() -> dict[str, tuple[str, ...]]:
+    """The categorical parameters and their values (`aggr`), from the catalogue."""
+    return {n: p.choices for n, p in catalogue.PARAMS.items() if p.kind == "choice"}
+
+
+def _optional() -> dict[str, Choice]:
     """Dimensions searched only when asked for (an override names them): structure
     enhancement, one step or none per trial (`{"enhance": {"choices": ["none", "gdc"]}}`)."""
     from graph_ml.transforms import ORDER
 
-    CATEGORIES.setdefault("enhance", ("none", *ORDER))
     return {"enhance": Choice(choices=("none", *ORDER))}
 
 
@@ -143,27 +113,23 @@ class RangeOverride(BaseModel):
 
 
 def _check_value(name: str, value: Value, integer: bool) -> Value:
-    """One value of parameter `name`, checked against its type and hard limits."""
-    if name in CATEGORIES:
-        if value not in CATEGORIES[name]:
+    """One value of parameter `name`, checked against its type and its catalogue bounds."""
+    optional = _optional().get(name)
+    if optional is not None:
+        if value not in optional.choices:
             raise UserInputError(
-                f"{name} cannot be {value!r}; choose from: {', '.join(CATEGORIES[name])}."
+                f"{name} cannot be {value!r}; choose from: {', '.join(map(str, optional.choices))}."
             )
         return value
-    if isinstance(value, str) or isinstance(value, bool):
-        raise UserInputError(f"{name} must be a number, got {value!r}.")
-    if integer:
-        if float(value) != int(value):
-            raise UserInputError(f"{name} must be a whole number, got {value}.")
+    param = catalogue.PARAMS[name]
+    if integer and param.kind != "choice" and isinstance(value, float) and value.is_integer():
         value = int(value)
-    low, high, inclusive = LIMITS[name]
-    if value > high or value < low or (value == low and not inclusive):
-        what = "positive" if name == "lr" and value <= 0 else "within limits"
-        bound = "[" if inclusive else "("
-        raise UserInputError(
-            f"{name} must be {what}: {value} is outside {bound}{low:g}, {high:g}]."
-            + (" A learning rate must be greater than 0." if name == "lr" else "")
-        )
+    problem = param.problem(value)
+    if problem is None and integer and isinstance(value, float):
+        problem = f"{name} must be a whole number, got {value}"
+    if problem is not None:
+        hint = " A learning rate must be greater than 0." if name == "lr" and value <= 0 else ""
+        raise UserInputError(f"{problem}.{hint}")
     return value
 
 
@@ -183,7 +149,7 @@ def narrow(name: str, base: Param, override: RangeOverride) -> Param:
         if not override.choices:
             raise UserInputError(f"{name}: the list of choices is empty.")
         return Choice(choices=tuple(_check_value(name, c, integer) for c in override.choices))
-    if name in CATEGORIES:
+    if name in categories():
         raise UserInputError(f"{name} is a category; give choices, not a range.")
     old_low = base.low if not isinstance(base, Choice) else min(base.choices)
     old_high = base.high if not isinstance(base, Choice) else max(base.choices)
@@ -209,18 +175,18 @@ def build_space(models: list[str], overrides: dict[str, RangeOverride] | None = 
     Raises:
         UserInputError: an unknown parameter or model in a key, or a bad range.
     """
-    tunable = trainer_fields()
-    space: Space = {m: {p: r for p, r in SEARCH_SPACES[m].items() if p in tunable} for m in models}
+    tunable, spaces = trainer_fields(), search_spaces()
+    space: Space = {m: {p: r for p, r in spaces[m].items() if p in tunable} for m in models}
     optional = _optional()
     for key in overrides or {}:
         model_name, _, param = key.rpartition(".")
         if param in optional:
-            for model in [MODELS.resolve(model_name)] if model_name else list(space):
+            for model in [catalogue.MODELS.resolve(model_name)] if model_name else list(space):
                 space.get(model, {}).setdefault(param, optional[param])
     for key, override in (overrides or {}).items():
         model_name, _, param = key.rpartition(".")
         if model_name:
-            model = MODELS.resolve(model_name)
+            model = catalogue.MODELS.resolve(model_name)
             if model not in space:
                 raise UserInputError(
                     f"Search-space key {key!r} names model {model!r}, which is not searched; "

@@ -32,12 +32,18 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from core.errors import UserInputError
-from graph_ml.models import build_model, check_task, default_hparams
+from graph_ml.catalogue import MODELS, PARAMS, check_task, default_hparams, model_specific_params
+from graph_ml.models import build_model
 
 OnEpoch = Callable[[int, int, dict[str, float]], None]
-# Hyper-parameters only some models have: the models that use each.
-MODEL_PARAMS: dict[str, tuple[str, ...]] = {"aggr": ("sage",), "K": ("appnp",), "alpha": ("appnp",)}
 Metric = Literal["accuracy", "roc_auc"]
+Aggr = Literal[PARAMS["aggr"].choices]  # type: ignore[valid-type]
+
+
+def _bounded(name: str, comment: str = "") -> Any:
+    """A `None`-default field with the parameter's bounds from the catalogue."""
+    return Field(None, description=comment or PARAMS[name].description,
+                 **PARAMS[name].field_bounds())  # fmt: skip
 
 
 class TrainConfig(BaseModel):
@@ -48,19 +54,20 @@ class TrainConfig(BaseModel):
     dataset: str = "cora"  # the dataset users try first
     task: str | None = None  # None: the dataset's default task
     model: str = "gcn"  # the baseline every paper compares against
-    epochs: int | None = Field(None, ge=1, le=100_000)
-    lr: float | None = Field(None, gt=0, le=10)
-    hidden_channels: int | None = Field(None, ge=1, le=65_536)
-    num_layers: int | None = Field(None, ge=1, le=64)
-    dropout: float | None = Field(None, ge=0, lt=1)
-    weight_decay: float | None = Field(None, ge=0, le=1)
-    heads: int | None = Field(None, ge=1, le=64)
-    aggr: Literal["mean", "max", "sum", "min"] | None = None  # SAGE aggregation; None: mean
-    K: int | None = Field(None, ge=1, le=64)  # APPNP propagation steps; None: 10
-    alpha: float | None = Field(None, gt=0, le=1)  # APPNP teleport probability; None: 0.1
-    seeds: int = Field(1, ge=1, le=100)  # one run is enough to try; 10 to report a mean
+    epochs: int | None = _bounded("epochs")
+    lr: float | None = _bounded("lr")
+    hidden_channels: int | None = _bounded("hidden_channels")
+    num_layers: int | None = _bounded("num_layers")
+    dropout: float | None = _bounded("dropout")
+    weight_decay: float | None = _bounded("weight_decay")
+    heads: int | None = _bounded("heads")
+    aggr: Aggr | None = None  # SAGE aggregation; None: mean
+    K: int | None = _bounded("K", "APPNP propagation steps; None: 10")
+    alpha: float | None = _bounded("alpha", "APPNP teleport probability; None: 0.1")
+    # one run is enough to try; 10 to report a mean
+    seeds: int = Field(1, **PARAMS["seeds"].field_bounds())
     seed: int = Field(0, ge=0)  # runs use seed, seed+1, ...
-    patience: int | None = Field(None, ge=0)  # epochs without val improvement; 0 = never stop
+    patience: int | None = _bounded("patience")  # 0 = never stop early
     split: str = "auto"  # public split where the dataset has one, else random / k-fold
     folds: int = Field(10, ge=2, le=100)  # k-fold graph classification, as in the GIN paper
     fold: int | None = Field(None, ge=0)  # run one fold only; None runs them all
@@ -144,14 +151,16 @@ def resolve_device(name: str) -> torch.device:
 def resolve_config(config: TrainConfig, ds: Any) -> TrainConfig:
     """A copy of `config` with the task, model name and every `None` hyper-parameter filled."""
     task = config.task or ds.spec.default_task
-    name, hp = _model_defaults(config.model, task, ds)
+    spec = _model_spec(config.model, task, ds)
+    hp = spec.hparams(task, hetero=ds.is_hetero)
     filled = {k: hp.get(k) for k in TrainConfig.model_fields if getattr(config, k) is None}
     filled = {k: v for k, v in filled.items() if v is not None}
-    filled.update(task=task, model=name)
-    for key, models in MODEL_PARAMS.items():
-        if getattr(config, key) is not None and name not in models:
+    filled.update(task=task, model=spec.name)
+    for key in model_specific_params():
+        if getattr(config, key) is not None and not spec.takes_param(key):
+            models = [name for name, other in MODELS.items() if other.takes_param(key)]
             raise UserInputError(
-                f"{key} applies to {', '.join(models)} only; model {name!r} does not use "
+                f"{key} applies to {', '.join(models)} only; model {spec.name!r} does not use "
                 f"it. Drop {key} or train {' or '.join(models)}."
             )
     if config.batch_size is None and "batch_size" not in filled:
@@ -171,28 +180,20 @@ def resolve_config(config: TrainConfig, ds: Any) -> TrainConfig:
     return config.model_copy(update=filled)
 
 
-def _model_defaults(model: str, task: str, ds: Any) -> tuple[str, dict[str, Any]]:
-    """(canonical name, default hyper-parameters) of `model` for `task` on `ds`: the typed
-    version (graph_ml.hetero) for a heterogeneous graph or a relational model."""
-    from graph_ml.hetero import HETERO_MODELS, check_hetero
-
-    relational = model in HETERO_MODELS and HETERO_MODELS.get(model).relational
-    if ds.is_hetero or (relational and model not in _homogeneous_names()):
-        if not ds.is_hetero and task == "link_prediction":
-            raise UserInputError(
-                f"{model} link prediction needs a heterogeneous graph (typed node and edge "
-                "files); for one edge type train gcn, sage or gat."
-            )
-        spec = check_hetero(model, task, ds)
-        return spec.name, spec.hparams(task)
+def _model_spec(model: str, task: str, ds: Any) -> Any:
+    """The catalogue spec of `model` for `task`, checked against the kind of graph `ds` is
+    (heterogeneous, or relational for R-GCN)."""
     spec = check_task(model, task)
-    return spec.name, default_hparams(spec.name, task)
+    if ds.is_hetero or spec.requires_hetero:
+        from graph_ml.hetero import check_hetero
 
-
-def _homogeneous_names() -> set[str]:
-    from graph_ml.models import MODELS
-
-    return set(MODELS)
+        return check_hetero(spec.name, task, ds)
+    if spec.uses_edge_types and task == "link_prediction":
+        raise UserInputError(
+            f"{spec.name} link prediction needs a heterogeneous graph (typed node and edge "
+            "files); for one edge type train gcn, sage or gat."
+        )
+    return spec
 
 
 def _prepare(cfg: TrainConfig, ds: Any) -> tuple[Any, list[str]]:
@@ -201,7 +202,7 @@ def _prepare(cfg: TrainConfig, ds: Any) -> tuple[Any, list[str]]:
     notes: list[str] = []
     if ds.is_hetero:
         ds = _choose_node_type(cfg, ds)
-    elif cfg.model == "rgcn":
+    elif MODELS.get(cfg.model).uses_edge_types:
         from graph_ml.hetero import relations
 
         graphs, count = relations(ds.graphs)
@@ -539,9 +540,10 @@ def roc_auc(scores: Tensor, labels: Tensor) -> float:
 # --- Task runners: build the model, one training epoch, evaluation -------------------------
 
 
-def _model_hparams(cfg: TrainConfig, **extra: Any) -> dict[str, Any]:
-    keys = ("hidden_channels", "num_layers", "dropout", "heads", "pooling", "decoder")
-    keys += tuple(k for k in MODEL_PARAMS if getattr(cfg, k) is not None)
+def model_hparams(cfg: TrainConfig, **extra: Any) -> dict[str, Any]:
+    """The keyword arguments `build_model` takes from a resolved config (and `extra`)."""
+    keys = ("hidden_channels", "num_layers", "dropout", "pooling", "decoder")
+    keys += tuple(k for k in model_specific_params() if getattr(cfg, k) is not None)
     return {**{k: getattr(cfg, k) for k in keys}, **extra}
 
 
@@ -590,9 +592,9 @@ class GraphInputs:
 def _build(cfg: TrainConfig, task: str, ds: Any, in_channels: int, out_channels: int,
            **extra: Any) -> torch.nn.Module:  # fmt: skip
     """The zoo's model, or R-GCN with the dataset's relations."""
-    if cfg.model != "rgcn":
+    if not MODELS.get(cfg.model).uses_edge_types:
         return build_model(
-            cfg.model, task, in_channels, out_channels, **_model_hparams(cfg, **extra)
+            cfg.model, task, in_channels, out_channels, **model_hparams(cfg, **extra)
         )
     from graph_ml.hetero import RelationalGraphClassifier, RelationalNodeClassifier
 
@@ -727,7 +729,7 @@ class LinkRunner:
         embedding = default_hparams(cfg.model, "link_prediction").get("out_channels", 64)
         in_channels = self.xs["train"].size(1)
         self.model = build_model(
-            cfg.model, "link_prediction", in_channels, embedding, **_model_hparams(cfg)
+            cfg.model, "link_prediction", in_channels, embedding, **model_hparams(cfg)
         ).to(device)
         self.inputs = {k: GraphInputs(cfg, self.model, p, device) for k, p in self.parts.items()}
         train = self.parts["train"]

@@ -1,9 +1,11 @@
 """Hyper-parameter and model search on Optuna: the "Auto" in open-autoglm.
 
 `tune(config)` searches the zoo models that support a task (or the ones asked for), each with
-its own sub-space (`SEARCH_SPACES`), within a budget of trials and/or seconds:
+its own sub-space (its `ModelSpec.search` in the catalogue), within a budget of trials and/or
+seconds:
 
-- Search space: one place, `SEARCH_SPACES` (`graph_ml.search_space`); the model is a
+- Search space: one place, each model's spec (`graph_ml.search_space.search_spaces()`); the
+  model is a
   categorical and each model's parameters are conditional on it (named `model.param` when
   several models are searched).
   `TuneConfig.space` narrows or overrides any range; it is validated before any trial runs.
@@ -45,9 +47,6 @@ from core.registry import Registry
 from graph_ml.datasets import DATASETS, LoadedDataset, load_dataset
 from graph_ml.models import MODELS, check_task
 from graph_ml.search_space import (  # noqa: F401 - re-exported: callers import them from here
-    CATEGORIES,
-    LIMITS,
-    SEARCH_SPACES,
     Choice,
     FloatRange,
     IntRange,
@@ -59,6 +58,7 @@ from graph_ml.search_space import (  # noqa: F401 - re-exported: callers import 
     grid_values,
     narrow,
     param_name,
+    search_spaces,
     suggest,
     trainer_fields,
 )
@@ -216,12 +216,13 @@ def resolve(config: TuneConfig, dataset: LoadedDataset | None = None) -> Plan:
         # dict.fromkeys: "gcn, GCN" is one model, in the order given.
         models = list(dict.fromkeys(check_task(m, task).name for m in config.models))
     else:
-        models = [name for name, s in MODELS.items() if task in s.tasks and name in SEARCH_SPACES]
-    unsearchable = [m for m in models if m not in SEARCH_SPACES]
+        models = [name for name, s in MODELS.items() if task in s.tasks and s.search]
+    spaces = search_spaces()
+    unsearchable = [m for m in models if m not in spaces]
     if unsearchable:
         raise UserInputError(
-            f"No search space for {', '.join(unsearchable)}; "
-            f"searchable: {', '.join(SEARCH_SPACES)}."
+            f"No search space for {', '.join(unsearchable)} (its ModelSpec.search is empty); "
+            f"searchable: {', '.join(spaces)}."
         )
     space = build_space(models, config.space)
     SAMPLERS.get(config.sampler)(space, config.seed)  # fails now, not in a worker

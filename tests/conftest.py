@@ -49,6 +49,12 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _isolated_workspace(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """A command run without --workspace writes to a temp workspace, never the checkout's."""
+    monkeypatch.setenv("AUTOGLM_WORKSPACE", str(tmp_path_factory.mktemp("workspace")))
+
+
+@pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """Processed datasets and converted models go to one session-wide temp cache."""
     cache = os.environ.get("AUTOGLM_TEST_CACHE")

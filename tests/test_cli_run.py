@@ -80,7 +80,7 @@ def test_run_shows_the_plan_then_the_explanation_and_writes_the_report(
     assert " MB]: train(dataset=karate, model=gat, epochs=3" in plan_line
     assert "tool train" in plan_line
     # Defaults are shown with their reasons, the ones sharing a reason on one line.
-    assert "heads=8: gat's usual values for node_classification (Velickovic" in out
+    assert "heads=8: gat's usual values for node_classification (Veličković" in out
     assert "GAT on karate (run 1" in out
     written = [Path(line.split()[1]) for line in rest if line.startswith("wrote ")]
     assert {p.name for p in written} >= {"report.md", "report.html"}

@@ -284,3 +284,17 @@ def test_explain_node_finds_the_informative_feature() -> None:
         near = {(item["node"] + d) % n for d in (-2, -1, 0, 1, 2)}
         assert all({e["source"], e["target"]} <= near for e in item["top_edges"])
         assert item["label"] == int(y[item["node"]])
+
+
+def test_compare_explanation_reads_the_tools_stored_test(store: ExperimentStore) -> None:
+    """The explanation states the p-value the compare tool stored; it does not test again."""
+    a = stored(store, "train", {"model": "gcn"}, train_result("gcn", [0.80, 0.82, 0.81]))
+    b = stored(store, "train", {"model": "gat"}, train_result("gat", [0.70, 0.71, 0.72]))
+    result = {
+        "metric": "accuracy", "best": "gcn (run 1)", "best_run_id": a.id, "runner_up": "gat",
+        "difference": 0.1, "t_statistic": 12.25, "p_value": 0.0123, "significant": True,
+        "entries": [{"label": "gcn (run 1)", "run_id": a.id}, {"label": "gat", "run_id": b.id}],
+    }  # fmt: skip
+    compare = stored(store, "compare", {"run_ids": [a.id, b.id]}, result)
+    facts = comparison_facts(compare, store)
+    assert facts["p_value"] == 0.0123 and facts["t"] == 12.25

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core.errors import UserInputError
-from graph_ml.hetero import HETERO_MODELS, relations
+from graph_ml.hetero import hetero_models, relations
 from graph_ml.hetero_data import flatten, planted_user_item
 from graph_ml.preprocess import check_no_leakage, describe, make_split
 from graph_ml.train import TrainConfig, train
@@ -28,7 +28,7 @@ def _train(ds, model: str, **fields):
 
 
 def test_every_typed_model_classifies_the_target_type(planted) -> None:
-    scores = {m: _train(planted, m).test_mean for m, _ in HETERO_MODELS.items()}
+    scores = {m: _train(planted, m).test_mean for m in hetero_models("node_classification")}
     # The planted signal is in which relation a user takes: typed models read it.
     for model in ("rgcn", "hgt", "sage", "gat"):
         assert scores[model] > scores["mlp"] + 0.2, scores
@@ -61,7 +61,7 @@ def test_choices_of_node_type_and_model(planted) -> None:
         _train(planted, "rgcn", node_type="shop")
     with pytest.raises(UserInputError, match="'user' has no labels.*item"):
         _train(planted, "rgcn", node_type="user")
-    with pytest.raises(UserInputError, match="'gcn' has no version.*rgcn, hgt, sage, gat, mlp"):
+    with pytest.raises(UserInputError, match="'gcn' has no version.*gat, sage, mlp, rgcn, hgt"):
         _train(planted, "gcn")
 
 
@@ -115,3 +115,24 @@ def test_relations_need_edge_types() -> None:
         relations([plain])
     typed, count = relations([Data(edge_index=plain.edge_index, edge_attr=torch.eye(3)[:2])])
     assert count == 3 and typed[0].edge_type.tolist() == [0, 1]
+
+
+def test_catalogue_says_which_models_take_typed_graphs() -> None:
+    from graph_ml.catalogue import MODELS
+    from graph_ml.models import build_model
+
+    typed = {n for n, s in MODELS.items() if s.supports_hetero}
+    assert typed == {"gat", "sage", "mlp", "rgcn", "hgt"}
+    assert MODELS.get("hgt").requires_hetero and MODELS.get("rgcn").uses_edge_types
+    assert MODELS.get("sage").hparams("link_prediction", hetero=True)["lr"] == 0.001
+    assert MODELS.get("sage").hparams("link_prediction")["lr"] == 0.01
+    with pytest.raises(UserInputError, match="graph_ml.hetero builds it"):
+        build_model("rgcn", "node_classification", 4, 2)
+
+
+def test_hgt_needs_a_typed_graph() -> None:
+    from graph_ml.hetero_data import flatten
+
+    flat = flatten(planted_user_item(num_users=20, num_items=30))
+    with pytest.raises(UserInputError, match="'hgt' needs a heterogeneous graph"):
+        _train(flat, "hgt", epochs=1)

@@ -46,7 +46,7 @@ def test_model_defaults_are_the_papers_values_and_recorded(ctx):
     assert gat.fields["heads"] == 8 and gat.fields["lr"] == 0.005 and gat.fields["dropout"] == 0.6
     kinds = {d.field: d.kind for d in gat.decisions}
     assert kinds["heads"] == kinds["lr"] == kinds["epochs"] == "default"
-    assert "Velickovic" in reasons(gat)
+    assert "Veličković" in reasons(gat)
     gcn = check({"action": "train", "dataset": "cora", "model": "gcn", "lr": 0.1}, ctx)
     assert gcn.fields["lr"] == 0.1  # what the user said is never overwritten
     assert "heads" not in gcn.fields  # heads means nothing to a GCN
@@ -86,9 +86,13 @@ def test_missing_dataset_is_refused(ctx):
         check({"action": "train", "model": "gcn"}, ctx)
 
 
-def test_absurd_epochs_are_refused_against_the_limit(ctx):
-    with pytest.raises(RuleViolation, match=r"epochs=1000000000 is outside the limit max_epochs"):
+def test_absurd_epochs_are_refused_against_the_bounds_and_the_limit(ctx):
+    # Outside what the catalogue allows at all:
+    with pytest.raises(RuleViolation, match=r"epochs=1000000000 is outside \[1, 100000\]"):
         check({"action": "train", "dataset": "cora", "epochs": 10**9}, ctx)
+    # Allowed, but over the user's budget cap:
+    with pytest.raises(RuleViolation, match=r"epochs=5000 is over the limit max_epochs=2000"):
+        check({"action": "train", "dataset": "cora", "epochs": 5000}, ctx)
 
 
 def test_limits_are_user_configurable(ctx):

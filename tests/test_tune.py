@@ -228,7 +228,7 @@ def test_narrowed_space_is_honoured_in_a_real_search(workspace: Path) -> None:
         ({"space": {"lr": {"low": -0.001}}}, "learning rate must be greater than 0"),
         ({"space": {"lr": {"value": 0}}}, "learning rate must be greater than 0"),
         ({"space": {"weight_decay": {"low": 0.0}}}, "log-scale range needs low > 0"),
-        ({"space": {"dropout": {"high": 1.5}}}, "dropout must be"),
+        ({"space": {"dropout": {"high": 1.5}}}, r"dropout=1.5 is outside \[0, 1\)"),
         ({"space": {"hidden_channels": {"value": 3.5}}}, "whole number"),
         ({"space": {"learning_rate": {"value": 0.1}}}, "Unknown search parameter"),
         ({"space": {"gat.heads": {"value": 2}}, "models": ["gcn"]}, "not searched"),

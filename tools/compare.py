@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-import warnings
-
 from pydantic import Field
 
 from core.errors import UserInputError
+from graph_ml.stats import sample_std, welch
 from tools.base import ToolArgs, ToolContext, ToolResult, tool
 
 SIGNIFICANCE_LEVEL = 0.05  # the usual two-sided threshold; the p-value is reported either way
@@ -48,34 +46,14 @@ class CompareResult(ToolResult):
 
 
 def _stats(entry: CompareEntry) -> EntryStats:
-    n = len(entry.values)
-    mean = sum(entry.values) / n
-    var = sum((v - mean) ** 2 for v in entry.values) / (n - 1) if n > 1 else 0.0
     return EntryStats(
         label=entry.label,
         run_id=entry.run_id,
-        n=n,
+        n=len(entry.values),
         values=entry.values,
-        mean=mean,
-        std=math.sqrt(var),
+        mean=sum(entry.values) / len(entry.values),
+        std=sample_std(entry.values),
     )
-
-
-def welch(a: list[float], b: list[float]) -> tuple[float | None, float | None]:
-    """Welch's t-test (unequal variances), two-sided; (None, None) with fewer than 2 seeds."""
-    if len(a) < 2 or len(b) < 2:
-        return None, None
-    from scipy import stats
-
-    if max(a) == min(a) and max(b) == min(b):
-        # No spread on either side: the test is undefined; identical means are no difference.
-        return (0.0, 1.0) if a[0] == b[0] else (math.inf, 0.0)
-    with warnings.catch_warnings():
-        # Near-identical seeds make scipy warn about precision; the p-value is still right
-        # to the digits we report, and the user's console is no place for the warning.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.ttest_ind(a, b, equal_var=False)
-    return float(result.statistic), float(result.pvalue)
 
 
 @tool("compare")

@@ -33,8 +33,9 @@ def _restore(config: dict[str, Any], checkpoint: Path, ds: Any):
     import torch
 
     from graph_ml.models import build_model
+    from graph_ml.train import TrainConfig, model_hparams
 
-    hparams = {k: config.get(k) for k in ("hidden_channels", "num_layers", "dropout", "heads")}
+    hparams = model_hparams(TrainConfig.model_validate({**config, "progress": False}))
     model = build_model(
         config["model"], "node_classification", ds.num_features, ds.num_classes, **hparams
     )

@@ -14,13 +14,12 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import jinja2
 from pydantic import BaseModel, Field
 
+import prompts
 from tools.base import ToolArgs, ToolContext, ToolResult, tool
 from tools.report_plots import (
     plot_class_counts,
@@ -373,17 +372,6 @@ def build_sections(run: RunData, out: Path) -> list[Section]:
 # -- rendering --------------------------------------------------------------------------
 
 
-def _template(name: str, autoescape: bool) -> jinja2.Template:
-    env = jinja2.Environment(
-        undefined=jinja2.StrictUndefined,
-        autoescape=autoescape,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["cell"] = lambda v: str(v).replace("|", "\\|").replace("\n", "<br>")
-    return env.from_string((resources.files("prompts") / name).read_text(encoding="utf-8"))
-
-
 def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
@@ -406,10 +394,10 @@ def write_report(args: ReportArgs, ctx: ToolContext | None = None) -> ReportResu
     sections = build_sections(run, out)
     images = [f.path for s in sections for f in s.figures if f.path]
     title = f"open-autoglm report: run {run.id} ({run.title}, {run.status})"
-    markdown = _template("report.md.j2", autoescape=False).render(
+    markdown = prompts.render("report.md.j2",
         title=title, sections=sections, image_src=lambda p: p.name
     )
-    html = _template("report.html.j2", autoescape=True).render(
+    html = prompts.render("report.html.j2",
         title=title, sections=sections, image_src=_data_uri, language=args.language
     )
     md_path, html_path = out / "report.md", out / "report.html"

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import model_validator
+
 from graph_ml.train import TrainConfig, TrainResult, train
 from tools.base import ToolArgs, ToolContext, ToolResult, tool
 from tools.data import load
 
 
 class TrainArgs(ToolArgs):
-    """What a plan may set; `None` means the model's usual value (the router fills them)."""
+    """What a plan may set; `None` means the model's usual value (the router fills them).
+
+    `config` instead carries a full `TrainConfig` (a rerun repeats every field: split,
+    scheduler, ...); the other hyper-parameter fields must then be left out.
+    """
 
     dataset: str
-    task: str
-    model: str
+    task: str | None = None
+    model: str | None = None
     epochs: int | None = None
     lr: float | None = None
     hidden_channels: int | None = None
@@ -20,9 +28,23 @@ class TrainArgs(ToolArgs):
     dropout: float | None = None
     weight_decay: float | None = None
     heads: int | None = None
+    aggr: str | None = None
+    K: int | None = None
+    alpha: float | None = None
     seeds: int | None = None
     seed: int | None = None
     patience: int | None = None
+    config: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrainArgs:
+        if self.config is not None:
+            extra = [k for k, v in self if v is not None and k not in ("dataset", "config")]
+            if extra:
+                raise ValueError(f"give a full config or fields, not both ({', '.join(extra)})")
+        elif self.model is None:
+            raise ValueError("model is required (or a full config)")
+        return self
 
 
 class TrainOutput(ToolResult):
@@ -32,7 +54,11 @@ class TrainOutput(ToolResult):
 
 def train_config(args: TrainArgs, dataset_name: str, progress: bool = False) -> TrainConfig:
     """The `TrainConfig` for `args`, unset fields left to the config's own defaults."""
-    fields = args.model_dump(exclude_none=True)
+    if args.config is not None:
+        return TrainConfig.model_validate(
+            {**args.config, "dataset": dataset_name, "progress": progress}
+        )
+    fields = args.model_dump(exclude_none=True, exclude={"config"})
     fields["dataset"] = dataset_name
     fields["progress"] = progress
     return TrainConfig(**fields)
@@ -40,10 +66,10 @@ def train_config(args: TrainArgs, dataset_name: str, progress: bool = False) -> 
 
 @tool("train")
 def train_model(args: TrainArgs, ctx: ToolContext) -> TrainOutput:
-    """Train a GNN (gcn, gat, gatv2, sage, gin, mlp, sgc, appnp) on a dataset and test it.
+    """Train a GNN from the model zoo on a dataset and test it.
 
     Args:
-        args: dataset, task, model and hyper-parameters.
+        args: dataset, task, model and hyper-parameters, or a stored run's full config.
         ctx: directories, the per-epoch callback (progress bar, stored curves), checkpoints.
 
     Returns:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from graph_ml.tune import RangeOverride, TuneResult, make_config, tune
@@ -23,6 +25,8 @@ class TuneArgs(ToolArgs):
     space: dict[str, RangeOverride] | None = None
     sampler: str | None = None  # tpe (default), random, grid, cmaes
     pruner: str | None = None  # median (default), hyperband, none
+    # A stored tune run's full TuneConfig (a rerun); `study` and `timeout` still apply.
+    config: dict[str, Any] | None = None
 
 
 class TuneOutput(ToolResult):
@@ -44,6 +48,12 @@ def tune_model(args: TuneArgs, ctx: ToolContext) -> TuneOutput:
         best configuration retrained over `seeds` seeds.
     """
     ds = load(args.dataset, ctx.workspace, ctx.data_dir)
+    if args.config is not None:
+        fields = {**args.config, "storage": args.config.get("storage") or ctx.study_storage}
+        fields.update({k: v for k, v in (("study", args.study), ("timeout", args.timeout)) if v})
+        config = make_config(**fields)
+        result = tune(config, on_trial=ctx.on_trial, progress=ctx.progress, dataset=ds)
+        return TuneOutput(result=result, fingerprint=ds.fingerprint)
     models = args.models or ([args.model] if args.model else None)
     fields = {
         "dataset": ds.spec.name,

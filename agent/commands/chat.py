@@ -126,7 +126,7 @@ class _Chat:
         if name == "/session":
             print(self.session.id)
         elif name == "/runs":
-            for run_id in self.session.state["runs"]:
+            for run_id in self.session.state.runs:
                 record = self.store.get_run(run_id)
                 metric = record.metrics.get("test_mean")
                 shown = "" if metric is None else f" test {metric:.4f}"

@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.experiments import export_script, rerun, summary_metrics
+from agent.experiments import rerun, same_data, summary_metrics
 from agent.explain import LANGUAGES, explain_run
+from agent.export import export_script
 from agent.report import COST_HEADERS, cost_rows, decision_lines
 from agent.store import RUN_KINDS, RUN_STATUSES, ExperimentStore, RunRecord
 
@@ -163,9 +164,17 @@ def _rerun(args: argparse.Namespace) -> int:
         new = rerun(store, args.run_id, data_dir=args.data_dir)
     if args.json:
         print(json.dumps({"run_id": new.id, "parent_id": old.id, "status": new.status,
-                          "metrics": new.metrics, "original_metrics": old.metrics}))  # fmt: skip
+                          "metrics": new.metrics, "original_metrics": old.metrics,
+                          "same_data": same_data(old, new)}))  # fmt: skip
         return 0
     print(f"run {new.id} (rerun of {old.id}): {_headline(new)}; the original: {_headline(old)}")
+    same = same_data(old, new)
+    if same is False:
+        print(
+            f"note: the data differs from what run {old.id} read (dataset fingerprint "
+            f"{(old.dataset_fingerprint or '')[:12]} then, {(new.dataset_fingerprint or '')[:12]} "
+            "now), so the two results are not a like-for-like repeat."
+        )
     return 0
 
 
@@ -173,7 +182,7 @@ def _export(args: argparse.Namespace) -> int:
     with ExperimentStore(args.workspace) as store:
         record = store.get_run(args.run_id)
     output = args.output or Path(f"reproduce_run_{record.id}.py")
-    text = export_script(record, filename=output.name)
+    text = export_script(record)
     if str(output) == "-":
         sys.stdout.write(text)
         return 0

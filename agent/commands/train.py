@@ -6,11 +6,13 @@ autoglm-train --dataset cora --task node_classification --epochs 100
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from core.errors import UserInputError
-from graph_ml.models import MODELS, TASKS
+from graph_ml.catalogue import PARAMS, TASKS, model_specific_params
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,12 +20,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a GNN on a dataset and print test metrics",
         description="Train a graph neural network; unset hyper-parameters take the model's "
-        "published defaults.",
+        "published defaults. The run is stored in the workspace like every other run "
+        "(`autoglm experiments show ID`), its best weights under runs/ID/.",
     )
     parser.add_argument("--dataset", "-d", default="cora", help="catalogue name (default: cora)")
     parser.add_argument("--task", choices=TASKS, help="default: the dataset's default task")
     parser.add_argument(
-        "--model", "-m", default="gcn", help=f"one of {', '.join(MODELS)} (default: gcn)"
+        "--model", "-m", default=None,
+        help="a catalogue model (`autoglm models`; default: the task's usual baseline)",
     )
     parser.add_argument("--epochs", type=int, help="maximum epochs (default: model's)")
     parser.add_argument("--lr", type=float, help="learning rate")
@@ -31,7 +35,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--layers", dest="num_layers", type=int, help="number of layers")
     parser.add_argument("--dropout", type=float, help="dropout probability")
     parser.add_argument("--weight-decay", type=float, help="L2 weight decay")
-    parser.add_argument("--heads", type=int, help="attention heads (gat, gatv2)")
+    for name in model_specific_params():  # heads, aggr, K, alpha: from the catalogue
+        param = PARAMS[name]
+        kind = {"int": int, "float": float}.get(param.kind, str)
+        choices = param.choices or None
+        parser.add_argument(f"--{name}", type=kind, choices=choices,
+                            help=f"{param.description} (models that take it)")  # fmt: skip
     parser.add_argument("--seeds", type=int, default=1, help="number of seeds (default: 1)")
     parser.add_argument("--seed", type=int, default=0, help="first seed (default: 0)")
     parser.add_argument("--patience", type=int, help="early-stopping patience, 0 = off")
@@ -43,7 +52,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scheduler", choices=("none", "step", "plateau", "cosine"))
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--data-dir", help="raw dataset directory (default: AUTOGLM_DATA_DIR)")
-    parser.add_argument("--checkpoint-dir", help="save each run's best weights here")
+    parser.add_argument(
+        "--workspace", type=Path, default=None,
+        help="experiment store (default $AUTOGLM_WORKSPACE or ./.autoglm)",
+    )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     parser.set_defaults(func=_run)
@@ -51,29 +63,64 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 CONFIG_ARGS = (
     "dataset", "task", "model", "epochs", "lr", "hidden_channels", "num_layers", "dropout",
-    "weight_decay", "heads", "seeds", "seed", "patience", "split", "folds", "fold",
-    "batch_size", "mini_batch", "scheduler", "device", "data_dir",
+    "weight_decay", *model_specific_params(), "seeds", "seed", "patience", "split", "folds",
+    "fold", "batch_size", "mini_batch", "scheduler", "device", "data_dir",
 )  # fmt: skip
 
 
 def _run(args: argparse.Namespace) -> int:
-    from graph_ml.train import TrainConfig, train
+    from agent.executor import Executor, ExecutorOptions, ToolCall
+    from agent.store import ExperimentStore
+    from graph_ml.train import TrainConfig
 
     values = {name: getattr(args, name) for name in CONFIG_ARGS}
+    if values["model"] is None:
+        values["model"] = _baseline(values["dataset"], values["task"])
     try:
-        config = TrainConfig(**values, progress=not (args.no_progress or args.json))
+        config = TrainConfig(**values)
     except ValidationError as error:
         problems = "; ".join(
             f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
             for e in error.errors()
         )
         raise UserInputError(f"Invalid training option(s): {problems}.") from error
-    result = train(config, checkpoint_dir=args.checkpoint_dir)
+    _check(config)
+    stored = config.model_dump(mode="json", exclude={"progress"}, exclude_none=True)
+    call = ToolCall(tool="train", kind="train", args={"dataset": config.dataset, "config": stored})
+    options = ExecutorOptions(
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        progress=not (args.no_progress or args.json),
+    )
+    with ExperimentStore(args.workspace) as store:
+        done = Executor(store, options).execute_or_raise(call)
+    result = done.output.result
     if args.json:
-        print(result.model_dump_json(indent=2))
+        print(json.dumps({"run_id": done.run_id, **result.model_dump(mode="json")}, indent=2))
     else:
         print(format_result(result))
+        print(f"stored as run {done.run_id} (autoglm experiments show {done.run_id})")
     return 0
+
+
+def _baseline(dataset: str, task: str | None) -> str:
+    """The task's usual baseline model (the catalogue's `TaskSpec.default_model`)."""
+    from graph_ml.catalogue import DATASETS, TASK_SPECS
+
+    if task is None and dataset in DATASETS:
+        task = DATASETS.get(dataset).default_task
+    return TASK_SPECS[task or "node_classification"].default_model
+
+
+def _check(config) -> None:
+    """Refuse what the catalogue already says is wrong, before a run is stored.
+
+    Raises:
+        UserInputError: unknown dataset or model, or a model that does not fit the task.
+    """
+    from graph_ml.catalogue import DATASETS, check_task
+
+    if config.dataset in DATASETS:
+        check_task(config.model, config.task or DATASETS.get(config.dataset).default_task)
 
 
 def format_result(result) -> str:

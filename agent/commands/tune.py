@@ -10,7 +10,9 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from core.errors import UserInputError
 from graph_ml.tune import (
@@ -20,7 +22,6 @@ from graph_ml.tune import (
     TrialRecord,
     TuneResult,
     make_config,
-    tune,
 )
 
 
@@ -79,6 +80,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data-dir", default=None, help="directory with <Name>/raw/ files")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
+    parser.add_argument(
+        "--workspace", type=Path, default=None,
+        help="experiment store, and the default study storage (default $AUTOGLM_WORKSPACE "
+        "or ./.autoglm)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run)
@@ -141,6 +147,9 @@ def _print_trial(record: TrialRecord) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from agent.executor import Executor, ExecutorOptions, ToolCall
+    from agent.store import ExperimentStore
+
     config = make_config(
         dataset=args.dataset,
         task=args.task,
@@ -162,12 +171,21 @@ def _run(args: argparse.Namespace) -> int:
         device=args.device,
     )
     progress = not args.no_progress and sys.stderr.isatty()
-    on_trial = None if progress or args.no_progress else _print_trial
-    result = tune(config, on_trial=on_trial, progress=progress)
+    options = ExecutorOptions(
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        progress=progress,
+        on_trial=None if progress or args.no_progress else _print_trial,
+    )
+    stored = config.model_dump(mode="json", exclude_none=True)
+    call = ToolCall(tool="tune", kind="tune", args={"dataset": config.dataset, "config": stored})
+    with ExperimentStore(args.workspace) as store:
+        done = Executor(store, options).execute_or_raise(call)
+    result = done.output.result
     if args.json:
-        print(result.model_dump_json(indent=2))
+        print(json.dumps({"run_id": done.run_id, **result.model_dump(mode="json")}, indent=2))
         return 0
     _print_result(result)
+    print(f"stored as run {done.run_id} (autoglm experiments show {done.run_id})")
     return 0
 
 
