@@ -32,10 +32,7 @@ def features() -> torch.Tensor:
 # Typed models (R-GCN, HGT) are built from a graph's types by graph_ml.hetero: test_hetero.
 TYPED = {"rgcn", "hgt"}
 CASES = [
-    (name, task)
-    for name, tasks in supported_tasks().items()
-    for task in tasks
-    if name not in TYPED
+    (name, task) for name, tasks in supported_tasks().items() for task in tasks if name not in TYPED
 ]
 
 
