@@ -227,6 +227,12 @@ def _typed_stats(ds: LoadedDataset, stats: DatasetStats) -> None:
     stats.node_types = {t: int(data[t].num_nodes) for t in data.node_types}
     stats.edge_types = {"__".join(t): int(data[t].edge_index.size(1)) for t in data.edge_types}
     stats.target_node_type = ds.target_node_type
+    # Duplicates within a relation: a user who both buys and views an item is no duplicate.
+    stats.duplicate_edges = 0
+    for (src, _, dst), store in zip(data.edge_types, data.edge_stores, strict=True):
+        size = max(int(data[src].num_nodes), int(data[dst].num_nodes))
+        keys = store.edge_index[0] * size + store.edge_index[1]
+        stats.duplicate_edges += int(keys.numel() - torch.unique(keys).numel())
     stats.types = []
     for t in data.node_types:
         x, y = data[t].get("x"), data[t].get("y")

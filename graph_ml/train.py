@@ -129,6 +129,7 @@ class TrainResult(BaseModel):
     fingerprint: str | None = None
     split_sizes: dict[str, int] | None = None  # of the first run (random splits vary a little)
     notes: list[str] = Field(default_factory=list)  # adaptations made, for the explanation
+    sources: dict[str, str] | None = None  # an imported graph's files and their sha256
 
 
 def seed_everything(seed: int) -> None:
@@ -311,6 +312,7 @@ def train(
         fingerprint=fingerprint,
         split_sizes=runs[0].split_sizes,
         notes=notes,
+        sources=ds.sources,
     )
 
 

@@ -8,11 +8,16 @@ so a symlinked sibling file cannot lead outside them.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
 from core.paths import AllowedRoots
 from graph_ml.datasets import DATASETS, LoadedDataset, load_dataset, resolve_data_dir
+
+IMPORT_CACHE_SIZE = 4  # imported graphs kept in memory, keyed by their files' content
+_IMPORTED: OrderedDict[tuple, LoadedDataset] = OrderedDict()
 
 PATH_MARKERS = ("/", "\\", "~")
 GRAPH_SUFFIXES = (".csv", ".tsv", ".txt", ".edgelist", ".el", ".graphml", ".gml")
@@ -82,7 +87,63 @@ def load(
 
     roots = roots_for(workspace, data_dir)
     path = roots.resolve(name)
-    return load_graph(path, roots=roots, missing_features=missing_features)  # type: ignore[arg-type]
+    key = (str(path), content_hash(path, roots), missing_features)
+    if key in _IMPORTED:  # the same files, unchanged: a chat trains on them many times
+        _IMPORTED.move_to_end(key)
+        return _IMPORTED[key]
+    ds = load_graph(path, roots=roots, missing_features=missing_features)  # type: ignore[arg-type]
+    _IMPORTED[key] = ds
+    while len(_IMPORTED) > IMPORT_CACHE_SIZE:
+        _IMPORTED.popitem(last=False)
+    return ds
+
+
+def dataset_path(name: str, workspace: Path | None, data_dir: Path | None) -> Path:
+    """The resolved, allowed path a dataset argument names (relative: from the current
+    directory), with every file of the graph it names checked against the roots.
+
+    Raises:
+        UserInputError: it does not exist, names no readable layout, or a file it leads to
+            (a symlinked sibling included) is outside the allowed roots.
+    """
+    roots = roots_for(workspace, data_dir)
+    path = roots.resolve(name)
+    content_hash(path, roots)
+    return path
+
+
+def dataset_argument(name: str, workspace: Path | None, data_dir: str | Path | None) -> str:
+    """A command's dataset argument as it is stored: a catalogue name as given, a path
+    resolved from the current directory and checked against the allowed roots (so the run
+    names the file wherever it is rerun from)."""
+    if not is_path(name):
+        return name
+    return str(dataset_path(name, workspace, Path(data_dir) if data_dir else None))
+
+
+def content_hash(path: Path, roots: AllowedRoots) -> str:
+    """sha256 over the names and bytes of every file the graph at `path` is read from
+    (each checked against `roots` before it is opened): what decides whether a stored run
+    and a rerun read the same graph."""
+    from graph_ml.importer import find_graph_files
+
+    digest = hashlib.sha256()
+    for file in sorted(find_graph_files(path).all_files()):
+        opened = roots.check(file)
+        digest.update(f"{file.name}\0".encode())
+        with opened.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fingerprint(ds: LoadedDataset) -> str:
+    """What a run stores as its dataset's fingerprint: the files' content hash for an
+    imported graph (a changed file is a different dataset), the tensors' for the catalogue."""
+    if ds.sources:
+        joined = "\n".join(f"{Path(p).name}:{h}" for p, h in sorted(ds.sources.items()))
+        return "files:" + hashlib.sha256(joined.encode()).hexdigest()
+    return ds.fingerprint
 
 
 @lru_cache(maxsize=8)
