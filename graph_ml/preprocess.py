@@ -317,9 +317,10 @@ def _advice(stats: DatasetStats) -> list[str]:
     if stats.types:
         labelled = [t.name for t in stats.types if t.labelled]
         plain = [t.name for t in stats.types if not t.num_features]
+        relations = sum(not r.reverse for r in stats.relations or [])
         advice.append(
-            f"Heterogeneous: {len(stats.types)} node types, "
-            f"{sum(not r.reverse for r in stats.relations or [])} relations. Node "
+            f"Heterogeneous: {len(stats.types)} node types, {relations} "
+            f"relation{'' if relations == 1 else 's'}. Node "
             f"classification of {', '.join(labelled) or 'no type (none is labelled)'}; link "
             "prediction of a relation. Typed models: rgcn, hgt, sage, gat (to_hetero), mlp."
         )

@@ -287,7 +287,8 @@ def _fill_empty_sets(
     moved = " and ".join(name for name, _ in empty)
     return [
         f"With {total} labelled {what}, the {val_ratio:.0%} / {test_ratio:.0%} shares left the "
-        f"{moved} set empty; one {what[:-1]} was moved there from training "
+        f"{moved} {'sets' if len(empty) > 1 else 'set'} empty; one {what[:-1]} was moved into "
+        f"{'each' if len(empty) > 1 else 'it'} from training "
         f"(train / val / test: {sizes[0]} / {sizes[1]} / {sizes[2]})."
     ]
 

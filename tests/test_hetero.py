@@ -90,7 +90,7 @@ def test_typed_folder_trains_end_to_end(tmp_path: Path) -> None:
         ("user", "buys", "item", len(pairs))
     ]
     assert any("user nodes have no features" in a for a in stats.advice)
-    assert any(a.startswith("Heterogeneous: 2 node types, 1 relations") for a in stats.advice)
+    assert any(a.startswith("Heterogeneous: 2 node types, 1 relation.") for a in stats.advice)
     result = _train(ds, "hgt", epochs=5)
     assert result.split_sizes == {"train": 28, "val": 4, "test": 8}
     link = _train(ds, "rgcn", task="link_prediction", epochs=5)  # its only relation

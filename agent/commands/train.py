@@ -160,4 +160,8 @@ def format_result(result) -> str:
         f"test {label}: {result.test_mean:.4f} ± {result.test_std:.4f}   "
         f"(val {result.val_mean:.4f} ± {result.val_std:.4f})"
     )
+    sizes = getattr(result, "split_sizes", None)
+    if sizes:
+        lines.append("split: " + " / ".join(f"{k} {v}" for k, v in sizes.items()))
+    lines += [f"note: {note}" for note in getattr(result, "notes", [])]
     return "\n".join(lines)
