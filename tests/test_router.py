@@ -168,9 +168,10 @@ def test_path_inside_workspace_is_allowed(ctx, monkeypatch):
     assert any(d.kind == "safety" for d in routed.decisions)
 
 
-def test_symlink_escaping_the_workspace_is_refused(ctx):
+def test_symlink_escaping_the_workspace_is_refused(ctx, monkeypatch):
     ctx.workspace.mkdir()
     (ctx.workspace / "escape").symlink_to("/etc")
+    monkeypatch.chdir(ctx.workspace)
     with pytest.raises(RuleViolation, match="is outside"):
         check({"action": "inspect", "dataset": "escape/passwd"}, ctx)
 
