@@ -498,6 +498,33 @@ def _types(column: pa.ChunkedArray, where: Where, name: str) -> tuple[np.ndarray
     return index.astype(np.int64), names
 
 
+class _TypeCodes:
+    """Edge types numbered group by group (the text of a 1M-edge type column is never held
+    whole), then renumbered in sorted name order."""
+
+    def __init__(self, size: int) -> None:
+        self.codes = np.empty(size, dtype=np.int64)
+        self.names: list[str] = []
+
+    def add(self, column: pa.ChunkedArray, offset: int, where: Where, name: str) -> None:
+        column = _strip(column)
+        if (row := _first(pc.is_null(column))) is not None:
+            raise UserInputError(
+                f"{where(row)}, column {name!r}: empty edge type. Fix: give every edge a type, "
+                "or drop the column."
+            )
+        known = set(self.names)
+        self.names += [n for n in pc.unique(column).to_pylist() if n not in known]
+        index = pc.index_in(column, value_set=pa.array(self.names, pa.string()))
+        self.codes[offset : offset + len(column)] = index.to_numpy(zero_copy_only=False)
+
+    def sorted(self, rows: int) -> tuple[np.ndarray, list[str]]:
+        order = sorted(range(len(self.names)), key=self.names.__getitem__)
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        return rank[self.codes[:rows]], [self.names[i] for i in order]
+
+
 def _groups(batches, rows: int = MAP_GROUP_ROWS):
     """(first row, table) of consecutive batches holding at least `rows` rows together."""
     pending, start, count = [], 0, 0
@@ -533,7 +560,7 @@ def _read_edges(
         types[weight_col] = pa.float32()
     src, dst = (np.empty(text.lines, dtype=np.int64) for _ in range(2))
     weight = np.empty(text.lines, dtype=np.float32) if weight_col else None
-    type_chunks = []
+    codes = _TypeCodes(text.lines) if type_col else None
     for offset, group in _groups(_batches(text, types)):
 
         def where(row: int, offset: int = offset) -> str:
@@ -544,15 +571,12 @@ def _read_edges(
         dst[offset:end] = _map_ids(group.column(dst_col), dst_nodes, where, dst_col, "destination")
         if weight is not None:
             weight[offset:end] = _weights(group.column(weight_col), where, weight_col)
-        if type_col:
-            type_chunks += group.column(type_col).chunks
+        if codes is not None:
+            codes.add(group.column(type_col), offset, where, type_col)
         del group
         tables.give_back()
     rows = text.rows
-    edge_type, type_names = None, None
-    if type_col:
-        column = pa.chunked_array(type_chunks, type=pa.string())
-        edge_type, type_names = _types(column, text.where, type_col)
+    edge_type, type_names = (None, None) if codes is None else codes.sorted(rows)
     text.release()
     edges = _Edges(src[:rows], dst[:rows], None if weight is None else weight[:rows], edge_type,
                    type_names)  # fmt: skip
