@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Start a throwaway PostgreSQL server on loopback for the shared-study tuning tests.
 #
-# Usage: eval "$(bash .ci/postgres.sh)"
-# Prints one line to stdout, `export AUTOGLM_TEST_POSTGRES_URL=postgresql://...`; everything
-# else goes to stderr. Idempotent: a server already answering on the port is reused, an
+# Usage: eval "$(bash .ci/postgres.sh)"      start (or reuse) it
+#        bash .ci/postgres.sh stop            stop the server of AUTOGLM_PG_DIR
+# Start prints to stdout `export AUTOGLM_TEST_POSTGRES_URL=postgresql://...`, and
+# `export AUTOGLM_PG_STARTED=DIR` when it started the server itself (so its caller knows it
+# has one to stop: .ci/with_services.sh does); everything else goes to stderr.
+# Idempotent: a server already answering on the port is reused, an
 # existing data dir is restarted, PostgreSQL is installed from Debian's packages only when no
 # server binaries are found. Runs as root in CI (the server itself runs as `postgres`); as
 # another user it runs the server as that user.
@@ -58,6 +61,17 @@ fi
 
 url="postgresql://${RUN_USER}@127.0.0.1:${PG_PORT}/${PG_DB}"
 
+if [ "${1:-start}" = "stop" ]; then
+  if [ -f "$PG_DIR/postmaster.pid" ]; then
+    log "stopping the server in $PG_DIR"
+    as_owner "$BINDIR/pg_ctl" -D "$PG_DIR" -m fast -w -t 60 stop >&2
+  else
+    log "no server running in $PG_DIR"
+  fi
+  exit 0
+fi
+
+started=""
 if "$BINDIR/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
   log "a server already answers on 127.0.0.1:${PG_PORT}; reusing it"
 else
@@ -74,6 +88,7 @@ else
   as_owner "$BINDIR/pg_ctl" -D "$PG_DIR" -l "$PG_DIR/server.log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -p ${PG_PORT} -k ${PG_DIR} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
     start >&2
+  started="$PG_DIR"
 fi
 
 psql_cmd() { as_owner "$BINDIR/psql" -h 127.0.0.1 -p "$PG_PORT" -U "$RUN_USER" -d postgres -tAq "$@"; }
@@ -84,3 +99,6 @@ fi
 
 log "ready: ${url}"
 echo "export AUTOGLM_TEST_POSTGRES_URL=${url}"
+if [ -n "$started" ]; then
+  echo "export AUTOGLM_PG_STARTED=${started}"
+fi

@@ -3,15 +3,26 @@
 Each subcommand lives in `agent/commands/<name>.py` and exposes `add_parser(subparsers)`,
 which registers its parser and sets `func(args) -> int`. Errors that derive from
 `AutoGLMError` are printed as one paragraph (no traceback) and mapped to their exit code.
+
+Every command treats SIGTERM (a scheduler's `kill`, `timeout`) as Ctrl-C: a running run is
+marked interrupted, an Optuna trial failed, and the exit code is 130. Output into a pipe
+that closes early (`autoglm experiments list | head -1`) ends quietly with 141, as any Unix
+tool killed by SIGPIPE does.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
 
-from core.errors import AutoGLMError
+from core.errors import AutoGLMError, Terminated
 
 # Order is the order `autoglm --help` lists them.
 COMMAND_MODULES = (
@@ -28,7 +39,8 @@ COMMAND_MODULES = (
     "serve",
 )
 
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, for Ctrl-C and SIGTERM alike (documented: "130")
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141: what a shell reports for a tool killed by it
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,19 +61,52 @@ def _dispatch(args: argparse.Namespace) -> int:
     except AutoGLMError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Raise `Terminated` (a KeyboardInterrupt) on SIGTERM while the block runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; a caller there owns the signals
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    with contextlib.suppress(OSError, ValueError):  # not a real file (captured in tests)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `autoglm`."""
-    try:
-        parser = build_parser()  # imports the catalogue, which loads model plug-ins
-    except AutoGLMError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    return _dispatch(parser.parse_args(argv))
+    with sigterm_as_interrupt():
+        try:
+            try:
+                parser = build_parser()  # imports the catalogue, which loads model plug-ins
+            except AutoGLMError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return error.exit_code
+            code = _dispatch(parser.parse_args(argv))
+            sys.stdout.flush()  # a closed pipe shows here rather than at interpreter exit
+        except KeyboardInterrupt as stop:
+            why = " (SIGTERM)" if isinstance(stop, Terminated) else ""
+            print(f"interrupted{why}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            _discard_stdout()
+            return EXIT_BROKEN_PIPE
+    return code
 
 
 def train_main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agent.store import ExperimentStore, RunRecord
+from agent.store import ExperimentStore, RunRecord, interruption
 from core.errors import AutoGLMError, UserInputError
 
 EXIT_TOOL_FAILED = 6  # a tool crashed: its run is marked failed, the store is intact
@@ -199,8 +199,8 @@ class Executor:
                     self._call_tool(call, run_id, members, done)
                 if done.error:
                     extra["detail"] = {"error": done.error}
-        except KeyboardInterrupt:
-            self.store.finish_run(run_id, "interrupted", error="interrupted by the user")
+        except KeyboardInterrupt as stop:
+            self.store.finish_run(run_id, "interrupted", error=interruption(stop))
             raise
         done.run_ids.append(run_id)
         return done
@@ -244,7 +244,11 @@ class Executor:
         except KeyboardInterrupt:
             raise
         except Exception as error:  # noqa: BLE001 - a crash in a tool must not lose the store
-            self._fail(run_id, done, f"{type(error).__name__}: {error}", EXIT_TOOL_FAILED)
+            full = self.store.full_disk_failure(error, run_id)  # torch.save on a full disk
+            if full is not None:
+                self._fail(run_id, done, str(full), full.exit_code)
+            else:
+                self._fail(run_id, done, f"{type(error).__name__}: {error}", EXIT_TOOL_FAILED)
 
     def _fail(self, run_id: int, done: Execution, message: str, code: int) -> None:
         self.store.finish_run(run_id, "failed", error=message)

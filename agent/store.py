@@ -10,6 +10,13 @@ Every write is one short transaction, so a process killed mid-run (even `kill -9
 file consistent: what was committed stays, the rest never happened. A run whose process died
 while it was `running` is marked `interrupted` the next time a store is opened.
 
+Bad disks get one paragraph each (`core.storage.StorageError`), never a traceback: the file
+is checked on open (SQLite's `quick_check`) and a damaged one is left untouched; a full disk
+is named with its free space, and the runs this process had running are marked failed with
+the space held back for that (`experiments.sqlite-reserve`, 1 MiB, given up only then); a
+read-only workspace can be read (`read_only=True`: list, show, export, report), and a
+command that must write says the workspace is read-only and why.
+
 Typical use::
 
     store = ExperimentStore()  # AUTOGLM_WORKSPACE, else ./.autoglm
@@ -25,6 +32,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import socket
 import sqlite3
 import threading
@@ -37,15 +45,33 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from core.errors import SetupError, UserInputError
+from core.errors import SetupError, Terminated, UserInputError
+from core.storage import (
+    DISK_FULL_ERRNOS,
+    StorageError,
+    check_integrity,
+    disk_full,
+    os_error,
+    read_only,
+    sqlite_error,
+)
 
 SCHEMA_VERSION = 2  # 2: epochs are keyed by seed and fold (k-fold runs share a seed)
 NO_FOLD = -1  # the fold column of a run without folds (a primary key column is never NULL)
 DB_NAME = "experiments.sqlite"
 STUDIES_NAME = "studies.sqlite"
+RESERVE_NAME = DB_NAME + "-reserve"
+# Space held back to record how runs ended when the disk fills: marking a run failed takes
+# a few 4 KB pages; 1 MiB covers that, its steps and the chat's last messages.
+RESERVE_BYTES = 2**20
+ROLE = "the experiment store"
+ELSEWHERE = "--workspace DIR (or AUTOGLM_WORKSPACE)"
 # Several processes (a chat and a tuner) may write at once; SQLite serialises writers and a
 # writer waits this long for the lock before giving up.
 BUSY_TIMEOUT_S = 30.0
+# A chat message is kept whole up to this; longer (a pasted document) keeps its start and
+# says how long it was. The planner refuses requests far shorter than this anyway.
+MAX_MESSAGE_CHARS = 16_000
 
 RunKind = Literal["train", "tune", "compare", "inspect", "explain"]
 RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
@@ -254,6 +280,38 @@ def _process_started(pid: int) -> float | None:
         return None
 
 
+STALE_ERROR = (
+    "the process running it stopped before it finished (not yet recorded: the store was "
+    "opened read-only)"
+)
+DISK_NEARLY_FULL_BYTES = 1 << 20  # less free than this when a run fails: the disk is why
+
+
+def interruption(stop: KeyboardInterrupt) -> str:
+    """How an interrupted run is recorded: Ctrl-C, or a SIGTERM (`core.errors.Terminated`)."""
+    return "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted by the user"
+
+
+def _described(error: BaseException) -> str:
+    return str(error) if isinstance(error, StorageError) else f"{type(error).__name__}: {error}"
+
+
+def _disk_nearly_full(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path).free < DISK_NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+def capped(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text`, or its start and a note of its full length when longer than `limit`."""
+    if len(text) <= limit:
+        return text
+    note = f"\n[cut: the message was {len(text)} characters; the first {{kept}} are kept]"
+    kept = limit - len(note.format(kept=limit))
+    return text[:kept] + note.format(kept=kept)
+
+
 def _dumps(value: Any) -> str | None:
     # default=str keeps Paths and numpy scalars JSON-able instead of failing mid-run.
     return None if value is None else json.dumps(value, default=str, ensure_ascii=False)
@@ -305,66 +363,197 @@ class ExperimentStore:
 
     Args:
         workspace: directory for the store, checkpoints, reports and studies; default
-            `AUTOGLM_WORKSPACE`, else `./.autoglm`. Created if missing.
+            `AUTOGLM_WORKSPACE`, else `./.autoglm`. Created if missing (unless read-only).
+        read_only: open for reading only (list, show, export; a report written elsewhere):
+            nothing is created or written, so a read-only workspace works. Runs whose
+            process is gone are shown `interrupted` without being recorded so, and the cost
+            of what a read-only command does (`log_step`) is not recorded.
 
     Raises:
-        SetupError: the workspace cannot be created or the file is not a usable store.
+        StorageError: the file is damaged, the disk full or read-only, the store locked
+            (a `SetupError`: one paragraph saying what to do).
+        SetupError: the file was written by a newer open-autoglm.
     """
 
-    def __init__(self, workspace: str | Path | None = None) -> None:
+    def __init__(self, workspace: str | Path | None = None, *, read_only: bool = False) -> None:
         self.workspace = resolve_workspace(workspace)
-        try:
-            self.workspace.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise SetupError(
-                f"Cannot create the workspace {self.workspace}: {error}. Set AUTOGLM_WORKSPACE "
-                "to a writable directory."
-            ) from error
         self.path = self.workspace / DB_NAME
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._host = socket.gethostname()
         self._pid = os.getpid()
+        self._running: set[int] = set()  # started here and not finished: failed on a full disk
+        self._stale: set[int] = set()  # read-only: running runs whose process is gone
+        self._recording_full = False
+        if read_only:
+            self._open_read_only()
+            self.interrupted_on_open: list[int] = []
+            self._stale = set(self._dead_runs())
+        else:
+            self._open_writable()
+            self.interrupted_on_open = self.recover_interrupted()
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _problem(self, error: sqlite3.Error, doing: str) -> StorageError:
+        return sqlite_error(error, self.path, ROLE, ELSEWHERE, doing)
+
+    def _connect(self, target: str, uri: bool = False) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False,
+            uri=uri,
+        )  # fmt: skip
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _open_writable(self) -> None:
         try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            self._conn.row_factory = sqlite3.Row
+            self.workspace.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise os_error(
+                error, self.workspace, "the workspace", "this command", ELSEWHERE
+            ) from None
+        self._conn = None
+        try:
+            self._conn = self._connect(str(self.path))
+            check_integrity(self._conn, self.path, ROLE, ELSEWHERE)
             self._conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL is safe in WAL mode against process crashes; only power loss can drop
             # the last commits, never corrupt the file.
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
-        except sqlite3.DatabaseError as error:
-            raise SetupError(
-                f"{self.path} is not a usable experiment store ({error}). Move it away or point "
-                "AUTOGLM_WORKSPACE at another directory."
-            ) from error
-        self.interrupted_on_open = self.recover_interrupted()
+        except (StorageError, SetupError):
+            self._close_quietly()
+            raise
+        except sqlite3.Error as error:
+            self._close_quietly()
+            raise self._problem(error, "this command") from None
+        self._keep_reserve()
 
-    # -- plumbing ---------------------------------------------------------------------
+    def _open_read_only(self) -> None:
+        if not self.path.is_file():  # no store yet: an empty one in memory, nothing on disk
+            self._conn = self._connect(":memory:")
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            return
+        uri = self.path.as_uri() + "?mode=ro"
+        wal = self.path.with_name(DB_NAME + "-wal")
+        self._conn = None
+        try:
+            try:
+                self._conn = self._connect(uri, uri=True)
+                check_integrity(self._conn, self.path, ROLE, ELSEWHERE)
+            except sqlite3.OperationalError:
+                # A read-only disk: SQLite cannot create the -shm index WAL readers need.
+                # With no WAL left behind nothing else is pending, so read it as immutable.
+                self._close_quietly()
+                if wal.is_file() and wal.stat().st_size:
+                    raise
+                self._conn = self._connect(uri + "&immutable=1", uri=True)
+                check_integrity(self._conn, self.path, ROLE, ELSEWHERE)
+            version = self.schema_version
+        except StorageError:
+            self._close_quietly()
+            raise
+        except sqlite3.Error as error:
+            self._close_quietly()
+            raise self._problem(error, "reading it") from None
+        if version != SCHEMA_VERSION:  # older: a migration must write; newer: it says so
+            self._conn.close()
+            self.read_only = False
+            self._open_writable()
+
+    def _close_quietly(self) -> None:
+        if getattr(self, "_conn", None) is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+
+    def _keep_reserve(self) -> None:
+        """Hold `RESERVE_BYTES` beside the store, if the disk has them to spare."""
+        reserve = self.workspace / RESERVE_NAME
+        if reserve.is_file():
+            return
+        try:
+            if shutil.disk_usage(self.workspace).free < 4 * RESERVE_BYTES:
+                return  # nearly full already: do not be the one to fill it
+            with open(reserve, "wb") as handle:
+                os.posix_fallocate(handle.fileno(), 0, RESERVE_BYTES)
+        except OSError:
+            with contextlib.suppress(OSError):
+                reserve.unlink()
+
+    def _release_reserve(self) -> bool:
+        try:
+            (self.workspace / RESERVE_NAME).unlink()
+        except OSError:
+            return False
+        return True
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction; taken IMMEDIATE so writers never deadlock."""
+    def _tx(self, doing: str = "recording a change") -> Iterator[sqlite3.Connection]:
+        """One short write transaction; taken IMMEDIATE so writers never deadlock. A sqlite
+        error becomes a `StorageError`; a full disk first fails this process's runs."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    if self._conn.in_transaction:  # SQLite may have rolled back already
+                        with contextlib.suppress(sqlite3.Error):
+                            self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as error:
+                if self._conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                problem = self._problem(error, doing)
+                if problem.kind == "full":
+                    problem = self._fail_running(problem)
+                raise problem from None
+
+    def _fail_running(self, problem: StorageError) -> StorageError:
+        """The disk is full: give up the reserve and mark this process's running runs failed,
+        so none is left `running`. The returned error says which were marked."""
+        if self._recording_full or not self._running:
+            return problem
+        self._recording_full = True
+        marked = []
+        try:
+            released = self._release_reserve()
+            for run_id in sorted(self._running):
+                try:
+                    self.finish_run(run_id, "failed", error=str(problem))
+                except StorageError:
+                    break  # not even that fits: the next start marks it interrupted
+                marked.append(run_id)
+        finally:
+            self._recording_full = False
+        if not marked:
+            return problem
+        runs = ", ".join(map(str, marked))
+        how = " with the space held back for that" if released else ""
+        return StorageError(
+            f"{problem} Run {runs} was marked failed{how}.",
+            problem.kind,
+            problem.path,
+        )
 
     def _query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as error:
+                raise self._problem(error, "reading it") from None
 
     def _migrate(self) -> None:
         with self._lock:
             # executescript commits any open transaction first, so it runs its own.
             self._conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
-        with self._tx() as conn:
+        with self._tx("upgrading it") as conn:
             row = conn.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
@@ -394,7 +583,7 @@ class ExperimentStore:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._close_quietly()
 
     def __enter__(self) -> ExperimentStore:
         return self
@@ -405,15 +594,30 @@ class ExperimentStore:
     # -- paths ------------------------------------------------------------------------
 
     def checkpoint_dir(self, run_id: int) -> Path:
-        """`<workspace>/runs/<id>/`, created: where a run's checkpoints go."""
-        path = self.workspace / "runs" / str(int(run_id))
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """`<workspace>/runs/<id>/`, created: where a run's checkpoints go.
+
+        Raises:
+            StorageError: it cannot be created or written (full, read-only).
+        """
+        return self._writable_dir(self.workspace / "runs" / str(int(run_id)), "checkpoints")
 
     def reports_dir(self, run_id: int) -> Path:
-        """`<workspace>/reports/<id>/`, created: where `autoglm report` writes."""
-        path = self.workspace / "reports" / str(int(run_id))
-        path.mkdir(parents=True, exist_ok=True)
+        """`<workspace>/reports/<id>/`, created: where `autoglm report` writes.
+
+        Raises:
+            StorageError: it cannot be created or written; the message points to `--out`.
+        """
+        return self._writable_dir(
+            self.workspace / "reports" / str(int(run_id)), "the report", "--out DIR"
+        )
+
+    def _writable_dir(self, path: Path, what: str, elsewhere: str = ELSEWHERE) -> Path:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise os_error(error, path, f"where {what} go", f"writing {what}", elsewhere) from None
+        if not os.access(path, os.W_OK) or os.statvfs(path).f_flag & os.ST_RDONLY:
+            raise read_only(path, f"where {what} go", f"writing {what}", elsewhere)
         return path
 
     @property
@@ -433,6 +637,19 @@ class ExperimentStore:
         and started when the run's process did (a reused pid does not count). Runs started
         on another host sharing the workspace are left alone.
         """
+        dead = self._dead_runs()
+        for run_id in dead:
+            with self._tx("marking interrupted runs") as conn:
+                conn.execute(
+                    "UPDATE runs SET status = 'interrupted', finished_at = ?, error = COALESCE("
+                    "error, 'the process running it stopped before it finished') "
+                    "WHERE id = ? AND status = 'running'",
+                    (time.time(), run_id),
+                )
+        return dead
+
+    def _dead_runs(self) -> list[int]:
+        """Runs recorded `running` on this host whose process is gone."""
         rows = self._query("SELECT id, host, pid, pid_started FROM runs WHERE status = 'running'")
         dead = []
         for row in rows:
@@ -444,14 +661,6 @@ class ExperimentStore:
             )
             if not alive:
                 dead.append(int(row["id"]))
-        for run_id in dead:
-            with self._tx() as conn:
-                conn.execute(
-                    "UPDATE runs SET status = 'interrupted', finished_at = ?, error = COALESCE("
-                    "error, 'the process running it stopped before it finished') "
-                    "WHERE id = ? AND status = 'running'",
-                    (time.time(), run_id),
-                )
         return dead
 
     def start_run(
@@ -479,7 +688,7 @@ class ExperimentStore:
         if not isinstance(config, dict):
             raise TypeError("config must be a dict (use model_dump() on a pydantic config)")
         seeds = seeds if seeds is not None else seeds_of(config)
-        with self._tx() as conn:
+        with self._tx(f"starting a {kind} run (nothing was started)") as conn:
             cursor = conn.execute(
                 "INSERT INTO runs (kind, status, session_id, parent_id, config, seeds, "
                 "dataset_fingerprint, versions, host, pid, pid_started, started_at) "
@@ -498,7 +707,9 @@ class ExperimentStore:
                     time.time(),
                 ),
             )
-            return int(cursor.lastrowid)
+            run_id = int(cursor.lastrowid)
+        self._running.add(run_id)
+        return run_id
 
     def set_dataset_fingerprint(self, run_id: int, fingerprint: str) -> None:
         """Record the dataset fingerprint once the data is loaded."""
@@ -525,7 +736,7 @@ class ExperimentStore:
     ) -> None:
         """Store one epoch's metrics for one seed (and fold, for k-fold graph classification);
         a repeated epoch replaces the old row."""
-        with self._tx() as conn:
+        with self._tx(f"epoch {epoch} of run {run_id}") as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO epochs (run_id, seed, fold, epoch, metrics) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -553,6 +764,8 @@ class ExperimentStore:
     ) -> int:
         """Record the cost of one step and return its id.
 
+        Returns 0 and records nothing when the store is open read-only.
+
         Args:
             run_id: the run it belongs to (None for a step before any run, e.g. a refused
                 plan; give `session_id` then).
@@ -563,7 +776,9 @@ class ExperimentStore:
             prompt_tokens, completion_tokens, reasks: LLM costs of a planning step.
             session_id: the chat session, if any.
         """
-        with self._tx() as conn:
+        if self.read_only:
+            return 0  # a read-only command's cost (a report); nowhere to keep it
+        with self._tx(f"the cost of step {name}") as conn:
             cursor = conn.execute(
                 "INSERT INTO steps (run_id, session_id, name, seconds, peak_mb, prompt_tokens, "
                 "completion_tokens, reasks, detail, created_at) "
@@ -631,12 +846,13 @@ class ExperimentStore:
         """Close a run with its final status, summary metrics, full result and error text."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"final status must be one of {FINAL_STATUSES}, not {status!r}")
-        with self._tx() as conn:
+        with self._tx(f"the end of run {run_id} ({status})") as conn:
             updated = conn.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, metrics = COALESCE(?, metrics), "
                 "result = COALESCE(?, result), error = ? WHERE id = ?",
                 (status, time.time(), _dumps(metrics), _dumps(result), error, run_id),
             ).rowcount
+        self._running.discard(int(run_id))
         if not updated:
             raise UserInputError(f"No run {run_id} in {self.path}.")
 
@@ -647,20 +863,41 @@ class ExperimentStore:
         run_id = self.start_run(kind, config, **kwargs)
         try:
             yield run_id
-        except KeyboardInterrupt:
-            self.finish_run(run_id, "interrupted", error="interrupted by the user")
+        except KeyboardInterrupt as stop:
+            self.finish_run(run_id, "interrupted", error=interruption(stop))
             raise
         except BaseException as error:
-            self.finish_run(run_id, "failed", error=f"{type(error).__name__}: {error}")
+            failure = self.full_disk_failure(error, run_id)
+            try:
+                self.finish_run(run_id, "failed", error=str(failure or _described(error)))
+            except StorageError as unrecorded:
+                if failure is None and unrecorded.kind != "full":
+                    raise
+                failure = failure or unrecorded  # the disk filled up: say that, once
+            if failure is not None:
+                raise failure from None
             raise
         if self.get_run(run_id).status == "running":
             self.finish_run(run_id, "succeeded")
 
+    def full_disk_failure(self, error: BaseException, run_id: int) -> StorageError | None:
+        """`error` as the full disk it is, or None. A full disk shows as many errors: ours,
+        an OSError, or a library's own (torch.save's RuntimeError)."""
+        if isinstance(error, StorageError):
+            return error if error.kind == "full" else None
+        if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+            pass
+        elif not isinstance(error, Exception) or not _disk_nearly_full(self.workspace):
+            return None
+        what = f"run {run_id} stopped ({_described(error)})"
+        return disk_full(self.workspace, what, ELSEWHERE)
+
     def _record(self, row: sqlite3.Row) -> RunRecord:
+        stale = row["id"] in self._stale  # read-only: its process is gone, unrecorded
         return RunRecord(
             id=row["id"],
             kind=row["kind"],
-            status=row["status"],
+            status="interrupted" if stale else row["status"],
             session_id=row["session_id"],
             parent_id=row["parent_id"],
             config=_loads(row["config"]),
@@ -673,7 +910,7 @@ class ExperimentStore:
             finished_at=row["finished_at"],
             metrics=_loads(row["metrics"]) or {},
             result=_loads(row["result"]),
-            error=row["error"],
+            error=row["error"] or (STALE_ERROR if stale else None),
         )
 
     def get_run(self, run_id: int) -> RunRecord:
@@ -820,8 +1057,12 @@ class ExperimentStore:
         run_id: int | None = None,
         data: Any = None,
     ) -> int:
-        """Append a message (role user/assistant/tool/system) to a session; returns its id."""
+        """Append a message (role user/assistant/tool/system) to a session; returns its id.
+
+        A message over `MAX_MESSAGE_CHARS` is stored as its start plus a note of its length.
+        """
         now = time.time()
+        content = capped(content)
         with self._tx() as conn:
             cursor = conn.execute(
                 "INSERT INTO messages (session_id, role, content, run_id, data, created_at) "

@@ -10,6 +10,9 @@ Every error open-autoglm raises on purpose derives from `AutoGLMError`, split by
 
 The CLI prints `str(error)` as one paragraph and exits with `error.exit_code`; it never
 shows a traceback for these.
+
+`Terminated` is not an error: it is how a SIGTERM arrives (a `KeyboardInterrupt`, so every
+place that cleans up after Ctrl-C cleans up after a scheduler's `kill` too).
 """
 
 from __future__ import annotations
@@ -31,3 +34,10 @@ class SetupError(AutoGLMError, RuntimeError):
     """Something the machine lacks (an extra, a file, a server); the message says what."""
 
     exit_code = 3
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would raise `KeyboardInterrupt` (see `agent.cli`).
+
+    A chat catches Ctrl-C to stop one request and go on; it lets this one end the process.
+    """

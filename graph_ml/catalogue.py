@@ -764,7 +764,8 @@ class DatasetSpec:
         source: which loader builds it (`graph_ml.datasets`).
         needs_download: False for datasets built into PyG or generated.
         raw_files: paths relative to `<data_dir>/<folder>`; all must be present offline.
-        raw_sha256: known sha256 of raw files (relative path -> hex); checked before loading.
+        raw_sha256: known sha256 of raw files (relative path -> hex), checked before PyG
+            reads them; empty where unknown (the loader then says they are not verified).
         description: one line for listings and the planner's prompt.
         size: nodes, edges, features, classes, graphs (None: unknown until loaded).
         homepage: where the files come from.
@@ -807,8 +808,24 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     return DATASETS.register(spec.name, spec, spec.aliases)
 
 
-def _planetoid(name: str, pyg: str, size: DatasetSize, description: str) -> DatasetSpec:
+def _known_hashes(files: dict[str, str], sha256: dict[str, str] | None) -> dict[str, str]:
+    """`raw_sha256` from hashes keyed by a file's part name ("x", "A"), every file or none."""
+    if not sha256:
+        return {}
+    if set(sha256) != set(files):
+        raise ValueError(f"raw hashes for {sorted(sha256)}, files are {sorted(files)}")
+    return {files[part]: digest for part, digest in sha256.items()}
+
+
+def _planetoid(
+    name: str,
+    pyg: str,
+    size: DatasetSize,
+    description: str,
+    sha256: dict[str, str] | None = None,
+) -> DatasetSpec:
     parts = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
+    files = {part: f"raw/ind.{pyg.lower()}.{part}" for part in parts}
     return DatasetSpec(
         name=name,
         aliases=(pyg,),
@@ -817,7 +834,8 @@ def _planetoid(name: str, pyg: str, size: DatasetSize, description: str) -> Data
         default_task="node_classification",
         source="planetoid",
         needs_download=True,
-        raw_files=tuple(f"raw/ind.{pyg.lower()}.{part}" for part in parts),
+        raw_files=tuple(files.values()),
+        raw_sha256=_known_hashes(files, sha256),
         description=description,
         size=size,
         homepage="https://github.com/kimiyoung/planetoid",
@@ -827,9 +845,15 @@ def _planetoid(name: str, pyg: str, size: DatasetSize, description: str) -> Data
 
 
 def _tu(
-    name: str, pyg: str, extra: tuple[str, ...], size: DatasetSize, description: str
+    name: str,
+    pyg: str,
+    extra: tuple[str, ...],
+    size: DatasetSize,
+    description: str,
+    sha256: dict[str, str] | None = None,
 ) -> DatasetSpec:
     parts = ("A", "graph_indicator", "graph_labels", *extra)
+    files = {part: f"raw/{pyg}_{part}.txt" for part in parts}
     return DatasetSpec(
         name=name,
         aliases=(pyg,),
@@ -838,7 +862,8 @@ def _tu(
         default_task="graph_classification",
         source="tu",
         needs_download=True,
-        raw_files=tuple(f"raw/{pyg}_{part}.txt" for part in parts),
+        raw_files=tuple(files.values()),
+        raw_sha256=_known_hashes(files, sha256),
         description=description,
         size=size,
         homepage="https://chrsmrrs.github.io/datasets/",
@@ -854,6 +879,19 @@ for _dataset in (
         DatasetSize(2708, 10556, 1433, 7),
         "Citation network of 2708 machine-learning papers, 1433 bag-of-words features, "
         "7 subject classes.",
+        # sha256 of each raw file, measured on the reference copy the tests use; checked
+        # before PyG unpickles them (a pickle can run code), downloads included. Likewise
+        # for CiteSeer and MUTAG below; the other datasets' files are read unverified.
+        sha256={
+            "x": "23cfa55d91c6f624233f5eb7b6e3f141f1bd2b2ae39608a63cf5d084bb27baab",
+            "tx": "b9afbaa4a400df991f6f02ef677e1e44da55ffc04801fd02f9e673987829226a",
+            "allx": "9419ba2f26f5c35243db64aba110e0f35a04851609e0dc5433450676ca6b8543",
+            "y": "94465c14eb53e04ca262198dcbb2521ee8af60fb3f3d546cd6ca24a511b0e7d1",
+            "ty": "41f5ac76596a1699cc33f53084a2419e92961c42bb75f36fc38e616d348532ad",
+            "ally": "2b998f5cc7fedc86e7f97ca2498f47a1ffc1462c29e2d578b23bf3f62b6e7d71",
+            "graph": "58f13302f39dde8852dad6fe6d15b89b077b6d7f837626bce671ef80344b383d",
+            "test.index": "297ce89af2b51a6a194181c7dbe1796c6a1cf9cd9349a88383b1b1e227867875",
+        },
     ),
     _planetoid(
         "citeseer",
@@ -861,6 +899,16 @@ for _dataset in (
         DatasetSize(3327, 9104, 3703, 6),
         "Citation network of 3327 computer-science papers, 3703 bag-of-words features, "
         "6 classes.",
+        sha256={
+            "x": "d20de19150741e555de0ed037195630fc194114ebc7fd72ced62810148aa22f6",
+            "tx": "539a8906a2da97628d212f2fdd668c109a8b3f0d36574b59e5d3fd5b5303da21",
+            "allx": "2ac30345d95c9ec933a817ee0bdd6a5f077f8c184a20e696910192d534414668",
+            "y": "8ba87e515d8e3ee3cf52f6d2c5b86aa73f11ecad825a808455209ec26cd54924",
+            "ty": "55e5bd1ba1e733a04598753ad1a8d57957f4b8f89e74519f41f4f4938767e4ce",
+            "ally": "f704b2d986dde6c2669934de1f3ae5696a6cf9455c0f6b2646a2d135ea0a1c95",
+            "graph": "d79a4ef9d3e7169aee8946145f6b7306e35bc79bffad26346cfb94e10e9912a7",
+            "test.index": "2af990671580b6b2df5d158d1038f8292e30c9cd821b5453f399659b25b723d4",
+        },
     ),
     _planetoid(
         "pubmed",
@@ -874,6 +922,13 @@ for _dataset in (
         ("node_labels", "edge_labels"),
         DatasetSize(3371, 7442, 7, 2, graphs=188),
         "188 nitroaromatic molecules (atoms and bonds), mutagenic or not.",
+        sha256={
+            "A": "d9656ca7493f3445d737c711710bb36fd432dddd1c0ea32e1d4713c86ebd28e2",
+            "graph_indicator": "7d520a4d6c7961c0cdeabe076d8fe27e795b6d373485c9a2b744987e560a2056",
+            "graph_labels": "a1518ea39ba3426bd42f57396b9c4baffe68e9adc718caeeab0119c6591a5f2c",
+            "node_labels": "678f429965490e84dd27713017538c995fc05d1621beac910848b600015ee863",
+            "edge_labels": "4669ce755075ff86c3240709345745886400908fa637a49310459b9c267b3e56",
+        },
     ),
     _tu(
         "proteins",

@@ -10,13 +10,23 @@ Where files come from, in order:
 3. Online, PyG downloads into the cache as usual. Offline with no files, `load_dataset` raises a
    `SetupError` naming every file and the directory to put it in. `AUTOGLM_OFFLINE=1` skips
    the download attempt altogether.
+
+No pickle from those directories runs. Planetoid's raw files are Python pickles and PyG's
+processed files torch pickles it may load with `weights_only=False`, so: raw files are
+checked against the catalogue's `raw_sha256` just before PyG reads them (a dataset without
+known hashes is read with a note saying so); processed files live in a cache directory only
+this user may use (mode 0700), with their sha256 recorded when written
+(`processed/SHA256SUMS.json`) and checked before PyG opens them; a file that differs, or
+has no recorded hash, is rebuilt from the verified raw files, with a note on stderr.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -135,13 +145,129 @@ def available_offline(spec: DatasetSpec | str, data_dir: str | os.PathLike | Non
     return any(not _missing_files(spec, root) for root in roots)
 
 
+PROCESSED_MANIFEST = "SHA256SUMS.json"  # beside the processed files: name -> sha256 hex
+_HASH_CHUNK = 1 << 20
+
+
+def _note(text: str) -> None:
+    print(f"note: {text}", file=sys.stderr, flush=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_raw(spec: DatasetSpec, folder: Path) -> None:
+    """Check the raw files under `folder` (`<root>/<Folder>`) against the catalogue's
+    hashes; called just before PyG reads them.
+
+    Raises:
+        SetupError: a file is not the one the catalogue knows; nothing was read.
+    """
+    if not spec.raw_sha256:
+        _note(
+            f"the raw files of {spec.name} in {folder} are not verified: the catalogue knows "
+            "no sha256 for them. PyG reads some raw formats with pickle, which can run code; "
+            "use files from a source you trust."
+        )
+        return
+    for rel, expected in spec.raw_sha256.items():
+        path = folder / rel
+        actual = _sha256(path) if path.is_file() else "missing"
+        if actual != expected:
+            shown = path.resolve() if path.is_symlink() else path
+            raise SetupError(
+                f"The raw file {shown} of dataset {spec.name!r} is not the one the catalogue "
+                f"knows (sha256 {actual}, expected {expected}), so nothing was loaded: it "
+                "would be unpickled, and a pickle can run code. Replace it with the original "
+                f"from {spec.homepage or 'the dataset homepage'}, or delete it to download "
+                "it again."
+            )
+
+
+def _processed_dir(work_root: Path, spec: DatasetSpec) -> Path:
+    return work_root / spec.folder / "processed"
+
+
+def _processed_files(processed: Path) -> dict[str, Path]:
+    return {
+        path.relative_to(processed).as_posix(): path
+        for path in sorted(processed.rglob("*"))
+        if path.is_file() and path.name != PROCESSED_MANIFEST
+    }
+
+
+def _check_processed(spec: DatasetSpec, processed: Path) -> None:
+    """Remove processed files whose hash was not recorded when we wrote them, or differs;
+    PyG then rebuilds them from the (verified) raw files."""
+    if not processed.is_dir():
+        return
+    files = _processed_files(processed)
+    try:
+        recorded = json.loads((processed / PROCESSED_MANIFEST).read_text())
+    except (OSError, ValueError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        reason = "no hash was recorded when they were written"
+    elif set(recorded) != set(files):
+        reason = "they are not the files that were written"
+    else:
+        changed = [name for name, path in files.items() if _sha256(path) != recorded[name]]
+        if not changed:
+            return
+        reason = f"{', '.join(changed)} changed since it was written"
+    _note(f"rebuilding the processed files of {spec.name} in {processed}: {reason}.")
+    shutil.rmtree(processed)
+
+
+def _record_processed(processed: Path) -> None:
+    hashes = {name: _sha256(path) for name, path in _processed_files(processed).items()}
+    partial = processed / (PROCESSED_MANIFEST + ".partial")
+    partial.write_text(json.dumps(hashes, indent=1, sort_keys=True))
+    partial.replace(processed / PROCESSED_MANIFEST)
+
+
+def _private_dir(path: Path) -> Path:
+    """`path`, created if needed, writable (and readable) by this user alone.
+
+    Raises:
+        SetupError: it belongs to another user.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise SetupError(
+            f"The dataset cache {path} belongs to another user (uid {info.st_uid}), who could "
+            "plant files in it that PyG would unpickle. Set AUTOGLM_CACHE_DIR to a directory "
+            "of your own."
+        )
+    if info.st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def _verifying(base: type, spec: DatasetSpec) -> type:
+    """`base` (a PyG dataset class) that verifies the raw files before it processes them:
+    staged from the data dir or just downloaded, PyG reads raw files only there."""
+
+    def process(self) -> None:
+        verify_raw(spec, Path(self.raw_dir).parent)
+        base.process(self)
+
+    return type(base.__name__, (base,), {"process": process})
+
+
 def _stage_raw(spec: DatasetSpec, data_dir: Path) -> Path:
     """Return the root PyG should use, with the raw files linked from `data_dir` if present.
 
     The data dir may be read-only, so PyG always works under the cache; raw files are
     symlinked (copied where links are not allowed), never moved or modified.
     """
-    work_root = cache_dir() / "datasets"
+    work_root = _private_dir(cache_dir() / "datasets")
     if _missing_files(spec, data_dir):
         return work_root  # nothing to stage: reuse an earlier download or download now
     for rel in spec.raw_files:
@@ -203,8 +329,7 @@ def offline_mode() -> bool:
 def _cache_lock(spec: DatasetSpec) -> Iterator[None]:
     """Hold an exclusive lock on the dataset's cache entry (POSIX), so that two processes
     never process into, or read a half-written file from, the same cache directory."""
-    root = cache_dir() / "datasets"
-    root.mkdir(parents=True, exist_ok=True)
+    root = _private_dir(cache_dir() / "datasets")
     try:
         import fcntl
     except ImportError:  # Windows: no advisory locks; concurrent first loads are rare there
@@ -224,25 +349,32 @@ def _with_download(spec: DatasetSpec, data_dir: Path, build: Callable[[Path], ob
         if offline_mode() and _missing_files(spec, root):
             cause = ConnectionError("offline mode (AUTOGLM_OFFLINE)")
             raise _offline_error(spec, data_dir, cause)
+        processed = _processed_dir(root, spec)
+        _check_processed(spec, processed)
         try:
-            return build(root)
+            dataset = build(root)
         except _DOWNLOAD_ERRORS as error:
             if _missing_files(spec, root):
                 raise _offline_error(spec, data_dir, error) from error
             raise
+        if processed.is_dir() and not (processed / PROCESSED_MANIFEST).is_file():
+            _record_processed(processed)  # written just now, by PyG
+        return dataset
 
 
 def _load_planetoid(spec: DatasetSpec, data_dir: Path) -> list[Data]:
     from torch_geometric.datasets import Planetoid
 
-    dataset = _with_download(spec, data_dir, lambda root: Planetoid(str(root), spec.pyg_name))
+    planetoid = _verifying(Planetoid, spec)
+    dataset = _with_download(spec, data_dir, lambda root: planetoid(str(root), spec.pyg_name))
     return [dataset[0]]
 
 
 def _load_tu(spec: DatasetSpec, data_dir: Path) -> list[Data]:
     from torch_geometric.datasets import TUDataset
 
-    dataset = _with_download(spec, data_dir, lambda root: TUDataset(str(root), spec.pyg_name))
+    tu = _verifying(TUDataset, spec)
+    dataset = _with_download(spec, data_dir, lambda root: tu(str(root), spec.pyg_name))
     graphs = [dataset[i] for i in range(len(dataset))]
     if graphs and graphs[0].get("x") is None:
         graphs = _one_hot_degree(graphs)
@@ -278,9 +410,8 @@ def _load_ogb(spec: DatasetSpec, data_dir: Path) -> list[Data]:
     if partial.is_dir() and not (partial / spec.raw_files[0]).exists():
         # An interrupted download in our cache: ogb would stop and ask on stdin about it.
         shutil.rmtree(partial)
-    dataset = _with_download(
-        spec, data_dir, lambda root: PygNodePropPredDataset(spec.name, root=str(root))
-    )
+    ogb = _verifying(PygNodePropPredDataset, spec)
+    dataset = _with_download(spec, data_dir, lambda root: ogb(spec.name, root=str(root)))
     data = dataset[0]
     data.y = data.y.view(-1)
     index = dataset.get_idx_split()

@@ -29,12 +29,13 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import socket
 import sqlite3
 import time
 import warnings
-from collections.abc import Callable
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,8 +43,9 @@ import optuna
 from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from core.errors import SetupError, UserInputError
+from core.errors import SetupError, Terminated, UserInputError
 from core.registry import Registry
+from core.storage import StorageError, check_integrity, os_error, sqlite_error
 from graph_ml.datasets import DATASETS, LoadedDataset, load_dataset
 from graph_ml.models import MODELS, check_task
 from graph_ml.search_space import (  # noqa: F401 - re-exported: callers import them from here
@@ -288,21 +290,63 @@ def _postgres_driver(url: str) -> str:
     )
 
 
+STUDIES_ROLE = "the Optuna study database"
+STUDIES_ELSEWHERE = "--storage PATH (a SQLite file) or a database URL"
+
+
+def _prepare_sqlite(path: Path) -> None:
+    """Create the SQLite study file if needed, check it is sound, and switch it to WAL.
+
+    Raises:
+        StorageError: a damaged file, a full or read-only disk (one paragraph each).
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise os_error(error, path.parent, STUDIES_ROLE, "tuning", STUDIES_ELSEWHERE) from None
+    try:
+        with closing(sqlite3.connect(path, timeout=60)) as db:
+            check_integrity(db, path, STUDIES_ROLE, STUDIES_ELSEWHERE)
+            # WAL lets workers read while one writes; the mode persists in the file.
+            db.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as error:
+        raise sqlite_error(error, path, STUDIES_ROLE, STUDIES_ELSEWHERE, "tuning") from None
+
+
+def _sqlite_problem(error: BaseException, url: str) -> StorageError:
+    path = Path(url.removeprefix("sqlite:///"))
+    return sqlite_error(error, path, STUDIES_ROLE, STUDIES_ELSEWHERE, "tuning")
+
+
+@contextmanager
+def _storage_errors(url: str) -> Iterator[None]:
+    """A SQLite study storage failing mid-search (full, read-only, damaged) as one
+    paragraph, like the same failure on open."""
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except sqlalchemy.exc.DBAPIError as error:
+        if url.startswith("sqlite:///") and isinstance(error.orig, sqlite3.Error):
+            raise _sqlite_problem(error, url) from None
+        raise SetupError(
+            f"The study storage {redact(url)} failed: {str(error.orig).splitlines()[0]}. "
+            "Check the database server and retry; the same command resumes the study."
+        ) from None
+
+
 def open_storage(url: str, heartbeat: int = 10) -> optuna.storages.RDBStorage:
     """Open (creating if needed) the RDB storage at `url`, with a trial heartbeat.
 
     Raises:
+        StorageError: a SQLite file that is damaged, or on a full or read-only disk.
         SetupError: a missing database driver, or the database cannot be reached.
     """
     import sqlalchemy.exc
 
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # WAL lets workers read while one writes; the mode persists in the file.
-        with sqlite3.connect(path, timeout=60) as db:
-            db.execute("PRAGMA journal_mode=WAL")
+        _prepare_sqlite(Path(url.removeprefix("sqlite:///")))
         engine_kwargs = {"connect_args": {"timeout": 60}}
     elif url.startswith("postgresql"):
         url = _postgres_driver(url)
@@ -326,6 +370,8 @@ def open_storage(url: str, heartbeat: int = 10) -> optuna.storages.RDBStorage:
             if racing and attempt + 1 < _CREATE_ATTEMPTS:
                 time.sleep(_CREATE_RETRY_SECONDS)
                 continue
+            if url.startswith("sqlite:///") and getattr(error, "orig", None) is not None:
+                raise _sqlite_problem(error, url) from None
             raise SetupError(
                 f"Cannot open the study storage {redact(url)}: "
                 f"{str(error).splitlines()[0].rstrip('.')}. "
@@ -338,6 +384,7 @@ def open_storage(url: str, heartbeat: int = 10) -> optuna.storages.RDBStorage:
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _POLL_SECONDS = 1.0  # how often a worker waiting for the last running trials looks again
+_WORKER_STOP_SECONDS = 10.0  # a stopped worker marks its trial FAIL within this
 
 
 class _Surplus(Exception):
@@ -635,8 +682,15 @@ def _search(
     return study
 
 
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
 def _worker_main(plan_json: str, worker: int) -> None:
     """Entry point of a worker process started by `tune(workers=N)`."""
+    # The parent stops its workers with SIGTERM; as an interrupt, Optuna marks the trial
+    # in progress FAIL instead of leaving it RUNNING until its heartbeat times out.
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     plan = Plan.model_validate_json(plan_json)
     dataset = load_dataset(plan.config.dataset, plan.config.data_dir)
     with _quiet_optuna():
@@ -660,6 +714,8 @@ def run_workers(plan: Plan, dataset: LoadedDataset, on_trial=None) -> optuna.Stu
         for process in processes:
             if process.is_alive():
                 process.terminate()
+        for process in processes:
+            process.join(_WORKER_STOP_SECONDS)  # let each record its failed trial
     failed = [p.exitcode for p in processes if p.exitcode not in (0, None)]
     if failed:
         raise SetupError(f"{len(failed)} tuning worker process(es) failed (exit {failed}).")
@@ -703,7 +759,7 @@ def tune(
             "catalogue; use --n-jobs (threads) for an imported graph."
         )
     dataset = dataset or load_dataset(config.dataset, config.data_dir)
-    with _quiet_optuna():
+    with _quiet_optuna(), _storage_errors(plan.storage_url):
         study = open_study(plan)  # storage and space errors surface before any training
         bar = _progress(plan, finished_trials(study)) if progress else None
 

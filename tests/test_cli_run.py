@@ -238,4 +238,4 @@ def test_sigterm_marks_the_run_interrupted_at_once(workspace, data_dir):
     assert child.returncode == 130 and b"interrupted" in err
     with sqlite3.connect(workspace / "experiments.sqlite") as conn:
         status, error = conn.execute("SELECT status, error FROM runs WHERE id = 1").fetchone()
-    assert status == "interrupted" and "interrupted by the user" in error  # before any reopen
+    assert status == "interrupted" and "stopped by SIGTERM" in error  # before any reopen

@@ -425,11 +425,13 @@ def test_two_worker_processes_share_one_sqlite_study(tmp_path: Path, workspace: 
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """A PostgreSQL server on loopback: AUTOGLM_TEST_POSTGRES_URL, else `.ci/postgres.sh`."""
+def postgres_url():
+    """A PostgreSQL server on loopback: AUTOGLM_TEST_POSTGRES_URL, else `.ci/postgres.sh`
+    (stopped again after the tests when it started one)."""
     url = os.environ.get("AUTOGLM_TEST_POSTGRES_URL")
     if url:
-        return url
+        yield url
+        return
     script = ROOT / ".ci" / "postgres.sh"
     try:
         done = subprocess.run(
@@ -441,7 +443,9 @@ def postgres_url() -> str:
     if done.returncode != 0 or not lines:
         tail = " | ".join(done.stderr.strip().splitlines()[-3:])
         pytest.skip(f"PostgreSQL could not be started by {script} (exit {done.returncode}): {tail}")
-    return lines[-1].split("=", 1)[1].strip()
+    yield lines[-1].split("=", 1)[1].strip()
+    if "AUTOGLM_PG_STARTED=" in done.stdout:  # started here: stopped here
+        subprocess.run(["bash", str(script), "stop"], capture_output=True, timeout=120)
 
 
 @pytest.mark.slow

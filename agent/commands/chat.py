@@ -22,10 +22,11 @@ from agent.commands.run import (
     format_plan,
     make_backend,
     open_store,
+    planning_budget,
     session_options,
     turn_json,
 )
-from core.errors import AutoGLMError
+from core.errors import AutoGLMError, Terminated
 
 HISTORY_FILE = "chat_history"
 HISTORY_LENGTH = 1000
@@ -63,6 +64,8 @@ def _lines(stream: TextIO, prompt: str, interactive: bool) -> Iterator[str]:
             except EOFError:  # Ctrl-D leaves
                 print()
                 return
+            except Terminated:
+                raise  # SIGTERM ends the chat (agent.cli exits 130)
             except KeyboardInterrupt:  # Ctrl-C clears the line, as in a shell
                 print()
         else:
@@ -99,7 +102,9 @@ class _Chat:
             confirm=None if args.yes else self._confirm,
             on_plan=None if args.json else self._show_plan,
         )
-        self.session = Session(make_backend(args.backend), store, args.resume, options)
+        self.backend = make_backend(args.backend)
+        self.session = Session(self.backend, store, args.resume, options)
+        self.budget = lambda: planning_budget(self.backend, args.llm_timeout)
 
     def _show_plan(self, routed: list) -> None:
         print(format_plan(routed), flush=True)
@@ -109,6 +114,8 @@ class _Chat:
         if self.interactive:  # its own prompt: the next line answers it, not a "you>" request
             try:
                 answer = input(question)
+            except Terminated:
+                raise
             except (EOFError, KeyboardInterrupt):
                 print()
                 answer = ""
@@ -154,7 +161,10 @@ class _Chat:
 
     def _turn(self, text: str) -> int:
         try:
-            turn = self.session.handle(text)
+            with self.budget():
+                turn = self.session.handle(text)
+        except Terminated:
+            raise  # SIGTERM ends the chat too; its run is marked interrupted already
         except KeyboardInterrupt:  # Ctrl-C stops this request (its run is marked), not the chat
             print("\ninterrupted (a run in progress is marked interrupted)", flush=True)
             return 130
@@ -172,7 +182,7 @@ class _Chat:
 
 
 def _run(args: argparse.Namespace) -> int:
-    store = open_store(args.workspace)
+    store = open_store(args.workspace, read_only=args.list)  # --list only reads
     try:
         if args.list:
             for record in store.list_sessions():

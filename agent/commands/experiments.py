@@ -14,6 +14,7 @@ from agent.explain import LANGUAGES, explain_run
 from agent.export import export_script
 from agent.report import COST_HEADERS, cost_rows, decision_lines
 from agent.store import RUN_KINDS, RUN_STATUSES, ExperimentStore, RunRecord
+from core.errors import SetupError, UserInputError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -90,7 +91,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with ExperimentStore(args.workspace) as store:
+    with ExperimentStore(args.workspace, read_only=True) as store:
         runs = store.list_runs(args.limit, args.session, args.kind, args.status)
     if args.json:
         rows = [{**r.model_dump(exclude={"result"}), "title": r.title} for r in runs]
@@ -116,7 +117,7 @@ def _record_json(store: ExperimentStore, record: RunRecord) -> dict[str, Any]:
 
 
 def _show(args: argparse.Namespace) -> int:
-    with ExperimentStore(args.workspace) as store:
+    with ExperimentStore(args.workspace, read_only=True) as store:
         record = store.get_run(args.run_id)
         if args.json:
             print(json.dumps(_record_json(store, record), default=str, ensure_ascii=False))
@@ -179,14 +180,25 @@ def _rerun(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    with ExperimentStore(args.workspace) as store:
+    with ExperimentStore(args.workspace, read_only=True) as store:
         record = store.get_run(args.run_id)
     output = args.output or Path(f"reproduce_run_{record.id}.py")
+    if str(output) != "-" and not output.parent.is_dir():
+        raise UserInputError(
+            f"Cannot write {output}: the directory {output.parent} does not exist. Create it "
+            f"(mkdir -p {output.parent}) or pass another -o."
+        )
     text = export_script(record)
     if str(output) == "-":
         sys.stdout.write(text)
         return 0
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise SetupError(
+            f"Cannot write {output}: {error.strerror or error}. Choose another -o, or "
+            "print the script with -o - and redirect it."
+        ) from None
     if args.json:
         print(json.dumps({"run_id": record.id, "script": str(output.resolve())}))
     else:

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 
+from agent.commands.run import add_llm_timeout, planning_budget
 from agent.planner import MAX_ATTEMPTS, Plan
 
 
@@ -34,6 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=MAX_ATTEMPTS,
         help=f"model calls before giving up (default: {MAX_ATTEMPTS})",
     )
+    add_llm_timeout(parser)
     parser.set_defaults(func=_run)
 
 
@@ -70,7 +72,8 @@ def _run(args: argparse.Namespace) -> int:
     with _stdout_to_stderr():
         backend = load_backend(args.backend)
         try:
-            plan = Planner(backend, max_attempts=args.max_attempts).plan(text)
+            with planning_budget(backend, args.llm_timeout):
+                plan = Planner(backend, max_attempts=args.max_attempts).plan(text)
         finally:
             backend.close()
     if args.json:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from agent.explain import LANGUAGES
 from agent.report import write_report
 from agent.store import ExperimentStore
+from core.storage import StorageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,8 +27,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
+def _open(args: argparse.Namespace) -> ExperimentStore:
+    """The store, writable to record the report's cost; read-only when the workspace is
+    and the report goes elsewhere (`--out`)."""
+    try:
+        return ExperimentStore(args.workspace)
+    except StorageError as error:
+        if error.kind != "read-only" or args.out is None:
+            raise
+    print(
+        f"note: the workspace is read-only; the report goes to {args.out}, its cost is not "
+        "recorded in the store",
+        file=sys.stderr,
+    )
+    return ExperimentStore(args.workspace, read_only=True)
+
+
 def _run(args: argparse.Namespace) -> int:
-    with ExperimentStore(args.workspace) as store:
+    with _open(args) as store:
         files = write_report(store, args.run_id, args.out, args.lang)
     if args.json:
         paths = {"markdown": str(files.markdown), "html": str(files.html),

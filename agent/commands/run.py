@@ -9,11 +9,8 @@ Exit codes (also for `autoglm chat` per turn and `autoglm inspect`):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +24,8 @@ EXIT_CODES = (
 
 
 def add_common_options(parser: argparse.ArgumentParser, backend: bool = True) -> None:
-    """--workspace, --data-dir, --json (and --backend): shared by run, chat and inspect."""
+    """--workspace, --data-dir, --json (and --backend, --llm-timeout): shared by run, chat
+    and inspect."""
     parser.add_argument(
         "--workspace",
         type=Path,
@@ -43,6 +41,7 @@ def add_common_options(parser: argparse.ArgumentParser, backend: bool = True) ->
             default=None,
             help="planner model backend: embedded, transformers, http, ... (default $AUTOGLM_LLM)",
         )
+        add_llm_timeout(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
 
 
@@ -62,19 +61,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
-@contextlib.contextmanager
-def stop_on_sigterm() -> Iterator[None]:
-    """Treat SIGTERM (a scheduler's `kill`, `timeout`) like Ctrl-C while the block runs: the
-    running run is marked interrupted now rather than when the store is next opened."""
+def add_llm_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--llm-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="the most an HTTP model server may take for one plan, re-asks included "
+        "(default $AUTOGLM_LLM_TIMEOUT, else 300)",
+    )
 
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+def _seconds(text: str) -> float:
+    from agent.llm.http import parse_timeout
+
     try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        return parse_timeout(text)
+    except UserInputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def make_backend(name: str | None) -> Any:
@@ -84,10 +88,22 @@ def make_backend(name: str | None) -> Any:
     return get_backend(name)
 
 
-def open_store(workspace: Path | None):
+def planning_budget(backend: Any, seconds: float | None):
+    """The block one request is planned in: its model calls share `seconds`
+    (`--llm-timeout`, else the backend's own limit)."""
+    if seconds is not None and not backend.deadlines:
+        print(
+            f"note: --llm-timeout limits an HTTP model server; the {backend.name} backend runs "
+            "in this process, bounded by its token budget instead.",
+            file=sys.stderr,
+        )
+    return backend.time_budget(seconds)
+
+
+def open_store(workspace: Path | None, read_only: bool = False):
     from agent.store import ExperimentStore
 
-    return ExperimentStore(workspace)
+    return ExperimentStore(workspace, read_only=read_only)
 
 
 def session_options(args: argparse.Namespace, **extra: Any):
@@ -163,8 +179,10 @@ def _run(args: argparse.Namespace) -> int:
 
     if not args.text.strip():  # before loading a model for nothing
         raise UserInputError(f"The request is empty: say what to do, {EXAMPLE_REQUEST}.")
-    with stop_on_sigterm():
-        return _run_text(args)
+    from agent.planner import check_request
+
+    check_request(args.text)  # a pasted document is refused before any model loads
+    return _run_text(args)  # SIGTERM arrives as Ctrl-C (agent.cli): the run is marked at once
 
 
 def _run_text(args: argparse.Namespace) -> int:
@@ -175,10 +193,10 @@ def _run_text(args: argparse.Namespace) -> int:
         on_plan = None if args.json else lambda routed: print(format_plan(routed), flush=True)
         options = session_options(args, on_plan=on_plan)
         try:
-            session = Session(
-                make_backend(args.backend), store, options=options, title=args.text[:60]
-            )
-            turn = session.handle(args.text)
+            backend = make_backend(args.backend)
+            session = Session(backend, store, options=options, title=args.text[:60])
+            with planning_budget(backend, args.llm_timeout):
+                turn = session.handle(args.text)
         except AutoGLMError as error:
             if not args.json:
                 raise  # the CLI prints "error: ..." and exits with its code

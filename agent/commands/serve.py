@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
-from agent.llm.serve import DEFAULT_HOST, DEFAULT_PORT, ServeConfig, VLLMServer
+from agent.llm.serve import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ServeConfig,
+    VLLMServer,
+    exposure_warning,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +30,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("model", nargs="?", default=None, metavar="MODEL")
-    parser.add_argument("--host", default=DEFAULT_HOST, help="bind address (default loopback)")
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help="bind address (default loopback; any other is reachable from other machines)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="key clients must send (vLLM's --api-key); default $AUTOGLM_LLM_API_KEY, which "
+        "the agent's HTTP backend also sends. Prefer the variable: a flag shows in `ps`",
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--python", help="interpreter with vllm (default AUTOGLM_VLLM_PYTHON)")
@@ -44,7 +61,11 @@ def _run(args: argparse.Namespace) -> int:
         python=args.python,
         max_model_len=args.max_model_len,
         served_model_name=args.served_model_name,
+        api_key=args.api_key or os.environ.get("AUTOGLM_LLM_API_KEY") or None,
     )
+    warning = exposure_warning(config.host, config.api_key)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     server = VLLMServer(config)
     # A plain SIGTERM would kill us and orphan vLLM; exit through the context manager.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

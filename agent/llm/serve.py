@@ -19,6 +19,7 @@ directory, converted once (`agent.llm.gguf`).
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import json
 import os
 import subprocess
@@ -32,7 +33,7 @@ import httpx
 from agent.llm import embedded, gguf
 from core.errors import SetupError, UserInputError
 
-DEFAULT_HOST = "127.0.0.1"  # loopback unless told otherwise: the server has no auth
+DEFAULT_HOST = "127.0.0.1"  # loopback unless told otherwise: without --api-key, no auth
 DEFAULT_PORT = 8000
 READY_TIMEOUT_S = 300.0  # measured ~35 s for the 0.5B model on 2 cores; slack for loaded CI
 READY_POLL_S = 0.5
@@ -58,7 +59,37 @@ class ServeConfig:
     python: str | None = None  # interpreter with vllm; default AUTOGLM_VLLM_PYTHON or this one
     max_model_len: int = 4096  # the planner's prompts are ~2k tokens
     served_model_name: str | None = None
+    api_key: str | None = None  # clients must send it as a bearer token (vLLM's --api-key)
     extra_args: list[str] = field(default_factory=list)
+
+
+def is_loopback(host: str) -> bool:
+    """Does `host` keep the server on this machine? (`0.0.0.0`, a LAN address or a name
+    other than localhost reach further.)"""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def exposure_warning(host: str, api_key: str | None) -> str | None:
+    """The warning `autoglm serve` prints for a server reachable from other machines."""
+    if is_loopback(host):
+        return None
+    if api_key is None:
+        return (
+            f"WARNING: --host {host} serves the model to every machine that can reach this "
+            "one, and without an API key any of them can use it and read what it is sent. "
+            "Pass --api-key (or set AUTOGLM_LLM_API_KEY) and give clients the same key, or "
+            f"keep the default --host {DEFAULT_HOST}."
+        )
+    return (
+        f"WARNING: --host {host} serves the model beyond this machine. Clients must send the "
+        "API key (AUTOGLM_LLM_API_KEY); the traffic, key included, is plain HTTP, so keep it "
+        "on a trusted network or behind TLS."
+    )
 
 
 def resolve_model_dir(model: str | None) -> tuple[Path | str, str]:
@@ -143,6 +174,7 @@ def server_command(
         str(config.port),
         "--max-model-len",
         str(config.max_model_len),
+        *(["--api-key", config.api_key] if config.api_key else []),
         # Compact JSON: with xgrammar's default whitespace vLLM pretty-prints (measured: an
         # indented plan costs 2-3x the tokens, and runs past the token budget).
         "--structured-outputs-config",
@@ -198,8 +230,14 @@ class VLLMServer:
                     f"vLLM exited with code {self.process.returncode} before it was ready "
                     f"({' '.join(self.argv)}).{self._log_tail()}"
                 )
+            headers = {"Authorization": f"Bearer {self.config.api_key}"}
             try:
-                if httpx.get(self.base_url + "/models", timeout=2.0).status_code == 200:
+                answer = httpx.get(
+                    self.base_url + "/models",
+                    headers=headers if self.config.api_key else None,
+                    timeout=2.0,
+                )
+                if answer.status_code == 200:
                     return time.perf_counter() - started
             except httpx.TransportError:
                 pass  # still starting
