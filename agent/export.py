@@ -58,6 +58,9 @@ def _checked_config(record: RunRecord) -> tuple[dict[str, Any], Any]:
     model, dataset = config.get("model"), config.get("dataset")
     if not isinstance(model, str) or model not in MODELS:
         raise _refuse(record, f"the model {str(model)[:40]!r}")
+    files = _graph_files(record)
+    if files is not None:
+        return _checked_files_config(record, config, files)
     if not isinstance(dataset, str) or dataset not in DATASETS:
         raise _refuse(record, f"the dataset {str(dataset)[:40]!r}")
     spec, data = MODELS.get(model), DATASETS.get(dataset)
@@ -76,6 +79,40 @@ def _checked_config(record: RunRecord) -> tuple[dict[str, Any], Any]:
             f"{record.id} cannot be written as a standalone script."
         )
     config.update(model=spec.name, dataset=data.name, task=task)
+    return _filled(record, config, spec, task), spec
+
+
+def _graph_files(record: RunRecord) -> dict[str, str] | None:
+    """The files an imported graph was read from and their sha256 (the run's `sources`)."""
+    if record.status != "succeeded" or not record.result:
+        return None
+    sources = record.train_result().get("sources")
+    if not isinstance(sources, dict) or not sources:
+        return None
+    if not all(isinstance(k, str) and isinstance(v, str) and len(v) == 64 for k, v in
+               sources.items()):  # fmt: skip
+        raise _refuse(record, "a malformed list of source files")
+    return sources
+
+
+def _checked_files_config(record: RunRecord, config: dict[str, Any], files: dict[str, str]):
+    """A run on the user's own graph: node classification of one node type, the same files
+    read by open-autoglm's importer in the script."""
+    spec, task, dataset = MODELS.get(config["model"]), config.get("task"), config.get("dataset")
+    if not isinstance(dataset, str) or "\n" in dataset or len(dataset) > 1000:
+        raise _refuse(record, f"the dataset {str(dataset)[:40]!r}")
+    if task != "node_classification" or spec.export is None or config.get("enhance") or \
+            config.get("node_type") or spec.requires_hetero or spec.uses_edge_types:  # fmt: skip
+        raise UserInputError(
+            f"Export covers node classification on one node and edge type with a model that "
+            f"has an export recipe and no structure enhancement; run {record.id} is {task} "
+            f"with {spec.name} on {dataset}."
+        )
+    return _filled(record, config, spec, task), spec
+
+
+def _filled(record: RunRecord, config: dict[str, Any], spec: Any, task: str) -> dict[str, Any]:
+    """`config` with the model's defaults where it has none, every value checked."""
     defaults = default_hparams(spec.name, task)
     for key in (*REQUIRED, *spec.takes):
         if config.get(key) is None and defaults.get(key) is not None:
@@ -93,7 +130,7 @@ def _checked_config(record: RunRecord) -> tuple[dict[str, Any], Any]:
         value = config.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise _refuse(record, f"{key}={str(value)[:40]!r}")
-    return config, spec
+    return config
 
 
 def export_script(record: RunRecord) -> str:
@@ -111,7 +148,8 @@ def export_script(record: RunRecord) -> str:
             "(a tune run's best configuration is its retrained train run)."
         )
     config, spec = _checked_config(record)
-    data = DATASETS.get(config["dataset"])
+    files = _graph_files(record)
+    data = None if files is not None else DATASETS.get(config["dataset"])
     stored, runs = "n/a", 0
     if record.status == "succeeded" and record.result:
         result = record.train_result()
@@ -123,7 +161,7 @@ def export_script(record: RunRecord) -> str:
         run={
             "id": record.id,
             "model": spec.name,
-            "dataset": data.name,
+            "dataset": config["dataset"] if data is None else data.name,
             "task": config["task"],
             "metric": "accuracy",
             "stored_test": stored,
@@ -131,7 +169,8 @@ def export_script(record: RunRecord) -> str:
             "exported_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         },
         config={k: config.get(k) for k in dict.fromkeys(keys)},
-        dataset_dir=data.folder,
-        source=data.source,
+        dataset_dir=config["dataset"] if data is None else data.folder,
+        source="files" if data is None else data.source,
+        files=files or {},
         recipe=spec.export,
     )

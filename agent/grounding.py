@@ -129,7 +129,9 @@ def named_models(m: Mentions) -> list[str]:
 
     if task is None and m.datasets:
         task = getattr(DATASETS.get(m.datasets[0]), "default_task", None)
-    zoo = [name for name, spec in MODELS.items() if task is None or task in spec.tasks]
+    # The zoo runs on any graph; typed models (rgcn, hgt) need node or edge types.
+    zoo = [name for name, spec in MODELS.items() if (task is None or task in spec.tasks)
+           and not (spec.requires_hetero or spec.uses_edge_types)]  # fmt: skip
     return zoo[:MAX_MODELS]
 
 

@@ -34,7 +34,7 @@ from agent.errors import RuleViolation
 from agent.executor import ToolCall
 from core.errors import UserInputError
 from graph_ml.catalogue import DATASETS, HPARAM_NAMES, MODELS, PARAMS, TASK_SPECS, models_for
-from tools.data import allowed_roots, inside_allowed, looks_like_path
+from tools.data import dataset_path, is_path, load
 
 DecisionKind = Literal["safety", "inherit", "default", "compatibility", "bound", "routing"]
 LIMITS_FILE = "limits.json"
@@ -226,21 +226,24 @@ def rule_no_code(c: _Check) -> None:
 
 
 def rule_paths_inside(c: _Check) -> None:
-    """safety: a dataset named by path lies inside the workspace or the data directory."""
+    """safety: a dataset named by path is read only under the allowed roots (the current
+    directory, the workspace, the data directory, AUTOGLM_ALLOWED_PATHS), every file of it
+    checked after resolving symlinks; the plan then names the resolved path."""
     name = c.fields.get("dataset")
-    if not isinstance(name, str) or not looks_like_path(name):
+    if not isinstance(name, str) or not is_path(name):
         return
-    roots = allowed_roots(c.context.workspace, c.context.data_dir)
-    if (
-        not DATASET_VALUE.match(name)
-        or inside_allowed(name, c.context.workspace, c.context.data_dir) is None
-    ):
+    if not DATASET_VALUE.match(name):
         raise RuleViolation(
-            f"Dataset path {name!r} is outside the workspace ({roots[0]}) and the data "
-            f"directory ({roots[1]}), or does not exist; files elsewhere are never read.",
-            [f"copy the CSV files into {roots[0]}", "use a catalogue dataset such as cora"],
+            f"Dataset path {name[:60]!r} has characters a path here may not have.",
+            ["name the folder or file with letters, digits, '.', '-', '_' and '/'"],
         )
-    c.decide("safety.paths", "safety", f"dataset path {name!r} is inside an allowed directory")
+    try:
+        resolved = dataset_path(name, c.context.workspace, c.context.data_dir)
+    except UserInputError as error:
+        alternatives = ["use a catalogue dataset such as cora", "or a graph under this directory"]
+        raise RuleViolation(str(error), alternatives) from None
+    c.fields["dataset"] = str(resolved)
+    c.decide("safety.paths", "safety", f"dataset path {name!r} is {resolved}, an allowed place")
 
 
 def rule_inherit(c: _Check) -> None:
@@ -282,7 +285,7 @@ def rule_dataset_known(c: _Check) -> None:
                 [f"name one of: {', '.join(DATASETS)}", "or a CSV graph in the workspace"],
             )
         return
-    if looks_like_path(name) and name not in DATASETS:
+    if is_path(name):
         return  # checked by rule_paths_inside; loaded by tools.data
     if name not in DATASETS:
         raise RuleViolation(f"Unknown dataset {name!r}.", [f"choose from: {', '.join(DATASETS)}"])
@@ -303,13 +306,12 @@ def rule_default_task(c: _Check) -> None:
     if "task" not in action_class(c.action).model_fields:
         return
     if spec is None:
-        if isinstance(c.fields.get("dataset"), str):  # a CSV import: one labelled graph
-            c.set_default(
-                "default.task",
-                "task",
-                "node_classification",
-                "task set to node_classification because a CSV graph is one node-level graph",
-            )
+        name = c.fields.get("dataset")
+        if isinstance(name, str) and is_path(name):  # an imported graph: what it holds decides
+            graph = load(name, c.context.workspace, c.context.data_dir, missing_features="keep")
+            task = graph.spec.default_task
+            why = "it has node labels" if task == "node_classification" else "it has no labels"
+            c.set_default("default.task", "task", task, f"task set to {task} because {name} {why}")
         return
     c.set_default(
         "default.task",

@@ -64,6 +64,7 @@ class LoadedDataset:
         class_names: label names by class index, where the source has them (CSV imports).
         node_ids: the source's node ids by node index, per node type ("node" if homogeneous).
         edge_type_names: names of the `edge_type` values of a CSV import with a type column.
+        sources: for imported graphs, each file read -> its sha256 (what a rerun compares).
     """
 
     spec: DatasetSpec
@@ -72,6 +73,7 @@ class LoadedDataset:
     class_names: list[str] | None = None
     node_ids: dict[str, list[str]] | None = field(default=None, repr=False)
     edge_type_names: list[str] | None = None
+    sources: dict[str, str] | None = None
 
     @property
     def data(self) -> Data | HeteroData:

@@ -1,265 +1,71 @@
-"""Bring your own graph: node and edge CSV files -> a `LoadedDataset`.
+"""Bring your own graph: files on disk -> a `LoadedDataset`.
 
-Node file: an id column, numeric feature columns, and optionally a label column (integers or
-class names; an empty cell means unlabelled). Edge file: source and destination ids, and
-optionally a numeric weight and a categorical type. Several node files and edge files keyed
-by type names build a `HeteroData`.
+What a path may be (`graph_ml.graph_files.find_graph_files` decides, `load_graph` loads):
 
-Every problem in the input is a `UserInputError` naming the file, the line and the fix.
-Only the csv module is used (no pandas).
+- a folder with `nodes.csv` and `edges.csv` (or `.tsv`): one node and one edge type;
+- a folder of typed files, `nodes_<type>.csv` and `edges_<src>__<relation>__<dst>.csv`: a
+  `HeteroData` (e.g. `nodes_user.csv`, `nodes_item.csv`, `edges_user__buys__item.csv`);
+- one of those node or edge files: its folder's graph;
+- a single edge list (`.csv`, `.tsv`, `.txt`, `.edgelist`): 2 or 3 columns (source,
+  destination, and a weight or a type), delimiter sniffed, header optional;
+- a GraphML or GML file, read with networkx (numeric attributes become features).
+
+Node file: an id column, numeric feature columns, and optionally a label column (integers
+0..C-1 or class names; an empty cell means unlabelled). Edge file: source and destination ids,
+and optionally a numeric weight and a categorical type.
+
+Files are read with pyarrow (`graph_ml.tables`) into arrays (`graph_ml.graph_columns`);
+every problem in the input is a `UserInputError` naming the file, the line and the fix. When
+`roots` is given, every file that is opened is first checked against it (symlinks resolved).
 """
 
 from __future__ import annotations
 
-import csv
-import math
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from torch_geometric.data import Data, HeteroData
 
 from core.errors import UserInputError
+from core.paths import AllowedRoots
+from graph_ml import tables
 from graph_ml.datasets import DatasetSpec, LoadedDataset, Task
+from graph_ml.graph_columns import (
+    Columns,
+    EdgeTable,
+    MissingFeatures,
+    NodeTable,
+    PathLike,
+    dedupe,
+    edge_types,
+    fill_features,
+    find_column,
+    first_true,
+    map_ids,
+    node_table,
+    open_checked,
+    open_text,
+    read_edges,
+    read_nodes,
+    stripped,
+    weights,
+)
+from graph_ml.graph_files import EdgeType, GraphFiles, find_graph_files
 
-PathLike = str | os.PathLike
-EdgeType = tuple[str, str, str]
-MISSING = {"", "nan", "na", "n/a", "null", "none"}  # read as a missing value, never as a number
-
-
-@dataclass
-class Columns:
-    """Column names the importer looks for (case-insensitive)."""
-
-    node_id: str = "id"
-    label: str = "label"
-    src: str = "src"
-    dst: str = "dst"
-    weight: str = "weight"
-    edge_type: str = "type"
-
-
-@dataclass
-class _Table:
-    path: Path
-    header: list[str]
-    rows: list[tuple[int, list[str]]]  # (line number in the file, cells)
-
-    def column(self, name: str) -> int | None:
-        lowered = [h.strip().lower() for h in self.header]
-        return lowered.index(name.lower()) if name.lower() in lowered else None
-
-    def require(self, name: str, role: str, example: str) -> int:
-        index = self.column(name)
-        if index is None:
-            raise UserInputError(
-                f"{self.path}, line 1: no {name!r} column ({role}); the header has "
-                f"{', '.join(repr(h) for h in self.header)}. Fix: name the column {name!r}, "
-                f"e.g. a header line like '{example}'."
-            )
-        return index
+__all__ = ["Columns", "GraphFiles", "find_graph_files", "load_csv_graph", "load_edge_list",
+           "load_graph", "load_graph_file"]  # fmt: skip
 
 
-def _read_table(path: PathLike, kind: str, example: str) -> _Table:
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"{kind} file {path} does not exist; check the path.")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or not any(cell.strip() for cell in header):
-            raise UserInputError(
-                f"{path}, line 1: the {kind} file is empty. Fix: start it with a header line "
-                f"like '{example}', then one row per {kind[:-1] if kind.endswith('s') else kind}."
-            )
-        rows = []
-        for cells in reader:
-            if not cells or not any(cell.strip() for cell in cells):
-                continue  # blank lines are harmless
-            if len(cells) != len(header):
-                raise UserInputError(
-                    f"{path}, line {reader.line_num}: {len(cells)} fields where the header has "
-                    f"{len(header)}. Fix: give every row the header's columns (quote values "
-                    "that contain commas)."
-                )
-            rows.append((reader.line_num, cells))
-    if not rows:
-        raise UserInputError(
-            f"{path}: the {kind} file has a header but no data rows. Fix: add at least one row."
-        )
-    return _Table(path, [h.strip() for h in header], rows)
+# --- Building datasets ---------------------------------------------------------------------
 
 
-def _number(table: _Table, line: int, column: str, cell: str) -> float:
-    text = cell.strip()
-    if text.lower() in MISSING:
-        raise UserInputError(
-            f"{table.path}, line {line}, column {column!r}: missing value (NaN). Fix: fill it "
-            "(e.g. 0 or the column mean) or drop the row; features must all be present."
-        )
-    try:
-        value = float(text)
-    except ValueError:
-        raise UserInputError(
-            f"{table.path}, line {line}, column {column!r}: {cell!r} is not a number. Fix: "
-            "features must be numeric; one-hot encode categories into 0/1 columns, or drop "
-            "the column."
-        ) from None
-    if not math.isfinite(value):
-        raise UserInputError(
-            f"{table.path}, line {line}, column {column!r}: {cell!r} is not a finite number. "
-            "Fix: replace it with a finite value."
-        )
-    return value
-
-
-@dataclass
-class _Nodes:
-    ids: list[str]
-    index: dict[str, int]
-    x: torch.Tensor | None  # [num_nodes, num_features]
-    y: torch.Tensor | None  # [num_nodes], -1 where unlabelled
-    class_names: list[str] | None
-
-
-def _read_nodes(path: PathLike, cols: Columns, features: list[str] | None) -> _Nodes:
-    example = f"{cols.node_id},f1,f2,{cols.label}"
-    table = _read_table(path, "nodes", example)
-    id_col = table.require(cols.node_id, "node ids", example)
-    label_col = table.column(cols.label)
-    if features is None:
-        feature_cols = [i for i in range(len(table.header)) if i not in (id_col, label_col)]
-    else:
-        feature_cols = [table.require(name, "a feature", example) for name in features]
-    ids, index = [], {}
-    for line, cells in table.rows:
-        node_id = cells[id_col].strip()
-        if not node_id:
-            raise UserInputError(f"{table.path}, line {line}: empty node id. Fix: give it an id.")
-        if node_id in index:
-            first = table.rows[index[node_id]][0]
-            raise UserInputError(
-                f"{table.path}, line {line}: duplicate node id {node_id!r} (first on line "
-                f"{first}). Fix: ids must be unique; merge or rename the rows."
-            )
-        index[node_id] = len(ids)
-        ids.append(node_id)
-    x = None
-    if feature_cols:
-        values = [
-            [_number(table, line, table.header[c], cells[c]) for c in feature_cols]
-            for line, cells in table.rows
-        ]
-        x = torch.tensor(values, dtype=torch.float)
-    y, class_names = (None, None)
-    if label_col is not None:
-        y, class_names = _labels(table, label_col)
-    return _Nodes(ids, index, x, y, class_names)
-
-
-def _labels(table: _Table, col: int) -> tuple[torch.Tensor, list[str]]:
-    """Integer labels are kept as they are; other labels are numbered in sorted order."""
-    raw = [cells[col].strip() for _, cells in table.rows]
-    present = [v for v in raw if v.lower() not in MISSING]
-    if not present:
-        raise UserInputError(
-            f"{table.path}: the label column {table.header[col]!r} is empty on every row. "
-            "Fix: fill in labels, or remove the column for an unlabelled graph."
-        )
-    if all(v.lstrip("-").isdigit() for v in present):
-        for (line, _), value in zip(table.rows, raw, strict=True):
-            if value.startswith("-"):
-                raise UserInputError(
-                    f"{table.path}, line {line}: negative label {value}. Fix: labels are "
-                    "0, 1, 2, ...; leave the cell empty for an unlabelled node."
-                )
-        number = {v: int(v) for v in present}
-        names = [str(i) for i in range(max(number.values()) + 1)]
-    else:
-        names = sorted(set(present))
-        number = {name: i for i, name in enumerate(names)}
-    y = torch.tensor([number.get(v, -1) for v in raw], dtype=torch.long)
-    return y, names
-
-
-@dataclass
-class _Edges:
-    edge_index: torch.Tensor  # [2, num_edges]
-    weight: torch.Tensor | None  # [num_edges]
-    edge_type: torch.Tensor | None  # [num_edges]
-    type_names: list[str] | None
-
-
-def _read_edges(
-    path: PathLike,
-    cols: Columns,
-    src: tuple[_Nodes, PathLike],
-    dst: tuple[_Nodes, PathLike],
-) -> _Edges:
-    """Parse an edge file whose endpoints must be ids of `src` and `dst` (nodes, their file)."""
-    example = f"{cols.src},{cols.dst},{cols.weight}"
-    table = _read_table(path, "edges", example)
-    src_col = table.require(cols.src, "source node ids", example)
-    dst_col = table.require(cols.dst, "destination node ids", example)
-    weight_col, type_col = table.column(cols.weight), table.column(cols.edge_type)
-    pairs, weights, types = [], [], []
-    for line, cells in table.rows:
-        pair = []
-        for col, (nodes, nodes_path) in ((src_col, src), (dst_col, dst)):
-            node_id = cells[col].strip()
-            if node_id not in nodes.index:
-                raise UserInputError(
-                    f"{table.path}, line {line}: {table.header[col]!r} is {node_id!r}, which is "
-                    f"not an id in {nodes_path}. Fix: add a row for it there, or remove this "
-                    "edge."
-                )
-            pair.append(nodes.index[node_id])
-        pairs.append(pair)
-        if weight_col is not None:
-            weights.append(_number(table, line, table.header[weight_col], cells[weight_col]))
-        if type_col is not None:
-            types.append(cells[type_col].strip())
-    edge_index = torch.tensor(pairs, dtype=torch.long).t().contiguous()
-    weight = torch.tensor(weights, dtype=torch.float) if weight_col is not None else None
-    edge_type, type_names = None, None
-    if type_col is not None:
-        type_names = sorted(set(types))
-        lookup = {name: i for i, name in enumerate(type_names)}
-        edge_type = torch.tensor([lookup[t] for t in types], dtype=torch.long)
-    return _Edges(edge_index, weight, edge_type, type_names)
-
-
-def _dedupe(edges: _Edges, num_nodes: int, undirected: bool) -> _Edges:
-    """Add reverse edges if undirected, then keep the first copy of each (src, dst, type)."""
-    edge_index, weight, edge_type = edges.edge_index, edges.weight, edges.edge_type
-    if undirected:
-        edge_index = torch.cat([edge_index, edge_index.flip(0)], dim=1)
-        weight = None if weight is None else torch.cat([weight, weight])
-        edge_type = None if edge_type is None else torch.cat([edge_type, edge_type])
-    key = edge_index[0] * num_nodes + edge_index[1]
-    if edge_type is not None:
-        key = key * (int(edge_type.max()) + 1) + edge_type
-    unique, inverse = torch.unique(key, sorted=True, return_inverse=True)
-    # Index of each key's first occurrence, in key order: sorted by (src, dst, type) as
-    # PyG's coalesce would leave them.
-    keep = torch.full((unique.numel(),), key.numel(), dtype=torch.long)
-    keep = keep.scatter_reduce(0, inverse, torch.arange(key.numel()), reduce="amin")
-    return _Edges(
-        edge_index[:, keep],
-        None if weight is None else weight[keep],
-        None if edge_type is None else edge_type[keep],
-        edges.type_names,
-    )
-
-
-def _spec(name: str, files: list[str], labelled: bool, hetero: bool) -> DatasetSpec:
+def _spec(name: str, files: list[str], labelled: bool, description: str) -> DatasetSpec:
     tasks: tuple[Task, ...]
-    if hetero:  # link splits (and the trainer) handle homogeneous graphs only
-        tasks = ("node_classification",)
-    else:
-        tasks = ("node_classification", "link_prediction") if labelled else ("link_prediction",)
+    tasks = ("node_classification", "link_prediction") if labelled else ("link_prediction",)
     return DatasetSpec(
         name=name,
         aliases=(),
@@ -269,10 +75,42 @@ def _spec(name: str, files: list[str], labelled: bool, hetero: bool) -> DatasetS
         source="csv",
         needs_download=False,
         raw_files=tuple(files),
-        description=f"Imported from {', '.join(files)}.",
+        description=description,
     )
 
 
+def _how(text: tables.TextTable) -> str:
+    layout = text.layout
+    header = "" if layout.header else ", no header"
+    return f"{text.path} ({text.num_rows} rows, {layout.delimiter_name}-separated{header})"
+
+
+def _homogeneous(
+    nodes: NodeTable, edges: EdgeTable, directed: bool, name: str, files: dict[str, str], how: str
+) -> LoadedDataset:
+    node_ids = {"node": nodes.ids.to_pylist()}  # before the edges' peak, not on top of it
+    edge_index = dedupe(edges, nodes.num_nodes, undirected=not directed)
+    data = Data(edge_index=edge_index, num_nodes=nodes.num_nodes)
+    if nodes.x is not None:
+        data.x = nodes.x
+    if nodes.y is not None:
+        data.y = nodes.y
+    if edges.weight is not None:
+        data.edge_weight = torch.from_numpy(edges.weight)
+    if edges.edge_type is not None:
+        data.edge_type = torch.from_numpy(edges.edge_type)
+    notes = f" {' '.join(nodes.notes)}" if nodes.notes else ""
+    return LoadedDataset(
+        spec=_spec(name, list(files), nodes.y is not None, f"Imported from {how}.{notes}"),
+        graphs=[data],
+        class_names=nodes.class_names,
+        node_ids=node_ids,
+        edge_type_names=edges.type_names,
+        sources=files,
+    )
+
+
+@tables.system_memory
 def load_csv_graph(
     nodes: PathLike | Mapping[str, PathLike],
     edges: PathLike | Mapping[str | EdgeType, PathLike],
@@ -280,6 +118,8 @@ def load_csv_graph(
     directed: bool = False,
     features: list[str] | None = None,
     columns: Columns | None = None,
+    roots: AllowedRoots | None = None,
+    missing_features: MissingFeatures = "error",
 ) -> LoadedDataset:
     """Build a dataset from node and edge CSV files.
 
@@ -291,38 +131,25 @@ def load_csv_graph(
         directed: keep edges one-way; by default every edge is also added reversed.
         features: the feature columns (default: every column but id and label).
         columns: other column names (id, label, src, dst, weight, type).
+        roots: when given, every file opened must resolve inside these roots.
+        missing_features: "error" (default) names the first empty feature cell; "keep"
+            loads it as NaN, for the feature_propagation enhancement to fill.
 
     Returns:
-        A `LoadedDataset` whose `class_names` and `node_ids` map indices back to the files.
+        A `LoadedDataset` whose `class_names` and `node_ids` map indices back to the files,
+        and whose `sources` map each file read to its sha256.
 
     Raises:
-        UserInputError: malformed input, with file, line and fix.
+        UserInputError: malformed input, with file, line and fix; a file outside `roots`.
     """
     cols = columns or Columns()
     if isinstance(nodes, Mapping) or isinstance(edges, Mapping):
-        return _load_hetero(nodes, edges, name, directed, features, cols)
-    node_table = _read_nodes(nodes, cols, features)
-    parsed = _read_edges(edges, cols, (node_table, nodes), (node_table, nodes))
-    parsed = _dedupe(parsed, len(node_table.ids), undirected=not directed)
-    data = Data(edge_index=parsed.edge_index, num_nodes=len(node_table.ids))
-    if node_table.x is not None:
-        data.x = node_table.x
-    if node_table.y is not None:
-        data.y = node_table.y
-    if parsed.weight is not None:
-        data.edge_weight = parsed.weight
-    if parsed.edge_type is not None:
-        data.edge_type = parsed.edge_type
-    spec = _spec(
-        name or Path(nodes).stem, [str(nodes), str(edges)], node_table.y is not None, False
-    )
-    return LoadedDataset(
-        spec=spec,
-        graphs=[data],
-        class_names=node_table.class_names,
-        node_ids={"node": node_table.ids},
-        edge_type_names=parsed.type_names,
-    )
+        return _load_hetero(nodes, edges, name, directed, features, cols, roots, missing_features)
+    node_table, node_text = read_nodes(nodes, roots, cols, features, missing_features)
+    parsed, edge_text = read_edges(edges, roots, cols, node_table, node_table)
+    files = {str(node_text.path): node_text.sha256, str(edge_text.path): edge_text.sha256}
+    how = f"{_how(node_text)} and {_how(edge_text)}"
+    return _homogeneous(node_table, parsed, directed, name or Path(nodes).stem, files, how)
 
 
 def _edge_type(key: str | EdgeType, node_types: Mapping[str, object]) -> EdgeType:
@@ -348,6 +175,8 @@ def _load_hetero(
     directed: bool,
     features: list[str] | None,
     cols: Columns,
+    roots: AllowedRoots | None,
+    missing: MissingFeatures,
 ) -> LoadedDataset:
     if not isinstance(nodes, Mapping) or not isinstance(edges, Mapping):
         raise UserInputError(
@@ -355,36 +184,276 @@ def _load_hetero(
             "edge type, e.g. nodes={'paper': 'papers.csv'}, "
             "edges={'author__writes__paper': 'writes.csv'}."
         )
-    data, tables = HeteroData(), {}
+    data, node_tables, files, how = HeteroData(), {}, {}, []
     for node_type, path in nodes.items():
-        table = _read_nodes(path, cols, features)
-        tables[node_type] = table
-        data[node_type].num_nodes = len(table.ids)
+        table, text = read_nodes(path, roots, cols, features, missing)
+        node_tables[node_type] = table
+        files[str(text.path)] = text.sha256
+        how.append(f"{node_type} nodes from {_how(text)}")
+        data[node_type].num_nodes = table.num_nodes
         if table.x is not None:
             data[node_type].x = table.x
         if table.y is not None:
             data[node_type].y = table.y
     for key, path in edges.items():
-        src, rel, dst = _edge_type(key, tables)
-        parsed = _read_edges(path, cols, (tables[src], nodes[src]), (tables[dst], nodes[dst]))
-        parsed = _dedupe(parsed, max(len(tables[src].ids), len(tables[dst].ids)), False)
-        data[src, rel, dst].edge_index = parsed.edge_index
+        src, rel, dst = _edge_type(key, node_tables)
+        parsed, text = read_edges(path, roots, cols, node_tables[src], node_tables[dst])
+        files[str(text.path)] = text.sha256
+        how.append(f"{src}-{rel}-{dst} edges from {_how(text)}")
+        size = max(node_tables[src].num_nodes, node_tables[dst].num_nodes)
+        data[src, rel, dst].edge_index = dedupe(parsed, size, False)
         if parsed.weight is not None:
-            data[src, rel, dst].edge_weight = parsed.weight
+            data[src, rel, dst].edge_weight = torch.from_numpy(parsed.weight)
     if not directed:
         from torch_geometric.transforms import ToUndirected
 
         data = ToUndirected()(data)  # adds rev_<relation> edge types
-    labelled = [t for t, table in tables.items() if table.y is not None]
-    files = [str(p) for p in (*nodes.values(), *edges.values())]
-    spec = _spec(
-        name or "hetero-" + Path(next(iter(nodes.values()))).stem, files, bool(labelled), True
-    )
-    target = labelled[0] if labelled else next(iter(tables))
+    labelled = [t for t, table in node_tables.items() if table.y is not None]
+    first = Path(next(iter(nodes.values())))
+    description = "Imported: " + "; ".join(how) + "."
+    spec = _spec(name or "hetero-" + first.stem, list(files), bool(labelled), description)
+    target = labelled[0] if labelled else next(iter(node_tables))
     return LoadedDataset(
         spec=spec,
         graphs=[data],
         target_node_type=target,
-        class_names=tables[target].class_names,
-        node_ids={t: table.ids for t, table in tables.items()},
+        class_names=node_tables[target].class_names,
+        node_ids={t: table.ids.to_pylist() for t, table in node_tables.items()},
+        sources=files,
+    )
+
+
+# --- Single edge lists and graph files -----------------------------------------------------
+
+
+def _edge_list_columns(
+    text: tables.TextTable, cols: Columns
+) -> tuple[str, str, str | None, str | None, list[str]]:
+    """(src, dst, weight, type, notes): the columns of an edge list, by name or position.
+
+    A third column named like the weight must be numeric; named like the type, or holding
+    any value that is not a number, it is the edge type; otherwise it is the weight."""
+    names = text.table.column_names
+    if not 2 <= len(names) <= 3:
+        raise UserInputError(
+            f"{text.path}: an edge list has 2 or 3 columns (source, destination, and a weight "
+            f"or a type); this one has {len(names)}. Fix: keep those columns, or give a "
+            "folder with nodes.csv and edges.csv for node features."
+        )
+    src, dst = find_column(names, cols.src), find_column(names, cols.dst)
+    notes = []
+    if src is None or dst is None:
+        src, dst = names[0], names[1]
+        if text.layout.header:
+            notes.append(f"Columns {src!r} and {dst!r} read as source and destination.")
+    third = next((n for n in names if n not in (src, dst)), None)
+    if third is None:
+        return src, dst, None, None, notes
+    if find_column([third], cols.weight) is not None:
+        return src, dst, third, None, notes
+    cells = stripped(text.table.column(third))
+    numeric = (
+        pc.all(pc.match_substring_regex(cells, tables.NUMBER_PATTERN, ignore_case=True)).as_py()
+        is not False
+    )
+    if find_column([third], cols.edge_type) is not None or not numeric:
+        notes.append(f"Column {third!r} read as the edge type.")
+        return src, dst, None, third, notes
+    notes.append(f"Column {third!r} read as the edge weight.")
+    return src, dst, third, None, notes
+
+
+def _edge_list_ids(src: pa.ChunkedArray, dst: pa.ChunkedArray) -> tuple[pa.Array, str]:
+    """Node ids of an edge list: integers in numeric order, other ids in order of appearance.
+
+    Ids are compacted to 0..N-1 whatever their values, so an id of 10^9 costs one node."""
+    both = pa.chunked_array(
+        [pc.utf8_trim_whitespace(c) for c in (*src.chunks, *dst.chunks)], type=pa.string()
+    )
+    unique = pc.unique(both.drop_null())
+    if len(unique) and pc.all(pc.match_substring_regex(unique, r"^[-+]?\d{1,18}$")).as_py():
+        order = pc.sort_indices(pc.cast(unique, pa.int64()))
+        return unique.take(order), "Integer node ids, numbered in increasing order."
+    return unique, "Node ids numbered in order of first appearance."
+
+
+@tables.system_memory
+def load_edge_list(
+    path: PathLike,
+    name: str | None = None,
+    directed: bool = False,
+    columns: Columns | None = None,
+    roots: AllowedRoots | None = None,
+) -> LoadedDataset:
+    """Build a dataset from one edge list: no features, no labels (link prediction).
+
+    Args:
+        path: a .csv, .tsv, .txt or .edgelist file; delimiter sniffed (comma, tab,
+            semicolon, pipe, whitespace); a header line is optional; leading '#' or '%'
+            comment lines are skipped.
+        name, directed, columns, roots: as for `load_csv_graph`.
+
+    Raises:
+        UserInputError: malformed input, with file, line and fix.
+    """
+    cols = columns or Columns()
+    example = f"{cols.src},{cols.dst}"
+
+    text = open_text(path, roots, "edges", example, None, cols.known())
+    types = {name: pa.string() for name in text.names}  # typed once the roles are known
+    text.table = tables.read(text.path, text.opened, text.layout, text.names, types, "").table
+    src_col, dst_col, weight_col, type_col, notes = _edge_list_columns(text, cols)
+    ids, id_note = _edge_list_ids(text.table.column(src_col), text.table.column(dst_col))
+    nodes = NodeTable(ids, None, None, None, str(text.path), [*notes, id_note])
+    src = map_ids(text.table.column(src_col), nodes, text.where, src_col, "source")
+    dst = map_ids(text.table.column(dst_col), nodes, text.where, dst_col, "destination")
+    weight = None
+    if weight_col is not None:
+        column = stripped(text.table.column(weight_col))
+        bad = pc.invert(pc.match_substring_regex(column, tables.NUMBER_PATTERN, ignore_case=True))
+        if (row := first_true(bad)) is not None:
+            raise tables.not_a_number(text.where(row), weight_col, column[row].as_py())
+        weight = weights(pc.cast(column, pa.float64()), text.where, weight_col)
+    edge_type, type_names = None, None
+    if type_col is not None:
+        edge_type, type_names = edge_types(text.table.column(type_col), text.where, type_col)
+    edges = EdgeTable(src, dst, weight, edge_type, type_names)
+    text.release()
+    files = {str(text.path): text.sha256}
+    return _homogeneous(nodes, edges, directed, name or Path(path).stem, files, _how(text))
+
+
+def _graph_file_nodes(graph, path: Path, cols: Columns, missing: MissingFeatures) -> NodeTable:
+    """Node table of a networkx graph: numeric attributes are features, `label` the label."""
+    ids = [str(n) for n in graph.nodes]
+    attrs: dict[str, list] = {}
+    for row, (_, data) in enumerate(graph.nodes(data=True)):
+        for key, value in data.items():
+            attrs.setdefault(key, [None] * len(ids))[row] = value
+    label_key = find_column(list(attrs), cols.label)
+    feature_cols, text_attrs = {}, []
+    for key, values in attrs.items():
+        if key == label_key:
+            continue
+        present = [v for v in values if v is not None]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+            feature_cols[key] = pa.array(values, pa.float32())
+        else:
+            text_attrs.append(key)
+
+    def where(row: int) -> str:
+        return f"{path}, node {ids[row]!r}"
+
+    label = None
+    if label_key is not None:
+        values = [None if v is None else str(v) for v in attrs[label_key]]
+        label = (label_key, pa.chunked_array([pa.array(values, pa.string())]))
+    x = None
+    if feature_cols:
+        x = np.empty((len(ids), len(feature_cols)), dtype=np.float32)
+        fill_features(x, pa.table(feature_cols), list(feature_cols), where, 0, missing)
+    ids_array = pa.chunked_array([pa.array(ids, pa.string())])
+    nodes = node_table(ids_array, x, label, where, str(path))
+    if text_attrs:
+        nodes.notes.append(f"Text attributes not used as features: {', '.join(text_attrs)}.")
+    return nodes
+
+
+@tables.system_memory
+def load_graph_file(
+    path: PathLike,
+    name: str | None = None,
+    directed: bool = False,
+    columns: Columns | None = None,
+    roots: AllowedRoots | None = None,
+    missing_features: MissingFeatures = "error",
+) -> LoadedDataset:
+    """Build a dataset from a GraphML or GML file (read with networkx).
+
+    Numeric node attributes become features, the `label` attribute the label; edge
+    attributes `weight` and `type` become the edge weight and type.
+
+    Raises:
+        UserInputError: a file networkx cannot parse, or bad attribute values.
+    """
+    import networkx as nx
+
+    cols = columns or Columns()
+    named, opened = open_checked(path, roots, "graph")
+    digest, _ = tables.scan(named, opened, "graph")
+    try:
+        if named.suffix.lower() == ".graphml":
+            graph = nx.read_graphml(opened)
+        else:
+            graph = nx.read_gml(opened, label=None)
+    except (nx.NetworkXError, ValueError, SyntaxError, KeyError) as error:
+        kind = "GraphML" if named.suffix.lower() == ".graphml" else "GML"
+        raise UserInputError(
+            f"{named}: not a readable {kind} file ({type(error).__name__}: "
+            f"{str(error)[:120]}). Fix: export it again, or use nodes.csv and edges.csv."
+        ) from None
+    if graph.number_of_nodes() == 0:
+        raise UserInputError(f"{named}: the graph has no nodes. Fix: export it again.")
+    nodes = _graph_file_nodes(graph, named, cols, missing_features)
+    pairs = list(graph.edges(data=True))
+    src = pa.chunked_array([pa.array([str(u) for u, _, _ in pairs], pa.string())])
+    dst = pa.chunked_array([pa.array([str(v) for _, v, _ in pairs], pa.string())])
+
+    def where(row: int) -> str:
+        return f"{named}, edge {row + 1}"
+
+    weight, edge_type, type_names = None, None, None
+    if pairs and any(cols.weight in d for _, _, d in pairs):
+        values = [d.get(cols.weight) for _, _, d in pairs]
+        weight = weights(pa.chunked_array([pa.array(values, pa.float64())]), where, cols.weight)
+    if pairs and any(cols.edge_type in d for _, _, d in pairs):
+        values = [
+            None if d.get(cols.edge_type) is None else str(d[cols.edge_type]) for _, _, d in pairs
+        ]
+        column = pa.chunked_array([pa.array(values)])
+        edge_type, type_names = edge_types(column, where, cols.edge_type)
+    edges = EdgeTable(
+        map_ids(src, nodes, where, "source", "source"),
+        map_ids(dst, nodes, where, "target", "destination"),
+        weight, edge_type, type_names,
+    )  # fmt: skip
+    how = f"{named} ({graph.number_of_nodes()} nodes, {len(pairs)} edges, via networkx)"
+    return _homogeneous(nodes, edges, directed, name or named.stem, {str(named): digest}, how)
+
+
+@tables.system_memory
+def load_graph(
+    path: PathLike,
+    name: str | None = None,
+    directed: bool = False,
+    features: list[str] | None = None,
+    columns: Columns | None = None,
+    roots: AllowedRoots | None = None,
+    missing_features: MissingFeatures = "error",
+) -> LoadedDataset:
+    """Load whatever graph `path` names (a folder, a node or edge file, an edge list, a
+    GraphML/GML file); see the module docstring for the layouts.
+
+    Args:
+        path: the folder or file.
+        name: the dataset's name (default: the folder's or file's name).
+        directed, features, columns, roots, missing_features: as for `load_csv_graph`.
+
+    Raises:
+        UserInputError: no readable layout, malformed input, or a file outside `roots`.
+    """
+    named = Path(path)
+    if roots is not None:
+        roots.check(named)
+    files = find_graph_files(named)
+    default = named.name if named.is_dir() else named.stem
+    name = name or (
+        default if default not in ("nodes", "edges", "") else named.resolve().parent.name
+    )
+    if files.kind == "graph_file":
+        return load_graph_file(files.edges, name, directed, columns, roots, missing_features)
+    if files.kind == "edge_list":
+        return load_edge_list(files.edges, name, directed, columns, roots)
+    return load_csv_graph(
+        files.nodes, files.edges, name, directed, features, columns, roots, missing_features
     )

@@ -117,6 +117,7 @@ class GNNEncoder(nn.Module):
 
     act: nn.Module = nn.ReLU()
     concat_heads = False  # hidden outputs are hidden_channels * heads wide
+    supports_edge_weight = False  # its convolutions take edge weights (PyG's capability name)
 
     def __init__(
         self,
@@ -148,22 +149,27 @@ class GNNEncoder(nn.Module):
         """Build one layer mapping `[N, in_channels]` to `[N, out_channels(*heads)]`."""
         raise NotImplementedError
 
-    def propagate_out(self, x: Tensor, edge_index: Tensor) -> Tensor:  # noqa: ARG002
+    def propagate_out(
+        self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None
+    ) -> Tensor:  # noqa: ARG002
         """Post-processing of the last layer's output (APPNP's propagation); identity here."""
         return x
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
         x = self.input_dropout(x)  # [N, in]
+        extra = (edge_weight,) if edge_weight is not None and self.supports_edge_weight else ()
         for i, conv in enumerate(self.convs):
-            x = conv(x, edge_index)  # [N, hidden(*heads)] or [N, out] for the last
+            x = conv(x, edge_index, *extra)  # [N, hidden(*heads)] or [N, out] for the last
             if i < self.num_layers - 1 or self.act_last:
                 x = self.act(x)
             if i < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=self.training)
-        return self.propagate_out(x, edge_index)  # [N, out]
+        return self.propagate_out(x, edge_index, *extra)  # [N, out]
 
 
 class GCN(GNNEncoder):
+    supports_edge_weight = True
+
     def init_conv(self, in_channels: int, out_channels: int, last: bool) -> nn.Module:
         return GCNConv(in_channels, out_channels, cached=self.cached)
 
@@ -239,6 +245,8 @@ class SGC(GNNEncoder):
     `num_layers` is K, the number of hops; the model always has a single layer.
     """
 
+    supports_edge_weight = True
+
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, **kw: Any):
         self.K = kw.pop("num_layers", 2)
         super().__init__(in_channels, hidden_channels, out_channels, num_layers=1, **kw)
@@ -250,6 +258,8 @@ class SGC(GNNEncoder):
 class APPNPNet(GNNEncoder):
     """APPNP (Klicpera et al. 2019): an MLP, then K steps of personalised-PageRank propagation."""
 
+    supports_edge_weight = True  # in the propagation; its layers are linear
+
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.prop = APPNP(
@@ -259,8 +269,14 @@ class APPNPNet(GNNEncoder):
     def init_conv(self, in_channels: int, out_channels: int, last: bool) -> nn.Module:
         return _Linear(in_channels, out_channels)
 
-    def propagate_out(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        return self.prop(x, edge_index)  # [N, out]
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
+        h = super().forward(x, edge_index)  # linear layers: no edges, no weights
+        return self.prop(h, edge_index, edge_weight)  # [N, out]
+
+    def propagate_out(
+        self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None
+    ) -> Tensor:  # noqa: ARG002
+        return x  # the propagation runs in forward, where the weights are
 
 
 class LinkPredictor(nn.Module):
@@ -283,8 +299,12 @@ class LinkPredictor(nn.Module):
             else None
         )
 
-    def encode(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        return self.encoder(x, edge_index)  # [N, D]
+    @property
+    def supports_edge_weight(self) -> bool:
+        return self.encoder.supports_edge_weight
+
+    def encode(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
+        return self.encoder(x, edge_index, edge_weight)  # [N, D]
 
     def decode(self, z: Tensor, pairs: Tensor) -> Tensor:
         h = z[pairs[0]] * z[pairs[1]]  # [P, D]
@@ -317,8 +337,18 @@ class GraphClassifier(nn.Module):
         dim = encoder.out_channels
         self.head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, num_classes))
 
-    def forward(self, x: Tensor, edge_index: Tensor, batch: Tensor | None = None) -> Tensor:
-        h = self.encoder(x, edge_index)  # [N, hidden]
+    @property
+    def supports_edge_weight(self) -> bool:
+        return self.encoder.supports_edge_weight
+
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        batch: Tensor | None = None,
+        edge_weight: Tensor | None = None,
+    ) -> Tensor:
+        h = self.encoder(x, edge_index, edge_weight)  # [N, hidden]
         if batch is None:
             batch = torch.zeros(x.size(0), dtype=torch.long, device=x.device)
         g = self.pool(h, batch)  # [num_graphs, hidden]
@@ -353,6 +383,11 @@ def build_model(
         UserInputError: unknown model, model/task mismatch, or an unusable value.
     """
     spec = check_task(name, task)
+    if spec.requires_hetero or spec.uses_edge_types:
+        raise UserInputError(
+            f"Model {spec.name!r} reads node or edge types, so graph_ml.hetero builds it from "
+            "the graph; train it with graph_ml.train (which passes the types)."
+        )
     hp = {**spec.hparams(task), **{k: v for k, v in hparams.items() if v is not None}}
     for key in TRAINING_KEYS:
         hp.pop(key, None)

@@ -56,7 +56,6 @@ Param = Annotated[FloatRange | IntRange | Choice, Field(discriminator="kind")]
 Space = dict[str, dict[str, Param]]  # model -> parameter -> range
 
 
-
 def _param(value: catalogue.Range) -> Param:
     """A catalogue range as this module's (pydantic, JSON-able) range."""
     if isinstance(value, catalogue.Choice):
@@ -77,6 +76,14 @@ def search_spaces() -> dict[str, dict[str, Param]]:
 def categories() -> dict[str, tuple[str, ...]]:
     """The categorical parameters and their values (`aggr`), from the catalogue."""
     return {n: p.choices for n, p in catalogue.PARAMS.items() if p.kind == "choice"}
+
+
+def _optional() -> dict[str, Choice]:
+    """Dimensions searched only when asked for (an override names them): structure
+    enhancement, one step or none per trial (`{"enhance": {"choices": ["none", "gdc"]}}`)."""
+    from graph_ml.transforms import ORDER
+
+    return {"enhance": Choice(choices=("none", *ORDER))}
 
 
 class RangeOverride(BaseModel):
@@ -107,6 +114,13 @@ class RangeOverride(BaseModel):
 
 def _check_value(name: str, value: Value, integer: bool) -> Value:
     """One value of parameter `name`, checked against its type and its catalogue bounds."""
+    optional = _optional().get(name)
+    if optional is not None:
+        if value not in optional.choices:
+            raise UserInputError(
+                f"{name} cannot be {value!r}; choose from: {', '.join(map(str, optional.choices))}."
+            )
+        return value
     param = catalogue.PARAMS[name]
     if integer and param.kind != "choice" and isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -163,6 +177,12 @@ def build_space(models: list[str], overrides: dict[str, RangeOverride] | None = 
     """
     tunable, spaces = trainer_fields(), search_spaces()
     space: Space = {m: {p: r for p, r in spaces[m].items() if p in tunable} for m in models}
+    optional = _optional()
+    for key in overrides or {}:
+        model_name, _, param = key.rpartition(".")
+        if param in optional:
+            for model in [catalogue.MODELS.resolve(model_name)] if model_name else list(space):
+                space.get(model, {}).setdefault(param, optional[param])
     for key, override in (overrides or {}).items():
         model_name, _, param = key.rpartition(".")
         if model_name:

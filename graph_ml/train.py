@@ -14,8 +14,11 @@ atomic adds, so results agree only to a few decimals.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 import random
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -24,7 +27,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -80,6 +83,20 @@ class TrainConfig(BaseModel):
     decoder: Literal["dot", "mlp"] | None = None  # link scorer; None: dot product (GAE)
     data_dir: str | None = None  # None: AUTOGLM_DATA_DIR, else the user cache
     progress: bool = True  # tqdm bar on stderr (shown only on a terminal)
+    # Heterogeneous graphs: the node type to classify (None: the first one with labels) and
+    # the relation to predict, "user__buys__item" or "buys" (None: the only one).
+    node_type: str | None = None
+    edge_type: str | None = None
+    # Structure enhancements (graph_ml.transforms), e.g. ["gdc"]; none by default, as the
+    # papers' baselines train on the graph as given. "gdc,self_loops" is accepted too.
+    enhance: list[str] = Field(default_factory=list)
+
+    @field_validator("enhance", mode="before")
+    @classmethod
+    def _enhance_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # a tuning trial or a command line gives one string
+            return [v.strip() for v in value.split(",") if v.strip() and v.strip() != "none"]
+        return value
 
 
 class SeedRun(BaseModel):
@@ -96,6 +113,7 @@ class SeedRun(BaseModel):
     checkpoint: str | None = None
     seconds: float
     confusion: list[list[int]] | None = None
+    split_sizes: dict[str, int] | None = None  # train / val / test nodes, edges or graphs
 
 
 class TrainResult(BaseModel):
@@ -109,6 +127,9 @@ class TrainResult(BaseModel):
     seconds: float
     device: str
     fingerprint: str | None = None
+    split_sizes: dict[str, int] | None = None  # of the first run (random splits vary a little)
+    notes: list[str] = Field(default_factory=list)  # adaptations made, for the explanation
+    sources: dict[str, str] | None = None  # an imported graph's files and their sha256
 
 
 def seed_everything(seed: int) -> None:
@@ -131,8 +152,8 @@ def resolve_device(name: str) -> torch.device:
 def resolve_config(config: TrainConfig, ds: Any) -> TrainConfig:
     """A copy of `config` with the task, model name and every `None` hyper-parameter filled."""
     task = config.task or ds.spec.default_task
-    spec = check_task(config.model, task)
-    hp = default_hparams(spec.name, task)
+    spec = _model_spec(config.model, task, ds)
+    hp = spec.hparams(task, hetero=ds.is_hetero)
     filled = {k: hp.get(k) for k in TrainConfig.model_fields if getattr(config, k) is None}
     filled = {k: v for k, v in filled.items() if v is not None}
     filled.update(task=task, model=spec.name)
@@ -148,10 +169,91 @@ def resolve_config(config: TrainConfig, ds: Any) -> TrainConfig:
     if config.num_neighbors is None:
         filled["num_neighbors"] = [10] * (filled.get("num_layers") or config.num_layers or 2)
     if config.normalize_features is None:
-        x = ds.graphs[0].get("x")
+        x = None if ds.is_hetero else ds.graphs[0].get("x")
         node_level = task != "graph_classification"
-        filled["normalize_features"] = bool(node_level and x is not None and x.min() >= 0)
+        filled["normalize_features"] = bool(
+            node_level and x is not None and not torch.isnan(x).any() and x.min() >= 0
+        )
+    if config.enhance:
+        from graph_ml.transforms import resolve
+
+        filled["enhance"] = resolve(config.enhance)
     return config.model_copy(update=filled)
+
+
+def _model_spec(model: str, task: str, ds: Any) -> Any:
+    """The catalogue spec of `model` for `task`, checked against the kind of graph `ds` is
+    (heterogeneous, or relational for R-GCN)."""
+    spec = check_task(model, task)
+    if ds.is_hetero or spec.requires_hetero:
+        from graph_ml.hetero import check_hetero
+
+        return check_hetero(spec.name, task, ds)
+    if spec.uses_edge_types and task == "link_prediction":
+        raise UserInputError(
+            f"{spec.name} link prediction needs a heterogeneous graph (typed node and edge "
+            "files); for one edge type train gcn, sage or gat."
+        )
+    return spec
+
+
+def _prepare(cfg: TrainConfig, ds: Any) -> tuple[Any, list[str]]:
+    """The dataset as the runs see it: the chosen node type, relations for R-GCN, the
+    enhancements applied; and the notes saying what was done."""
+    notes: list[str] = []
+    if ds.is_hetero:
+        ds = _choose_node_type(cfg, ds)
+    elif MODELS.get(cfg.model).uses_edge_types:
+        from graph_ml.hetero import relations
+
+        graphs, count = relations(ds.graphs)
+        ds = dataclasses.replace(ds, graphs=graphs)
+        notes.append(f"R-GCN uses the {count} edge types as relations.")
+    if cfg.enhance:
+        from graph_ml.transforms import enhance_graphs
+
+        nan = any(g.get("x") is not None and torch.isnan(g.x).any() for g in ds.graphs)
+        if cfg.task != "link_prediction":
+            ds = dataclasses.replace(
+                ds, graphs=enhance_graphs(ds.graphs, cfg.enhance, ds.spec.name, ds.is_hetero)
+            )
+        notes.append(f"Structure enhancements: {', '.join(cfg.enhance)}.")
+        if "feature_propagation" in cfg.enhance and not nan:
+            notes.append("feature_propagation had nothing to fill: no feature was missing.")
+    _check_features_present(cfg, ds)
+    return ds, notes
+
+
+def _check_features_present(cfg: TrainConfig, ds: Any) -> None:
+    if ds.is_hetero or (cfg.task == "link_prediction" and "feature_propagation" in cfg.enhance):
+        return
+    for graph in ds.graphs[:1]:
+        x = graph.get("x")
+        if x is not None and torch.isnan(x).any():
+            count = int(torch.isnan(x).sum())
+            raise UserInputError(
+                f"{count} feature values of {ds.spec.name!r} are missing (NaN). Fix: fill them "
+                "in the file, or train with enhance=['feature_propagation'] to fill them from "
+                "the neighbours."
+            )
+
+
+def _choose_node_type(cfg: TrainConfig, ds: Any) -> Any:
+    data = ds.data
+    if cfg.node_type is None:
+        return ds
+    if cfg.node_type not in data.node_types:
+        raise UserInputError(
+            f"Node type {cfg.node_type!r} is not in {ds.spec.name!r}; it has "
+            f"{', '.join(data.node_types)}."
+        )
+    labelled = [t for t in data.node_types if data[t].get("y") is not None]
+    if cfg.task == "node_classification" and cfg.node_type not in labelled:
+        raise UserInputError(
+            f"Node type {cfg.node_type!r} has no labels to classify; labelled types: "
+            f"{', '.join(labelled) or 'none'}."
+        )
+    return dataclasses.replace(ds, target_node_type=cfg.node_type, class_names=None)
 
 
 def train(
@@ -182,22 +284,20 @@ def train(
 
     start = time.perf_counter()
     ds = dataset if dataset is not None else load_dataset(config.dataset, config.data_dir)
-    if ds.is_hetero:
-        raise UserInputError(
-            f"{ds.spec.name!r} is a heterogeneous graph; the trainer handles one node and edge "
-            "type. Import the node and edge files of one type, or convert with to_homogeneous()."
-        )
     fingerprint = ds.fingerprint
     cfg = resolve_config(config, ds)
-    if cfg.normalize_features:
+    if cfg.normalize_features:  # the input features, before encodings are appended
         from graph_ml.preprocess import normalize_features
 
         ds = normalize_features(ds, "row")
+    ds, notes = _prepare(cfg, ds)
     device = resolve_device(cfg.device)
-    runs = [
+    results = [
         _train_run(cfg, ds, seed, fold, index, device, on_epoch, checkpoint_dir)
         for index, (seed, fold) in enumerate(_run_plan(cfg))
     ]
+    runs = [run for run, _ in results]
+    notes += list(dict.fromkeys(n for _, split_notes in results for n in split_notes))
     tests, vals = [r.test_metric for r in runs], [r.val_metric for r in runs]
     return TrainResult(
         config=cfg,
@@ -210,6 +310,9 @@ def train(
         seconds=time.perf_counter() - start,
         device=str(device),
         fingerprint=fingerprint,
+        split_sizes=runs[0].split_sizes,
+        notes=notes,
+        sources=ds.sources,
     )
 
 
@@ -234,15 +337,18 @@ def _train_run(
     device: torch.device,
     on_epoch: OnEpoch | None,
     checkpoint_dir: str | Path | None,
-) -> SeedRun:
-    """Train one model from scratch and return its best-validation run."""
+) -> tuple[SeedRun, list[str]]:
+    """Train one model from scratch; its best-validation run and its split's notes."""
     from graph_ml.splits import make_split
 
     start = time.perf_counter()
     split_kind = "kfold" if fold is not None else cfg.split
-    split = make_split(ds, cfg.task, split_kind, seed=seed, fold=fold or 0, folds=cfg.folds)
+    split = make_split(ds, cfg.task, split_kind, seed=seed, fold=fold or 0, folds=cfg.folds,
+                       edge_type=cfg.edge_type)  # fmt: skip
+    if cfg.task == "link_prediction" and cfg.enhance and not ds.is_hetero:
+        split = enhance_link_split(split, cfg.enhance)
     seed_everything(seed)
-    job = TASK_RUNNERS[cfg.task](cfg, ds, split, device)
+    job = _runner(cfg, ds)(cfg, ds, split, device)
     optimizer = torch.optim.Adam(job.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = _make_scheduler(cfg, optimizer)
     stopper = EarlyStopping(cfg.selection or "metric", cfg.patience or 0)
@@ -266,7 +372,7 @@ def _train_run(
             break
     job.model.load_state_dict(state)
     final = job.final_metrics()
-    return SeedRun(
+    run = SeedRun(
         seed=seed,
         fold=fold,
         best_epoch=stopper.best_epoch,
@@ -278,7 +384,36 @@ def _train_run(
         checkpoint=_save_checkpoint(checkpoint_dir, cfg, seed, fold, state),
         seconds=time.perf_counter() - start,
         confusion=final.get("confusion"),
+        split_sizes=split.sizes,
     )
+    return run, split.notes
+
+
+def enhance_link_split(split: Any, names: list[str]) -> Any:
+    """A link split whose three message-passing graphs are each enhanced on their own (no
+    held-out edge shapes a graph the model reads); `known_edge_index` keeps each part's
+    original edges, which negative sampling avoids."""
+    from graph_ml.transforms import enhance_graph
+
+    parts = {}
+    for key in ("train", "val", "test"):
+        part = getattr(split, f"{key}_data").clone()
+        part.known_edge_index = part.edge_index
+        parts[key] = enhance_graph(part, names)
+    return dataclasses.replace(split, **{f"{k}_data": v for k, v in parts.items()})
+
+
+def _runner(cfg: TrainConfig, ds: Any) -> type:
+    if ds.is_hetero:
+        from graph_ml.hetero_train import HETERO_RUNNERS
+
+        if cfg.task not in HETERO_RUNNERS:
+            raise UserInputError(
+                f"{cfg.task} is not available on a heterogeneous graph; choose from: "
+                f"{', '.join(HETERO_RUNNERS)}."
+            )
+        return HETERO_RUNNERS[cfg.task]
+    return TASK_RUNNERS[cfg.task]
 
 
 class EarlyStopping:
@@ -334,10 +469,19 @@ def _save_checkpoint(
         return None
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
-    name = f"{cfg.model}-{cfg.dataset}-{cfg.task}-seed{seed}"
+    name = f"{cfg.model}-{_file_safe(cfg.dataset)}-{cfg.task}-seed{seed}"
     path = path / (name + (f"-fold{fold}" if fold is not None else "") + ".pt")
     torch.save(state, path)
     return str(path)
+
+
+def _file_safe(name: str) -> str:
+    """A dataset name fit for a file name: a path (`med/nodes.csv`) becomes its safe
+    characters and a short hash of the whole, so two paths never share a checkpoint."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "dataset"
+    if safe == name:
+        return name
+    return f"{safe[-40:]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def _make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer) -> Any:
@@ -415,6 +559,58 @@ def _features(data: Any, name: str) -> Tensor:
     return x.float()
 
 
+class GraphInputs:
+    """What a homogeneous model reads besides the features: the edges, their weights where
+    the model uses weights (GCN, SGC, APPNP: CSV weights, GDC), their types where it uses
+    relations (R-GCN), and DropEdge's fresh subset of them in training epochs."""
+
+    def __init__(self, cfg: TrainConfig, model: torch.nn.Module, data: Any, device: torch.device):
+        self.edge_index = data.edge_index.to(device)  # [2, E]
+        weight = data.get("edge_weight")
+        use_weight = weight is not None and getattr(model, "supports_edge_weight", False)
+        self.edge_weight = weight.float().to(device) if use_weight else None
+        self.edge_type = (
+            data.edge_type.to(device) if getattr(model, "takes_edge_type", False) else None
+        )
+        self.drop = None
+        if "drop_edge" in cfg.enhance:
+            from graph_ml.transforms import DropEdge
+
+            self.drop = DropEdge(self.edge_index, int(data.num_nodes))
+
+    def kwargs(self, training: bool = False) -> dict[str, Tensor]:
+        """`edge_index` and the model's extra edge inputs, DropEdge applied when training."""
+        out = {"edge_index": self.edge_index}
+        if self.edge_weight is not None:
+            out["edge_weight"] = self.edge_weight
+        if self.edge_type is not None:
+            out["edge_type"] = self.edge_type
+        if training and self.drop is not None:
+            mask = self.drop()
+            out = {k: v[:, mask] if k == "edge_index" else v[mask] for k, v in out.items()}
+        return out
+
+
+def _build(cfg: TrainConfig, task: str, ds: Any, in_channels: int, out_channels: int,
+           **extra: Any) -> torch.nn.Module:  # fmt: skip
+    """The zoo's model, or R-GCN with the dataset's relations."""
+    if not MODELS.get(cfg.model).uses_edge_types:
+        return build_model(
+            cfg.model, task, in_channels, out_channels, **model_hparams(cfg, **extra)
+        )
+    from graph_ml.hetero import RelationalGraphClassifier, RelationalNodeClassifier
+
+    if cfg.mini_batch:
+        raise UserInputError("R-GCN trains full-batch here; drop --mini-batch.")
+    num_relations = max(int(g.edge_type.max()) + 1 for g in ds.graphs if g.edge_type.numel())
+    hidden, layers, dropout = cfg.hidden_channels, cfg.num_layers, cfg.dropout
+    if task == "graph_classification":
+        return RelationalGraphClassifier(in_channels, out_channels, num_relations, hidden,
+                                         layers, dropout, cfg.pooling or "sum")  # fmt: skip
+    return RelationalNodeClassifier(in_channels, hidden, out_channels, num_relations, layers,
+                                    dropout)  # fmt: skip
+
+
 class NodeRunner:
     """Node classification on one graph: full batch, or neighbour-sampled mini-batches."""
 
@@ -424,18 +620,17 @@ class NodeRunner:
         self.x, self.y = _features(data, cfg.dataset), data.y.view(-1)  # [N, F], [N]
         self.edge_index = data.edge_index  # [2, E]
         self.masks = {"train": split.train_mask, "val": split.val_mask, "test": split.test_mask}
-        self.model = build_model(
-            cfg.model,
-            "node_classification",
-            self.x.size(1),
-            self.num_classes,
-            **model_hparams(cfg, cached=not cfg.mini_batch),  # fixed graph: cache normalisation
-        ).to(device)
+        # A fixed full-batch graph caches its normalisation; DropEdge changes it every epoch.
+        cached = not cfg.mini_batch and "drop_edge" not in cfg.enhance
+        self.model = _build(cfg, "node_classification", ds, self.x.size(1), self.num_classes,
+                            cached=cached).to(device)  # fmt: skip
         if cfg.mini_batch:
+            if "drop_edge" in cfg.enhance:
+                raise UserInputError("drop_edge applies to full-batch training; drop --mini-batch.")
             self._make_loaders(data)
         else:
             self.x, self.y = self.x.to(device), self.y.to(device)
-            self.edge_index = self.edge_index.to(device)
+            self.inputs = GraphInputs(cfg, self.model, data, device)
             self.masks = {k: m.to(device) for k, m in self.masks.items()}
 
     def _make_loaders(self, data: Any) -> None:
@@ -456,7 +651,7 @@ class NodeRunner:
         self.model.train()
         if not self.cfg.mini_batch:
             optimizer.zero_grad()
-            out = self.model(self.x, self.edge_index)  # [N, C]
+            out = self.model(self.x, **self.inputs.kwargs(training=True))  # [N, C]
             mask = self.masks["train"]
             loss = F.cross_entropy(out[mask], self.y[mask])
             loss.backward()
@@ -481,7 +676,7 @@ class NodeRunner:
         """Logits of every node `[N, C]` (mini-batch: only val and test nodes are filled)."""
         self.model.eval()
         if not self.cfg.mini_batch:
-            return self.model(self.x, self.edge_index)
+            return self.model(self.x, **self.inputs.kwargs())
         out = torch.zeros(self.y.numel(), self.num_classes)
         for batch in self.eval_loader:
             logits = self.model(batch.x.to(self.device), batch.edge_index.to(self.device))
@@ -531,11 +726,17 @@ class LinkRunner:
         self.parts = {
             name: getattr(split, f"{name}_data").to(device) for name in ("train", "val", "test")
         }
-        self.x = _features(self.parts["train"], cfg.dataset).to(device)  # [N, F]
+        # Each part's own features: positional encodings are computed on its own graph.
+        self.xs = {k: _features(part, cfg.dataset).to(device) for k, part in self.parts.items()}
         embedding = default_hparams(cfg.model, "link_prediction").get("out_channels", 64)
+        in_channels = self.xs["train"].size(1)
         self.model = build_model(
-            cfg.model, "link_prediction", self.x.size(1), embedding, **model_hparams(cfg)
+            cfg.model, "link_prediction", in_channels, embedding, **model_hparams(cfg)
         ).to(device)
+        self.inputs = {k: GraphInputs(cfg, self.model, p, device) for k, p in self.parts.items()}
+        train = self.parts["train"]
+        # Negatives avoid the known edges, not a diffused graph that replaced them (GDC).
+        self.known = train.get("known_edge_index", train.edge_index)
 
     def train_epoch(self, optimizer: torch.optim.Optimizer) -> float:
         from torch_geometric.utils import negative_sampling
@@ -543,9 +744,9 @@ class LinkRunner:
         train = self.parts["train"]
         self.model.train()
         optimizer.zero_grad()
-        z = self.model.encode(self.x, train.edge_index)  # [N, D]
+        z = self.model.encode(self.xs["train"], **self.inputs["train"].kwargs(True))  # [N, D]
         pos = train.edge_label_index  # [2, P]
-        neg = negative_sampling(train.edge_index, train.num_nodes, num_neg_samples=pos.size(1))
+        neg = negative_sampling(self.known, train.num_nodes, num_neg_samples=pos.size(1))
         pairs = torch.cat([pos, neg], dim=1)  # [2, P + Q]
         labels = torch.cat([torch.ones(pos.size(1)), torch.zeros(neg.size(1))]).to(z.device)
         loss = F.binary_cross_entropy_with_logits(self.model.decode(z, pairs), labels)
@@ -557,7 +758,7 @@ class LinkRunner:
     def _scores(self, name: str) -> tuple[Tensor, Tensor]:
         self.model.eval()
         part = self.parts[name]
-        z = self.model.encode(self.x, part.edge_index)  # [N, D]
+        z = self.model.encode(self.xs[name], **self.inputs[name].kwargs())  # [N, D]
         return self.model.decode(z, part.edge_label_index), part.edge_label.float()
 
     @torch.no_grad()
@@ -600,10 +801,14 @@ class GraphRunner:
             "val": DataLoader(subset(split.val_idx), 1024),
             "test": DataLoader(subset(split.test_idx), 1024),
         }
-        self.model = build_model(
-            cfg.model, "graph_classification", ds.num_features, self.num_classes,
-            **model_hparams(cfg),
-        ).to(device)  # fmt: skip
+        self.model = _build(cfg, "graph_classification", ds, ds.num_features, self.num_classes)
+        self.model = self.model.to(device)
+        self.cfg = cfg
+
+    def _call(self, batch: Any, training: bool = False) -> Tensor:
+        """Logits `[G, C]` of a batch, with the edge inputs the model reads."""
+        inputs = GraphInputs(self.cfg, self.model, batch, self.device).kwargs(training)
+        return self.model(batch.x.float(), batch=batch.batch, **inputs)
 
     def train_epoch(self, optimizer: torch.optim.Optimizer) -> float:
         self.model.train()
@@ -611,7 +816,7 @@ class GraphRunner:
         for batch in self.train_loader:
             batch = batch.to(self.device)
             optimizer.zero_grad()
-            out = self.model(batch.x.float(), batch.edge_index, batch.batch)  # [G, C]
+            out = self._call(batch, training=True)  # [G, C]
             y = batch.y.view(-1)
             loss = F.cross_entropy(out, y)
             loss.backward()
@@ -627,7 +832,7 @@ class GraphRunner:
         logits, labels = [], []
         for batch in self.loaders[name]:
             batch = batch.to(self.device)
-            logits.append(self.model(batch.x.float(), batch.edge_index, batch.batch))
+            logits.append(self._call(batch))
             labels.append(batch.y.view(-1))
         return torch.cat(logits), torch.cat(labels)  # [G, C], [G]
 

@@ -10,6 +10,7 @@ import pytest
 from agent.actions import (
     ACTION_NAMES,
     MAX_ACTIONS,
+    MAX_MODELS,
     Compare,
     Train,
     action_json_schema,
@@ -106,7 +107,7 @@ def test_catalogue_names_are_the_enums():
         ({"action": "compare", "model": "gcn"}, "'model' was unexpected"),
         ({"action": "teach"}, "actions[0].action: 'teach' is not one of train, tune"),
         ({"action": "clarify"}, "'question' is a required property"),
-        ({"action": "compare", "models": ["gcn"] * 9}, "is too long"),
+        ({"action": "compare", "models": ["gcn"] * (MAX_MODELS + 1)}, "is too long"),
     ],
 )
 def test_jsonschema_rejects_with_a_clear_message(item, message):

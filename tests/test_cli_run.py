@@ -116,7 +116,7 @@ def test_inspect_command(workspace, data_dir, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["stats"]["num_nodes"] == 2708 and "homophily" in out["text"]
     assert run(workspace, data_dir, "inspect", "../../etc/passwd") == 5
-    assert "outside the workspace" in capsys.readouterr().err
+    assert "outside the directories autoglm may read" in capsys.readouterr().err
 
 
 def test_chat_with_piped_stdin(workspace, data_dir, scripted, capsys, monkeypatch):

@@ -10,7 +10,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from core.errors import UserInputError
-from graph_ml.importer import Columns, load_csv_graph
+from graph_ml.importer import Columns, load_csv_graph, load_graph
 from graph_ml.preprocess import check_no_leakage, describe, make_split
 
 NODES = """id,f1,f2,label
@@ -151,8 +151,16 @@ def test_hetero_import(hetero_files: tuple[dict, dict]) -> None:
     assert split.train_mask.numel() == 3
     check_no_leakage(split)
     assert torch.equal(ds.data["paper"].y, load_csv_graph(*hetero_files).data["paper"].y)
-    with pytest.raises(UserInputError, match="supports node_classification, not 'link_pred"):
-        make_split(ds, "link_prediction")
+    assert ds.spec.tasks == ("node_classification", "link_prediction")
+    with pytest.raises(UserInputError, match="Which relation.*author__writes__paper"):
+        make_split(ds, "link_prediction")  # two relations: the user must choose
+    links = make_split(ds, "link_prediction", edge_type="writes", val_ratio=0.0, test_ratio=0.4)
+    assert links.edge_type == ("author", "writes", "paper") and links.sizes["test"] == 1
+    check_no_leakage(links)
+    # The test edge is gone from message passing in both directions.
+    test_edge = links.test_data["author", "writes", "paper"].edge_label_index[:, :1]
+    train_rev = links.train_data["paper", "rev_writes", "author"].edge_index
+    assert not (train_rev.flip(0) == test_edge).all(0).any()
 
 
 def test_hetero_errors(hetero_files: tuple[dict, dict], tmp_path: Path) -> None:
@@ -164,3 +172,236 @@ def test_hetero_errors(hetero_files: tuple[dict, dict], tmp_path: Path) -> None:
     wrong = _write(tmp_path, "wrong.csv", "src,dst\np1,alice\n")  # reversed endpoints
     with pytest.raises(UserInputError, match=r"wrong\.csv, line 2.*'p1'.*authors\.csv"):
         load_csv_graph(nodes, {"author__writes__paper": wrong})
+
+
+# --- Encodings, delimiters, absurd values ---------------------------------------------------
+
+
+def _write_bytes(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", [r"line 3", "NUL byte", "binary"]),
+        (b"\x00" * 4096, ["4096 NUL bytes and no text", "copy it again"]),
+        ("id,f1\nJos\xe9,1\n".encode("latin-1"), [r"line 2", "0xe9", "Latin-1", "UTF-8"]),
+        ("id,f1\na,1\n".encode("utf-16"), ["UTF-16", "save it as UTF-8"]),
+    ],
+)
+def test_binary_and_misencoded_files_say_what_they_are(
+    tmp_path: Path, data: bytes, expected: list[str]
+) -> None:
+    nodes = _write_bytes(tmp_path, "nodes.csv", data)
+    with pytest.raises(UserInputError) as info:
+        load_csv_graph(nodes, _write(tmp_path, "edges.csv", "src,dst\na,b\n"))
+    for pattern in expected:
+        assert re.search(pattern, str(info.value)), (pattern, str(info.value))
+
+
+def test_semicolon_files_are_sniffed_and_said(tmp_path: Path) -> None:
+    nodes = _write(tmp_path, "nodes.csv", "id;f1;label\na;1.5;x\nb;2;y\n")
+    edges = _write(tmp_path, "edges.csv", "src;dst\na;b\n")
+    ds = load_csv_graph(nodes, edges)
+    assert ds.data.x.tolist() == [[1.5], [2.0]] and ds.class_names == ["x", "y"]
+    assert "semicolon-separated" in ds.spec.description
+    decimal_comma = _write(tmp_path, "n2.csv", "id;f1\na;1,5\n")
+    with pytest.raises(UserInputError, match=r"line 2.*'1,5' is not a number.*decimal comma"):
+        load_csv_graph(decimal_comma, edges)
+
+
+def test_spaces_around_cells_and_comments_are_harmless(tmp_path: Path) -> None:
+    nodes = _write(tmp_path, "nodes.tsv", "id\tf1\tlabel\n a \t 1.5 \t x\n\nb\t2\ty\n")
+    edges = _write(tmp_path, "edges.tsv", "src\tdst\na \t b\n")
+    ds = load_csv_graph(nodes, edges)
+    assert ds.node_ids == {"node": ["a", "b"]} and ds.data.edge_index.size(1) == 2
+    assert "tab-separated" in ds.spec.description
+
+
+def test_absurd_labels_fail_fast_with_the_reason(tmp_path: Path) -> None:
+    import time
+
+    edges = _write(tmp_path, "edges.csv", "src,dst\na,b\n")
+    for label in ("99999999999", "1" * 30):
+        nodes = _write(tmp_path, "nodes.csv", f"id,f1,label\na,1,0\nb,2,{label}\n")
+        start = time.perf_counter()
+        with pytest.raises(UserInputError) as info:
+            load_csv_graph(nodes, edges)
+        assert time.perf_counter() - start < 1.0
+        message = str(info.value)
+        assert re.search(r"nodes\.csv, line 3, column 'label'", message), message
+        assert "classes for 2 labelled nodes" in message and "0..C-1" in message
+    # Class names can be anything: they are numbered, not taken as indices.
+    nodes = _write(tmp_path, "nodes.csv", "id,f1,label\na,1,c99999999999\nb,2,c1\n")
+    assert load_csv_graph(nodes, edges).class_names == ["c1", "c99999999999"]
+
+
+def test_huge_ids_cost_one_node_each(tmp_path: Path) -> None:
+    import time
+
+    path = _write(tmp_path, "big.edgelist", "1000000000 1\n5 999999999\n")
+    start = time.perf_counter()
+    ds = load_graph(path)
+    assert time.perf_counter() - start < 1.0
+    assert ds.data.num_nodes == 4 and ds.node_ids["node"] == ["1", "5", "999999999", "1000000000"]
+    assert "Integer node ids" in ds.spec.description
+
+
+# --- Edge lists, graph files, folders ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "edges", "extra"),
+    [
+        ("g.csv", "src,dst\n1,2\n2,3\n", 4, None),
+        ("g.tsv", "1\t2\n2\t3\n", 4, None),  # no header
+        ("g.txt", "# SNAP comment\n% another\n1 2\n2   3\n", 4, None),  # whitespace runs
+        ("g.edgelist", "a b 0.5\nb c 2\n", 4, "edge_weight"),
+        ("g.csv", "source,target,kind\na,b,likes\nb,c,cites\n", 4, "edge_type"),
+        ("g.csv", "u|v\nx|y\n", 2, None),
+    ],
+)
+def test_single_edge_lists(
+    tmp_path: Path, name: str, text: str, edges: int, extra: str | None
+) -> None:
+    ds = load_graph(_write(tmp_path, name, text))
+    assert ds.data.edge_index.size(1) == edges and ds.data.get("x") is None
+    assert ds.spec.tasks == ("link_prediction",)
+    if extra:
+        assert ds.data.get(extra) is not None
+    if extra == "edge_type":
+        assert ds.edge_type_names == ["cites", "likes"]
+        assert "'kind' read as the edge type" in ds.spec.description
+
+
+def test_edge_list_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match=r"line 3: 3 fields where the first line has 2"):
+        load_graph(_write(tmp_path, "a.txt", "1 2\n2 3\n3 4 5\n"))
+    with pytest.raises(UserInputError, match=r"2 or 3 columns.*has 4"):
+        load_graph(_write(tmp_path, "b.csv", "a,b,c,d\n1,2,3,4\n"))
+    with pytest.raises(UserInputError, match=r"line 1: one field only"):
+        load_graph(_write(tmp_path, "c.csv", "justone\nvalue\n"))
+    with pytest.raises(UserInputError, match=r"\.docx is not a graph file"):
+        load_graph(_write(tmp_path, "d.docx", "x"))
+
+
+def test_graphml_and_gml(tmp_path: Path) -> None:
+    import networkx as nx
+
+    graph = nx.Graph()
+    graph.add_node("a", f1=1.0, label="x", name="Alice")
+    graph.add_node("b", f1=2.0, label="y", name="Bob")
+    graph.add_node("c", f1=0.5, label="x", name="Carol")
+    graph.add_edge("a", "b", weight=2.0)
+    graph.add_edge("b", "c", weight=1.0)
+    nx.write_graphml(graph, tmp_path / "g.graphml")
+    ds = load_graph(tmp_path / "g.graphml")
+    assert ds.data.x.view(-1).tolist() == [1.0, 2.0, 0.5] and ds.class_names == ["x", "y"]
+    assert ds.data.edge_index.size(1) == 4 and ds.data.edge_weight.tolist() == [2, 2, 1, 1]
+    assert "not used as features: name" in ds.spec.description
+    nx.write_gml(nx.path_graph(4), tmp_path / "p.gml")
+    assert load_graph(tmp_path / "p.gml").data.edge_index.size(1) == 6
+    (tmp_path / "bad.graphml").write_text("<graphml><graph><node id='a'>")
+    with pytest.raises(UserInputError, match="not a readable GraphML file"):
+        load_graph(tmp_path / "bad.graphml")
+
+
+def test_folders_and_named_files(tmp_path: Path) -> None:
+    folder = tmp_path / "g"
+    folder.mkdir()
+    _write(folder, "nodes.csv", NODES)
+    _write(folder, "edges.csv", EDGES)
+    for path in (folder, folder / "nodes.csv", folder / "edges.csv"):
+        ds = load_graph(path)
+        assert ds.spec.name == "g" and ds.data.num_nodes == 5
+        assert set(ds.sources) == {str(folder / "nodes.csv"), str(folder / "edges.csv")}
+    only = tmp_path / "only"
+    only.mkdir()
+    _write(only, "nodes.csv", NODES)
+    with pytest.raises(UserInputError, match="has nodes.csv but no edges.csv"):
+        load_graph(only)
+    with pytest.raises(UserInputError, match="holds no graph.*found: nothing"):
+        load_graph(_mkdir(tmp_path / "empty"))
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def test_typed_folder_builds_heterodata(tmp_path: Path) -> None:
+    folder = _mkdir(tmp_path / "shop")
+    _write(folder, "nodes_user.csv", "id,age\nu1,30\nu2,40\n")
+    _write(folder, "nodes_item.csv", "id,price,label\ni1,1,toy\ni2,2,book\ni3,3,toy\n")
+    _write(folder, "edges_user__buys__item.csv", "src,dst\nu1,i1\nu2,i2\nu2,i3\n")
+    ds = load_graph(folder)
+    assert isinstance(ds.data, HeteroData) and ds.target_node_type == "item"
+    assert ds.data["user", "buys", "item"].edge_index.size(1) == 3
+    assert ("item", "rev_buys", "user") in ds.data.edge_types
+    assert load_graph(folder / "nodes_user.csv").data.node_types == ds.data.node_types
+    _write(folder, "edges_bad.csv", "src,dst\nu1,i1\n")
+    with pytest.raises(UserInputError, match="edges_<source type>__<relation>"):
+        load_graph(folder)
+
+
+def test_sources_hash_changes_with_the_file(files: tuple[Path, Path]) -> None:
+    nodes, edges = files
+    first = load_csv_graph(nodes, edges).sources
+    assert len(first[str(nodes)]) == 64
+    edges.write_text(EDGES + "e,a,1,cites\n")
+    second = load_csv_graph(nodes, edges).sources
+    assert first[str(nodes)] == second[str(nodes)] and first[str(edges)] != second[str(edges)]
+
+
+def test_missing_features_kept_on_request(tmp_path: Path) -> None:
+    nodes = _write(tmp_path, "nodes.csv", "id,f1,f2\na,1,\nb,2,3\n")
+    edges = _write(tmp_path, "edges.csv", "src,dst\na,b\n")
+    with pytest.raises(UserInputError, match="line 2, column 'f2'.*feature_propagation"):
+        load_csv_graph(nodes, edges)
+    x = load_csv_graph(nodes, edges, missing_features="keep").data.x
+    assert torch.isnan(x[0, 1]) and x[1].tolist() == [2.0, 3.0]
+
+
+# --- Allowed roots: every file opened is checked ------------------------------------------
+
+
+def test_symlinked_sibling_outside_the_roots_leaks_nothing(tmp_path: Path) -> None:
+    from core.paths import AllowedRoots, PathNotAllowedError
+
+    secret = tmp_path / "outside" / "shadow"
+    secret.parent.mkdir()
+    secret.write_text("root:TOPSECRET:19000:0:99999:7:::\n")
+    ws = _mkdir(tmp_path / "ws")
+    graph = _mkdir(ws / "d")
+    _write(graph, "nodes.csv", NODES)
+    (graph / "edges.csv").symlink_to(secret)
+    roots = AllowedRoots.default(cwd=ws)
+    for named in (graph, graph / "nodes.csv"):
+        with pytest.raises(PathNotAllowedError) as info:
+            load_graph(named, roots=roots)
+        message = str(info.value)
+        assert "TOPSECRET" not in message and "root:" not in message
+        assert "edges.csv" in message and str(secret) in message
+    with pytest.raises(PathNotAllowedError):
+        roots.resolve("../outside/shadow")
+    assert AllowedRoots.default(cwd=ws, extra=[secret.parent]).check(secret) == secret
+
+
+def test_tools_load_resolves_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tools.data import load
+
+    here = _mkdir(tmp_path / "here")
+    graph = _mkdir(here / "med")
+    _write(graph, "nodes.csv", NODES)
+    _write(graph, "edges.csv", EDGES)
+    monkeypatch.chdir(here)
+    ws = tmp_path / "elsewhere" / "ws"
+    for name in ("./med", "med", "med/nodes.csv"):
+        assert load(name, ws, None).spec.name == "med"
+    with pytest.raises(UserInputError, match="does not exist"):
+        load("./nope", ws, None)

@@ -147,26 +147,31 @@ def test_estimate_grows_with_the_work():
     assert estimate({"dataset": "some.csv"}, "train").seconds is None
 
 
-def test_path_outside_workspace_is_refused(ctx):
-    with pytest.raises(RuleViolation, match=r"Dataset path '\.\./\.\./etc/passwd' is outside"):
+def test_path_outside_workspace_is_refused(ctx, monkeypatch):
+    monkeypatch.chdir(ctx.workspace.parent)
+    with pytest.raises(RuleViolation, match=r"\.\./\.\./etc/passwd is outside the directories"):
         check({"action": "train", "dataset": "../../etc/passwd"}, ctx)
     with pytest.raises(RuleViolation, match="is outside"):
         check({"action": "inspect", "dataset": "/etc/passwd"}, ctx)
 
 
-def test_path_inside_workspace_is_allowed(ctx):
+def test_path_inside_workspace_is_allowed(ctx, monkeypatch):
     graph = ctx.workspace / "mygraph"
     graph.mkdir(parents=True)
-    (graph / "nodes.csv").write_text("id,label\n0,0\n")
+    (graph / "nodes.csv").write_text("id,label\n0,0\n1,1\n")
+    (graph / "edges.csv").write_text("src,dst\n0,1\n")
+    monkeypatch.chdir(ctx.workspace)  # a relative path is read from the current directory
     routed = check({"action": "inspect", "dataset": "./mygraph"}, ctx)
     assert routed.tool == "inspect"
+    assert routed.fields["dataset"] == str(graph.resolve())  # the plan names the resolved path
     assert routed.fields["task"] == "node_classification"  # a CSV graph is node-level
     assert any(d.kind == "safety" for d in routed.decisions)
 
 
-def test_symlink_escaping_the_workspace_is_refused(ctx):
+def test_symlink_escaping_the_workspace_is_refused(ctx, monkeypatch):
     ctx.workspace.mkdir()
     (ctx.workspace / "escape").symlink_to("/etc")
+    monkeypatch.chdir(ctx.workspace)
     with pytest.raises(RuleViolation, match="is outside"):
         check({"action": "inspect", "dataset": "escape/passwd"}, ctx)
 

@@ -196,7 +196,7 @@ def test_unknown_dataset_and_bad_path_are_refused_before_any_tool(store, options
     session, _ = chat(store, options)
     with pytest.raises(RuleViolation, match="Unknown dataset 'imagenet'"):
         session.run_action({"action": "train", "dataset": "imagenet"})
-    with pytest.raises(RuleViolation, match="outside the workspace"):
+    with pytest.raises(RuleViolation, match="outside the directories autoglm may read"):
         session.run_action({"action": "inspect", "dataset": "../../etc/passwd"})
     with pytest.raises(RuleViolation, match=r"epochs=1000000000 is outside \[1, 100000\]"):
         session.run_action({"action": "train", "dataset": "cora", "epochs": 10**9})

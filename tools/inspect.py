@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tools.base import ToolArgs, ToolContext, ToolResult, tool
-from tools.data import load
+from tools.data import fingerprint, load
 
 
 class InspectArgs(ToolArgs):
@@ -20,6 +20,7 @@ class InspectResult(ToolResult):
     description: str
     fingerprint: str
     stats: dict[str, Any]  # graph_ml.preprocess.DatasetStats, dumped
+    sources: dict[str, str] | None = None  # an imported graph's files and their sha256
 
 
 @tool("inspect")
@@ -35,13 +36,15 @@ def inspect_dataset(args: InspectArgs, ctx: ToolContext) -> InspectResult:
     """
     from graph_ml.preprocess import describe
 
-    ds = load(args.dataset, ctx.workspace, ctx.data_dir)
+    # The doctor reports missing feature cells (and suggests feature propagation).
+    ds = load(args.dataset, ctx.workspace, ctx.data_dir, missing_features="keep")
     return InspectResult(
         dataset=ds.spec.name,
         level=ds.spec.level,
         tasks=list(ds.spec.tasks),
         default_task=ds.spec.default_task,
         description=ds.spec.description,
-        fingerprint=ds.fingerprint,
+        fingerprint=fingerprint(ds),
         stats=describe(ds).model_dump(mode="json"),
+        sources=ds.sources,
     )

@@ -8,7 +8,7 @@ from pydantic import model_validator
 
 from graph_ml.train import TrainConfig, TrainResult, train
 from tools.base import ToolArgs, ToolContext, ToolResult, tool
-from tools.data import load
+from tools.data import fingerprint, load
 
 
 class TrainArgs(ToolArgs):
@@ -75,7 +75,9 @@ def train_model(args: TrainArgs, ctx: ToolContext) -> TrainOutput:
     Returns:
         The `TrainResult` (per-seed metrics and curves) and the dataset's fingerprint.
     """
-    ds = load(args.dataset, ctx.workspace, ctx.data_dir)
     config = train_config(args, args.dataset, ctx.progress)
+    # Empty feature cells load as NaN only when feature propagation is to fill them.
+    missing = "keep" if "feature_propagation" in config.enhance else "error"
+    ds = load(args.dataset, ctx.workspace, ctx.data_dir, missing_features=missing)
     result = train(config, dataset=ds, on_epoch=ctx.on_epoch, checkpoint_dir=ctx.checkpoint_dir)
-    return TrainOutput(result=result, fingerprint=ds.fingerprint)
+    return TrainOutput(result=result, fingerprint=fingerprint(ds))

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from graph_ml.tune import RangeOverride, TuneResult, make_config, tune
 from tools.base import ToolArgs, ToolContext, ToolResult, tool
-from tools.data import load
+from tools.data import fingerprint, load
 
 
 class TuneArgs(ToolArgs):
@@ -53,7 +53,7 @@ def tune_model(args: TuneArgs, ctx: ToolContext) -> TuneOutput:
         fields.update({k: v for k, v in (("study", args.study), ("timeout", args.timeout)) if v})
         config = make_config(**fields)
         result = tune(config, on_trial=ctx.on_trial, progress=ctx.progress, dataset=ds)
-        return TuneOutput(result=result, fingerprint=ds.fingerprint)
+        return TuneOutput(result=result, fingerprint=fingerprint(ds))
     models = args.models or ([args.model] if args.model else None)
     fields = {
         "dataset": ds.spec.name,
@@ -73,4 +73,4 @@ def tune_model(args: TuneArgs, ctx: ToolContext) -> TuneOutput:
         fields["retrain_seeds"] = args.seeds
     config = make_config(**{k: v for k, v in fields.items() if v is not None})
     result = tune(config, on_trial=ctx.on_trial, progress=ctx.progress, dataset=ds)
-    return TuneOutput(result=result, fingerprint=ds.fingerprint)
+    return TuneOutput(result=result, fingerprint=fingerprint(ds))

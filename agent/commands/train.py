@@ -25,7 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "published defaults. The run is stored in the workspace like every other run "
         "(`autoglm experiments show ID`), its best weights under runs/ID/.",
     )
-    parser.add_argument("--dataset", "-d", default="cora", help="catalogue name (default: cora)")
+    parser.add_argument(
+        "--dataset", "-d", default="cora",
+        help="catalogue name, or a graph's folder or file, read from the current directory "
+        "(default: cora)",
+    )  # fmt: skip
     parser.add_argument("--task", choices=TASKS, help="default: the dataset's default task")
     parser.add_argument(
         "--model", "-m", default=None,
@@ -52,6 +56,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, help="mini-batch size")
     parser.add_argument("--mini-batch", action="store_true", help="neighbour-sampled batches")
     parser.add_argument("--scheduler", choices=("none", "step", "plateau", "cosine"))
+    parser.add_argument(
+        "--enhance", help="structure enhancements, comma-separated: gdc, self_loops, "
+        "virtual_node, drop_edge, feature_propagation, rw_pe, lap_pe (default: none)",
+    )  # fmt: skip
+    parser.add_argument("--node-type", help="heterogeneous graph: the node type to classify")
+    parser.add_argument("--edge-type", help="heterogeneous graph: the relation to predict")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--data-dir", help="raw dataset directory (default: AUTOGLM_DATA_DIR)")
     parser.add_argument(
@@ -66,7 +76,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 CONFIG_ARGS = (
     "dataset", "task", "model", "epochs", "lr", "hidden_channels", "num_layers", "dropout",
     "weight_decay", *model_specific_params(), "seeds", "seed", "patience", "split", "folds",
-    "fold", "batch_size", "mini_batch", "scheduler", "device", "data_dir",
+    "fold", "batch_size", "mini_batch", "scheduler", "device", "data_dir", "node_type",
+    "edge_type",
 )  # fmt: skip
 
 
@@ -74,8 +85,12 @@ def _run(args: argparse.Namespace) -> int:
     from agent.executor import Executor, ExecutorOptions, ToolCall
     from agent.store import ExperimentStore
     from graph_ml.train import TrainConfig
+    from tools.data import dataset_argument
 
     values = {name: getattr(args, name) for name in CONFIG_ARGS}
+    if args.enhance:
+        values["enhance"] = args.enhance
+    values["dataset"] = dataset_argument(values["dataset"], args.workspace, args.data_dir)
     if values["model"] is None:
         values["model"] = _baseline(values["dataset"], values["task"])
     try:
@@ -147,4 +162,8 @@ def format_result(result) -> str:
         f"test {label}: {result.test_mean:.4f} ± {result.test_std:.4f}   "
         f"(val {result.val_mean:.4f} ± {result.val_std:.4f})"
     )
+    sizes = getattr(result, "split_sizes", None)
+    if sizes:
+        lines.append("split: " + " / ".join(f"{k} {v}" for k, v in sizes.items()))
+    lines += [f"note: {note}" for note in getattr(result, "notes", [])]
     return "\n".join(lines)

@@ -34,7 +34,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "same --storage URL and --study name on several machines share one search.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dataset", required=True, help="dataset name, e.g. cora")
+    parser.add_argument(
+        "--dataset", required=True,
+        help="dataset name, e.g. cora, or a graph's folder or file (from the current directory)",
+    )  # fmt: skip
     parser.add_argument("--task", default=None, help="default: the dataset's default task")
     parser.add_argument(
         "--model",
@@ -159,9 +162,10 @@ def _run(args: argparse.Namespace) -> int:
     from agent.executor import Executor, ExecutorOptions, ToolCall
     from agent.store import ExperimentStore
     from graph_ml.tune import make_config
+    from tools.data import dataset_argument
 
     config = make_config(
-        dataset=args.dataset,
+        dataset=dataset_argument(args.dataset, args.workspace, args.data_dir),
         task=args.task,
         models=_models(args.model),
         space=parse_space(args.space),
