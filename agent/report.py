@@ -44,7 +44,11 @@ def run_data(store: ExperimentStore, record: RunRecord, language: str = "en") ->
     result, comparison, partial, facts = record.result, None, [], None
     if record.status == "succeeded" and record.result:
         if record.kind in ("train", "tune", "compare", "inspect"):
-            facts = run_facts(record, store)
+            from agent.facts.common import timing
+
+            # The stored facts' timing was taken as the run ended; the explanation and any
+            # earlier report came after, so the report reads the steps again.
+            facts = {**run_facts(record, store), "timing": timing(record, store).model_dump()}
         if record.kind == "train":
             result = train_result(record)
         elif record.kind == "compare":

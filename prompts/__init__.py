@@ -71,10 +71,10 @@ def py_literal(value: Any) -> str:
 
 
 def fmt_span(values: list[Any] | None) -> str:
-    """`[120]` -> '120'; `[23, 187]` -> '23-187' (a range over seeds, from `agent.facts.span`)."""
+    """`[120]` -> '120'; `[23, 187]` -> '23 to 187' (a range over seeds, `agent.facts.span`)."""
     if not values:
         return "n/a"
-    return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
+    return str(values[0]) if len(values) == 1 else f"{values[0]} to {values[-1]}"
 
 
 def fmt_points(value: float | None) -> str:

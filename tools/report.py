@@ -227,24 +227,25 @@ def _cost_section(run: RunData) -> Section:
     if not steps:
         return Section("Costs", text="No step costs were recorded for this run.")
     timing = (run.facts or {}).get("timing") or {}
-    tokens = sum((s.prompt_tokens or 0) + (s.completion_tokens or 0) for s in steps)
-    peaks = [s.peak_mb for s in steps if s.peak_mb is not None]
     lines = []
     if run.seconds is not None and timing:
         own = timing.get("accounted_seconds") or 0.0
-        share = 100 * own / run.seconds if run.seconds else 0.0
         members = ", including the trainings it ran" if run.kind == "compare" else ""
+        share = timing.get("accounted_percent")
         lines.append(
-            f"Run wall time {run.seconds:.2f} s; its measured tool step took {own:.2f} s "
-            f"({share:.0f}% of it){members}."
+            f"Run wall time {run.seconds:.2f} s; its measured tool step took {own:.2f} s"
+            + (f" ({share:.0f}% of it)" if share is not None else "")
+            + f"{members}."
         )
         if timing.get("before_seconds"):
             lines.append(f"Before the run: {timing['before_seconds']:.2f} s (planning, rules).")
         if timing.get("after_seconds"):
             lines.append(f"After it: {timing['after_seconds']:.2f} s (explanation, reports).")
+        if timing.get("peak_mb") is not None:
+            lines.append(f"Peak memory of the tool step: {timing['peak_mb']:.1f} MB.")
+        lines.append(f"LLM tokens: {timing.get('llm_tokens', 0)}.")
     else:
         lines.append(f"{len(steps)} steps, {sum(s.seconds for s in steps):.2f} s in all.")
-    lines.append(f"LLM tokens: {tokens}." + (f" Peak memory {max(peaks):.1f} MB." if peaks else ""))
     return Section(
         "Costs",
         text="\n".join(lines),

@@ -102,7 +102,9 @@ class Timing(BaseModel):
     accounted_seconds: float = 0.0
     before_seconds: float = 0.0
     after_seconds: float = 0.0
-    peak_mb: float | None = None
+    accounted_percent: float | None = None  # accounted_seconds / run_seconds, in percent
+    peak_mb: float | None = None  # the tool step's peak resident memory
+    llm_tokens: int = 0  # prompt + completion tokens of the planning steps
 
 
 def timing(record: RunRecord, store: ExperimentStore | None) -> Timing:
@@ -111,11 +113,14 @@ def timing(record: RunRecord, store: ExperimentStore | None) -> Timing:
     rest = [s for s in steps if s not in own]
     before = [s for s in rest if s.created_at <= record.started_at]
     peaks = [s.peak_mb for s in own if s.peak_mb is not None]
+    accounted = sum(s.seconds for s in own)
     return Timing(
         run_seconds=record.seconds,
         steps=[StepCost(name=s.name, seconds=s.seconds, peak_mb=s.peak_mb) for s in steps],
-        accounted_seconds=sum(s.seconds for s in own),
+        accounted_seconds=accounted,
         before_seconds=sum(s.seconds for s in before),
         after_seconds=sum(s.seconds for s in rest if s not in before),
+        accounted_percent=100 * accounted / record.seconds if record.seconds else None,
         peak_mb=max(peaks) if peaks else None,
+        llm_tokens=sum((s.prompt_tokens or 0) + (s.completion_tokens or 0) for s in steps),
     )

@@ -21,7 +21,8 @@ class EntryFacts(BaseModel):
     label: str
     run_id: int | None = None
     model: str | None = None
-    n: int
+    n: int  # training runs: seeds, or seed x fold runs
+    per: str = "seed"  # what one run is: seed or fold
     values: list[float]
     mean: float
     std: float | None  # None for one seed
@@ -87,6 +88,7 @@ def _entry(raw: dict[str, Any], member: RunRecord | None) -> EntryFacts:
             "best_epochs": tf.best_epochs,
             "stopped_epochs": tf.stopped_epochs,
             "epochs": tf.epochs,
+            "per": tf.per,
         }
     n = len(values) or int(raw.get("n", 0))
     return EntryFacts(

@@ -54,7 +54,9 @@ class TrainFacts(BaseModel):
     metric: str
     epochs: int | None  # the budget
     patience: int | None
-    n_seeds: int
+    n_seeds: int  # training runs: seeds, or seed x fold runs for k-fold
+    per: str = "seed"  # what one run is: "seed", or "fold" (k-fold: one run per seed and fold)
+    per_zh: str = "种子"
     seeds: list[SeedFacts]
     test_mean: float
     test_std: float | None  # None for one seed: there is no spread to show
@@ -67,7 +69,11 @@ class TrainFacts(BaseModel):
     n_loss_rose: int
     n_underfit: int  # seeds below UNDERFIT_TRAIN_METRIC on their own training data
     train_val_gaps: list[float]  # one value or [min, max], in points
-    fit: str  # overfit_gap, overfit_loss, underfit, still_improving, good, no_curves
+    # Each fit problem seen in at least one seed (overfit_gap, underfit, overfit_loss,
+    # still_improving), each told with how many seeds show it; `fit` is the first of them,
+    # or good (none in any seed), or no_curves.
+    findings: list[str]
+    fit: str
     overfit_gap_points: float = OVERFIT_GAP_POINTS
     splits: SplitFacts
     device: str | None = None
@@ -90,6 +96,7 @@ class Baseline(BaseModel):
     test_mean: float
     test_std: float | None
     n_seeds: int
+    delta_points: float = 0.0  # the run's mean - this baseline's mean, percentage points
 
 
 def published_reference(
@@ -139,6 +146,12 @@ def no_graph_baseline(
     return None
 
 
+def _with_delta(baseline: Baseline | None, test_mean: float) -> Baseline | None:
+    if baseline is not None:
+        baseline.delta_points = 100 * (test_mean - baseline.test_mean)
+    return baseline
+
+
 def _seed_facts(
     run: dict[str, Any], epochs: int | None, metric: str, sizes: dict[str, Any]
 ) -> SeedFacts:
@@ -173,26 +186,19 @@ def _seed_facts(
     )
 
 
-def _fit(seeds: list[SeedFacts], has_curves: bool) -> str:
-    """The verdict a majority of seeds supports; `good` only when none of the problems
-    holds for any seed."""
-    if not has_curves:
-        return "no_curves"
-    n = len(seeds)
-    counts = {
-        "overfit_gap": sum(
+def _findings(seeds: list[SeedFacts]) -> list[str]:
+    """Every fit problem that holds for at least one seed, in the order they are told."""
+    holds = {
+        "overfit_gap": any(
             s.train_val_gap is not None and s.train_val_gap > OVERFIT_GAP_POINTS for s in seeds
         ),
-        "underfit": sum(
+        "underfit": any(
             s.train_metric is not None and s.train_metric < UNDERFIT_TRAIN_METRIC for s in seeds
         ),
-        "overfit_loss": sum(s.loss_rose for s in seeds),
-        "still_improving": sum(s.still_improving for s in seeds),
+        "overfit_loss": any(s.loss_rose for s in seeds),
+        "still_improving": any(s.still_improving for s in seeds),
     }
-    for kind in ("overfit_gap", "underfit", "overfit_loss", "still_improving"):
-        if 2 * counts[kind] >= n and counts[kind]:
-            return kind
-    return "good" if not any(counts.values()) else "mixed"
+    return [kind for kind, held in holds.items() if held]
 
 
 def train_facts(record: RunRecord, store: ExperimentStore | None = None) -> TrainFacts:
@@ -208,6 +214,8 @@ def train_facts(record: RunRecord, store: ExperimentStore | None = None) -> Trai
     model = str(config.get("model", "")).lower()
     dataset = str(config.get("dataset", ""))
     test_mean = float(result.get("test_mean", mean(tests) or 0.0))
+    has_curves = any(r.get("curves") for r in runs)
+    findings = _findings(seeds) if has_curves else []
     gaps = [round(s.train_val_gap, 6) for s in seeds if s.train_val_gap is not None]
     return TrainFacts(
         run_id=record.id,
@@ -218,6 +226,8 @@ def train_facts(record: RunRecord, store: ExperimentStore | None = None) -> Trai
         epochs=epochs,
         patience=config.get("patience"),
         n_seeds=len(seeds),
+        per="fold" if any(x.fold is not None for x in seeds) else "seed",
+        per_zh="折" if any(x.fold is not None for x in seeds) else "种子",
         seeds=seeds,
         test_mean=test_mean,
         test_std=sample_std(tests) if len(seeds) > 1 else None,
@@ -234,14 +244,15 @@ def train_facts(record: RunRecord, store: ExperimentStore | None = None) -> Trai
             s.train_metric is not None and s.train_metric < UNDERFIT_TRAIN_METRIC for s in seeds
         ),
         train_val_gaps=span(gaps),
-        fit=_fit(seeds, any(r.get("curves") for r in runs)),
+        findings=findings,
+        fit=(findings[0] if findings else "good") if has_curves else "no_curves",
         splits=split_facts(sizes, task),
         device=result.get("device"),
         seconds=result.get("seconds"),
         timing=timing(record, store),
         notes=list(result.get("notes") or []),
         published=published_reference(model, dataset, task, config.get("split"), test_mean),
-        baseline=no_graph_baseline(record, store, model, dataset, task),
+        baseline=_with_delta(no_graph_baseline(record, store, model, dataset, task), test_mean),
     )
 
 

@@ -56,7 +56,8 @@ class TuneFacts(BaseModel):
     few_trials_for_importance: int = FEW_TRIALS_FOR_IMPORTANCE
     importance_note: str | None = None
     space: dict[str, Any] = Field(default_factory=dict)
-    retrained_n_seeds: int = 0
+    retrained_n_seeds: int = 0  # retraining runs: seeds, or seed x fold runs
+    retrained_per: str = "seed"
     test_mean: float | None = None
     test_std: float | None = None  # None for one retraining seed
     retrained_test_values: list[float] = Field(default_factory=list)
@@ -138,6 +139,7 @@ def tune_facts(record: RunRecord, store: ExperimentStore | None = None) -> TuneF
         importance_note=result.get("importance_note"),
         space=space,
         retrained_n_seeds=len(runs),
+        retrained_per="fold" if any(r.get("fold") is not None for r in runs) else "seed",
         test_mean=result.get("test_mean"),
         test_std=result.get("test_std") if len(runs) > 1 else None,
         retrained_test_values=tests,
