@@ -76,9 +76,8 @@ def test_early_stopping_counts_only_runs_it_stopped(suite) -> None:
         assert f"ended {len(stopped)} of 3 seeds before epoch {facts['epochs']}" in done.text
         for s in facts["seeds"]:
             verb = "stopped at" if s in stopped else "ran all"
-            assert f"seed {s['seed']} best epoch {s['best_epoch']}, {verb} {s['stopped_epoch']}" in (
-                done.text
-            )
+            told = f"seed {s['seed']} best epoch {s['best_epoch']}, {verb} {s['stopped_epoch']}"
+            assert told in done.text
     # Cora for 30 epochs with patience 100: nothing can stop early, and nothing says so.
     cora = outcome(suite, "cora", "train")
     assert "Early stopping" not in cora.text and "All 30 epochs ran in every seed" in cora.text
@@ -191,9 +190,10 @@ def test_one_seed_shows_no_spread_in_the_list(suite) -> None:
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip
     assert listing.returncode == 0, listing.stderr
-    line = next(l for l in listing.stdout.splitlines() if l.startswith(f"{one.run_id} "))
+    lines = listing.stdout.splitlines()
+    line = next(row for row in lines if row.startswith(f"{one.run_id} "))
     assert "±" not in line and "(1 seed)" in line
-    line = next(l for l in listing.stdout.splitlines() if l.startswith(f"{done.run_id} "))
+    line = next(row for row in lines if row.startswith(f"{done.run_id} "))
     assert "(10 seeds)" in line or "±" in line  # ten fold runs do have a spread
 
 
@@ -221,7 +221,8 @@ def test_compare_says_what_else_differs_and_plots_from_zero(suite, data_dir, tmp
                                      out_dir=tmp_path))  # fmt: skip
     assert limits and limits[0][0] == 0.0
     text = report.markdown.read_text()
-    assert "## Config differences" in text and re.search(r"\| epochs \| (200|1000) \| (200|1000) \|", text)
+    assert "## Config differences" in text
+    assert re.search(r"\| epochs \| (200|1000) \| (200|1000) \|", text)
 
 
 def test_facts_are_in_experiments_show_json(suite) -> None:
