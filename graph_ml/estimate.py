@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PROBE_VERSION = 2
+PROBE_VERSION = 4
 # Node-classification families probed through the trainer, and the graph-level ones.
 NODE_FAMILIES = ("gcn", "gat", "gatv2", "sage", "gin", "mlp", "sgc", "appnp")
 GRAPH_FAMILIES = ("gin", "gcn", "gat", "sage", "mlp")
@@ -42,6 +42,7 @@ GRAPH_FAMILIES = ("gin", "gcn", "gat", "sage", "mlp")
 # all fixed cost, and a Cora-sized one, whose epoch is mostly compute.
 PROBE_SIZES = ((60, 300, 32), (3000, 12000, 1500))
 PROBE_EPOCHS = (2, 8)  # two run lengths separate the per-run setup from the per-epoch cost
+BIG_FEATURES = 4000  # a third graph, CiteSeer-wide, for the feature-bandwidth term
 FEATURE_DENSITY = 0.013  # Cora's share of non-zero features (CiteSeer 0.9%)
 PROBE_GRAPHS = (120, 18, 7)  # graphs, nodes per graph, features: a MUTAG-like set
 # Early stopping: validation usually peaks within the first `patience` epochs under the
@@ -51,6 +52,7 @@ BEST_EPOCH_OVER_PATIENCE = 1.0
 PRUNED_SHARE = 0.5  # a pruned trial ran, on average, about half its epochs (median pruner)
 STARTUP_TRIALS = 5  # the median pruner prunes nothing before this many trials completed
 DEFAULT_TRIALS = 20
+TRIAL_PATIENCE = 50  # graph_ml.tune.TuneConfig.patience: trials stop early too
 
 # Used only when the probe is switched off: a 2020s laptop core, rough.
 FALLBACK: dict[str, Any] = {
@@ -266,12 +268,60 @@ def probe() -> dict[str, Any]:
             per_epoch = max(1e-5, (long - short) / (PROBE_EPOCHS[1] - PROBE_EPOCHS[0]))
             out["graph"][model] = {"per_graph_s": per_epoch / n_graphs}
     out["setup_s"] = sorted(setups)[len(setups) // 2]  # the median run's fixed cost
+    out["feature_s"] = _feature_bandwidth(node_graph, timed, sbm, out, LoadedDataset, TrainConfig)
+    out.update(_tune_overhead(LoadedDataset(spec=sbm, graphs=[graphs[0]]), out))
     out["log_epoch_s"] = _sqlite_commit_seconds()
     before = _rss_mb()
     import optuna  # noqa: F401 - its import is what a tune adds
 
     out["optuna_mb"] = _rss_mb() - before
     return out
+
+
+def _feature_bandwidth(node_graph, timed, sbm, out, LoadedDataset, TrainConfig) -> float:
+    """Seconds per feature entry beyond the probe's large graph: a feature matrix larger than
+    the caches makes each pass over it (dropout, the first layer and its gradient) slower
+    than its multiply-adds say (CiteSeer: 3327 x 3703). Fitted on one GCN run."""
+    import tempfile
+
+    n, e, f = PROBE_SIZES[1][0], PROBE_SIZES[1][1], BIG_FEATURES
+    dataset = LoadedDataset(spec=sbm, graphs=[node_graph(n, e, f)])
+    base = dict(dataset="sbm", model="gcn", patience=0, progress=False, device="cpu",
+                split="random")  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        short = timed(TrainConfig(**base, epochs=PROBE_EPOCHS[0]), dataset, folder)
+        long = timed(TrainConfig(**base, epochs=PROBE_EPOCHS[1]), dataset, folder)
+    per_epoch = (long - short) / (PROBE_EPOCHS[1] - PROBE_EPOCHS[0])
+    from graph_ml.catalogue import MODELS
+
+    gcn = out["node"]["gcn"]
+    predicted = gcn["a"] + gcn["b"] * work(n, e, f, MODELS.get("gcn").hparams(
+        "node_classification"))  # fmt: skip
+    extra = n * f - PROBE_SIZES[1][0] * PROBE_SIZES[1][2]
+    return max(0.0, (per_epoch - predicted) / extra)
+
+
+def _tune_overhead(dataset: Any, out: dict[str, Any]) -> dict[str, float]:
+    """What a search adds to its trainings: the study (SQLite storage, importances) once,
+    and the sampler and storage per trial. Two searches of 2 and 5 two-epoch trials on the
+    small graph; the trainings' own cost (from the node probe) is taken off."""
+    import tempfile
+
+    from graph_ml.tune import TuneConfig, tune
+
+    times = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for n in (2, 5):
+            config = TuneConfig(dataset="sbm", models=["gcn"], n_trials=n, epochs=2,
+                                retrain_seeds=0, storage=str(Path(folder) / f"s{n}.sqlite"),
+                                study=f"probe{n}", seed=0, pruner="none")  # fmt: skip
+            start = time.perf_counter()
+            tune(config, dataset=dataset)
+            times[n] = time.perf_counter() - start
+    trial_train = out["setup_s"] + 2 * out["node"]["gcn"]["a"]
+    per_trial = max(0.0, (times[5] - times[2]) / 3 - trial_train)
+    study = max(0.0, times[2] - 2 * (per_trial + trial_train))
+    return {"trial_overhead_s": per_trial, "study_overhead_s": study}
 
 
 def _sqlite_commit_seconds(n: int = 60) -> float:
@@ -318,9 +368,17 @@ def train_cost(size: Any, model: str, hp: dict[str, Any], task: str, *, seeds: i
         per_graph = graph.get("per_graph_s", FALLBACK["graph"]["gin"]["per_graph_s"])
         # The probe's graphs are MUTAG-sized; larger graphs cost in proportion to nodes.
         scale = max(1.0, (size.nodes / max(size.graphs, 1)) / PROBE_GRAPHS[1])
-        per_epoch = per_graph * size.graphs * scale
+        # The probe trained the family's defaults; wider or deeper settings cost more.
+        from graph_ml.catalogue import MODELS
+
+        default = MODELS.get(model).hparams(task) if model in MODELS else hp
+        n, e = PROBE_GRAPHS[1], 2 * PROBE_GRAPHS[1]
+        width = work(n, e, size.features, hp) / max(work(n, e, size.features, default), 1.0)
+        per_epoch = per_graph * size.graphs * scale * max(0.5, width)
     else:
         per_epoch = node["a"] + node["b"] * work(size.nodes, size.edges, size.features, hp)
+        big = size.nodes * size.features - PROBE_SIZES[1][0] * PROBE_SIZES[1][2]
+        per_epoch += profile.get("feature_s", 0.0) * max(0, big)
     per_epoch += profile.get("log_epoch_s", 0.0)
     seconds = runs * (profile.get("setup_s", 0.0) + n_epochs * per_epoch)
     data_mb = (4 * size.nodes * size.features + 16 * size.edges) / 2**20
@@ -376,11 +434,13 @@ def plan_cost(action: str, size: Any, task: str, models: list[str],
             hp = {**search_midpoint(m, task), **{k: v for k, v in settings[m].items()
                                                 if k not in ("hidden_channels", "lr")}}  # fmt: skip
             epochs = trial_epochs or hp.get("epochs") or 200
-            costs.append(train_cost(size, m, hp, task, seeds=1, epochs=epochs, patience=None,
+            costs.append(train_cost(size, m, hp, task, seeds=1, epochs=epochs,
+                                    patience=TRIAL_PATIENCE,
                                     profile=profile, with_stack=False))  # fmt: skip
         per_trial = sum(c.seconds for c in costs) / len(costs)
         pruned = max(0, trials - STARTUP_TRIALS) * PRUNED_SHARE * 0.5  # about half get pruned
-        search = per_trial * (trials - pruned)
+        search = per_trial * (trials - pruned) + trials * profile.get("trial_overhead_s", 0.0)
+        search += profile.get("study_overhead_s", 0.0)
         retrain = per_trial * seeds
         return Cost(seconds=search + retrain,
                     memory_mb=base + profile.get("optuna_mb", 0.0)
