@@ -45,6 +45,12 @@ class Outcome(BaseModel):
     decisions: list[str] = []
     files: list[str] = []  # reports written
     exit_code: int = 0
+    # The cost model's estimate (`graph_ml.estimate`) and what the run measured: its tool
+    # step's wall time (a compare's trainings included) and the process's peak memory.
+    estimated_seconds: float | None = None
+    seconds: float | None = None
+    estimated_memory_mb: float | None = None
+    peak_memory_mb: float | None = None
 
 
 class Turn(BaseModel):
@@ -305,9 +311,31 @@ class Session:
                 )
         outcome = self._outcome(item, text, step_ids)
         outcome.decisions, outcome.fields = decisions, item.fields
+        self._costs(outcome, item)
         if outcome.run_id is not None and outcome.status == "succeeded":
             self.followups.turn_runs.append(outcome.run_id)
         return outcome
+
+    def _costs(self, outcome: Outcome, item: RoutedAction) -> None:
+        """Estimated and measured time and memory of the outcome's run, and one line saying
+        both ("took 134 s, estimated 120 s")."""
+        outcome.estimated_seconds = item.estimate.seconds
+        outcome.estimated_memory_mb = item.estimate.memory_mb
+        if outcome.run_id is None:
+            return
+        record = self.store.get_run(outcome.run_id)
+        step = next((s for s in self.store.steps(record.id) if s.name == f"tool:{record.kind}"),
+                    None)  # fmt: skip
+        if step is None:
+            return
+        outcome.seconds, outcome.peak_memory_mb = step.seconds, step.peak_mb
+        if outcome.estimated_seconds is not None and outcome.status == "succeeded":
+            took, guess = step.seconds, outcome.estimated_seconds
+            memory = outcome.estimated_memory_mb or 0.0
+            outcome.text += (
+                f"\nTook {_seconds(took)}, estimated {_seconds(guess)}; peak memory "
+                f"{step.peak_mb or 0:,.0f} MB, estimated {memory:,.0f} MB."
+            )
 
     def _outcome(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
         if item.action == "clarify":
@@ -422,6 +450,13 @@ class Session:
                     f"explanation could not be written ({type(error).__name__}: {error}); "
                     f"`autoglm experiments show {run_id}` shows the stored numbers."
                 )
+
+
+def _seconds(value: float) -> str:
+    """`0.4 s`, `134 s`, `6.5 min`: a measured or estimated duration, to compare."""
+    if value < 10:
+        return f"{value:.1f} s"
+    return f"{value:.0f} s" if value < 600 else f"{value / 60:.1f} min"
 
 
 def _no_run(action: str) -> Outcome:

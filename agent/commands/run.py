@@ -150,7 +150,7 @@ def format_plan(routed: list) -> str:
         target = f" -> tool {item.tool}" if item.tool else ""
         guess = item.estimate
         cost = (
-            f" [at most {duration(guess.seconds)}, {guess.memory_mb:.0f} MB]"
+            f" [estimated {duration(guess.seconds)}, {guess.memory_mb:.0f} MB]"
             if guess.seconds is not None
             else ""
         )
