@@ -64,12 +64,15 @@ def _sort_value(row: dict[str, Any], key: str) -> Any:
     return (value is None, value if value is not None else 0)
 
 
-def filtered_rows(store: Any, params: dict[str, str]) -> list[dict[str, Any]]:
-    """Every run as a row, filtered by `params` (exact values; `q`: words in the title;
-    `since`/`until`: dates) and sorted by `sort` (`order` asc or desc)."""
-    rows = [run_row(r) for r in store.list_runs(None, kind=params.get("kind") or None,
-                                                 status=params.get("status") or None)]  # fmt: skip
-    for key in ("dataset", "model", "session"):
+def all_rows(store: Any) -> list[dict[str, Any]]:
+    """Every stored run as a row, newest first (results left unread: only metrics)."""
+    return [run_row(r) for r in store.list_runs(None, with_result=False)]
+
+
+def filtered_rows(rows: list[dict[str, Any]], params: dict[str, str]) -> list[dict[str, Any]]:
+    """`rows` filtered by `params` (exact values; `q`: words in the title; `since`/`until`:
+    dates) and sorted by `sort` (`order` asc or desc)."""
+    for key in ("kind", "status", "dataset", "model", "session"):
         if params.get(key):
             rows = [r for r in rows if r[key] == params[key]]
     if params.get("q"):
@@ -95,7 +98,7 @@ def api_runs(request: Request) -> Response:
     params = dict(request.query_params)
     try:
         with reading(request) as store:
-            rows = filtered_rows(store, params)
+            rows = filtered_rows(all_rows(store), params)
     except AutoGLMError as error:
         return JSONResponse({"error": str(error)}, status_code=400)
     return JSONResponse({"workspace": str(request.app.state.workspace), "count": len(rows),
@@ -107,11 +110,12 @@ def experiments(request: Request) -> Response:
     params = {k: v for k, v in request.query_params.items() if k != "token"}
     try:
         with reading(request) as store:
-            every = [run_row(r) for r in store.list_runs(None)]
-            rows = filtered_rows(store, params)
+            every = all_rows(store)
+        rows = filtered_rows(list(every), params)
     except AutoGLMError as error:
         return problem(request, error)
-    start = max(0, int(params.get("page", "1") or 1) - 1) * PAGE_SIZE
+    number = params.get("page", "1")
+    start = max(0, int(number) - 1 if number.isdigit() else 0) * PAGE_SIZE
     choices = {key: sorted({r[key] for r in every if r[key]}) for key in FILTERS}
     return page(request, "experiments.html", rows=rows[start : start + PAGE_SIZE],
                 total=len(rows), stored=len(every), params=params, choices=choices,
@@ -290,6 +294,10 @@ def compare(request: Request) -> Response:
     """`GET /compare?ids=1,2`: overlaid curves, what differs, and the significance test."""
     from agent.explain import comparison_facts, explain_compare
 
+    if not any(request.query_params.getlist(k) for k in ("ids", "id")):
+        with reading(request) as store:
+            rows = [run_row(r) for r in store.list_runs(PAGE_SIZE, kind="train")]
+        return page(request, "compare_pick.html", rows=rows)
     try:
         ids = _ids(request)
         with reading(request) as store:

@@ -9,6 +9,7 @@ Optuna's importance on a few hundred trials takes a moment.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from starlette.requests import Request
@@ -51,6 +52,21 @@ def storage_url(request: Request) -> str | None:
     )
 
 
+_storages: dict[str, Any] = {}
+_storages_lock = threading.Lock()
+
+
+def storage(url: str) -> Any:
+    """One Optuna storage per URL for the server's life: opening one checks the schema
+    (a few hundred ms on this machine), which no page should pay each time."""
+    import optuna
+
+    with _storages_lock:
+        if url not in _storages:
+            _storages[url] = optuna.storages.RDBStorage(url)
+        return _storages[url]
+
+
 def _tune_runs(request: Request) -> dict[str, list[int]]:
     """Study name -> the tune runs that searched in it."""
     links: dict[str, list[int]] = {}
@@ -68,7 +84,7 @@ def studies_page(request: Request) -> Response:
 
     try:
         url = storage_url(request)
-        summaries = optuna.study.get_all_study_summaries(url) if url else []
+        summaries = optuna.study.get_all_study_summaries(storage(url)) if url else []
     except AutoGLMError as error:
         return problem(request, error)
     links = _tune_runs(request)
@@ -88,9 +104,9 @@ def _study(request: Request) -> Any:
     if url is None:
         raise UserInputError("This workspace has no studies yet; `autoglm tune` makes one.")
     try:
-        return optuna.load_study(study_name=name, storage=url)
+        return optuna.load_study(study_name=name, storage=storage(url))
     except KeyError:
-        names = [s.study_name for s in optuna.study.get_all_study_summaries(url)]
+        names = [s.study_name for s in optuna.study.get_all_study_summaries(storage(url))]
         raise UserInputError(
             f"No study {name!r}; choose from: {', '.join(names) or 'none'}."
         ) from None
@@ -158,7 +174,7 @@ def api_studies(request: Request) -> Response:
         url = storage_url(request)
     except AutoGLMError as error:
         return JSONResponse({"error": str(error)}, status_code=400)
-    summaries = optuna.study.get_all_study_summaries(url) if url else []
+    summaries = optuna.study.get_all_study_summaries(storage(url)) if url else []
     links = _tune_runs(request)
     out = [{"name": s.study_name, "trials": s.n_trials,
             "best": None if s.best_trial is None else s.best_trial.value,

@@ -23,18 +23,44 @@ const autoglm = (() => {
 
   function plot(node, figure) {
     node.textContent = "";
-    const layout = Object.assign({autosize: true}, figure.layout || {});
+    // Optuna's slice plot fixes a width for many parameters: let the box decide instead.
+    const layout = Object.assign({}, figure.layout || {}, {autosize: true});
+    delete layout.width;
     Plotly.newPlot(node, figure.data || [], layout, {responsive: true, displaylogo: false});
     node.dataset.drawn = "1";
   }
 
+  // plotly.js (4.8 MB) is fetched only after the page has painted, and only where a page
+  // has plots: parsing it would otherwise hold back the first paint by a second.
+  let plotlyLoading = null;
+  function loadPlotly() {
+    if (window.Plotly) return Promise.resolve();
+    if (!plotlyLoading) {
+      plotlyLoading = new Promise((resolve, reject) => {
+        requestAnimationFrame(() => setTimeout(() => {
+          const script = document.createElement("script");
+          script.src = "/static/plotly.min.js";
+          script.onload = resolve;
+          script.onerror = () => reject(new Error("plotly.js did not load"));
+          document.head.appendChild(script);
+        }, 0));
+      });
+    }
+    return plotlyLoading;
+  }
+
+  // Stored figures are drawn once plotly.js is in; a study's plots are fetched meanwhile,
+  // each drawn as soon as both it and plotly.js have arrived.
   function drawPlots() {
-    document.querySelectorAll(".plot[data-figure]").forEach((node) => plot(node, JSON.parse(node.dataset.figure)));
+    if (!document.querySelector(".plot")) return;
+    const ready = loadPlotly();
+    ready.then(() => document.querySelectorAll(".plot[data-figure]").forEach(
+      (node) => plot(node, JSON.parse(node.dataset.figure))));
     document.querySelectorAll(".plot[data-src]").forEach(async (node) => {
       const started = performance.now();
-      const response = await fetch(node.dataset.src);
-      const figure = await response.json();
+      const figure = await (await fetch(node.dataset.src)).json();
       if (figure.error) { node.textContent = ""; node.appendChild(el("p", figure.error, "error")); return; }
+      await ready;
       plot(node, figure);
       node.dataset.ms = String(Math.round(performance.now() - started));
     });
@@ -67,6 +93,7 @@ const autoglm = (() => {
       } else if (event.event === "trial") line(box, "trial " + event.number + ": " + event.value, "progress");
       else if (event.event === "done") {
         status.textContent = "job " + jobId + ": done";
+        if (progress) progress.remove();  // the reply says how many epochs ran
         box.dataset.state = "done";
         if (event.reply) line(box, event.reply, "reply");
         runLinks(box, event.run_ids);
