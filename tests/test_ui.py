@@ -238,7 +238,7 @@ def test_an_uploaded_csv_trains_like_any_dataset(tmp_path):
     assert answer.status_code == 400
 
 
-def test_a_crashing_run_is_marked_failed_and_the_server_goes_on(tmp_path):
+def test_a_broken_upload_fails_its_job_and_the_server_goes_on(tmp_path):
     ws = tmp_path / "ws"
     client = _client(ws)
     headers = {"x-autoglm-csrf": client.guard.csrf}
@@ -269,3 +269,79 @@ def test_studies_refuse_a_file_outside_the_roots(workspace):
     page = client.get("/studies?storage=sqlite:////etc/passwd")
     assert page.status_code == 400 and "outside the directories" in page.text
     assert client.get("/studies?storage=file:///etc/passwd").status_code == 400
+
+
+def _karate(epochs: int, model: str = "gcn") -> str:
+    action = {"action": "train", "dataset": "karate", "model": model, "epochs": epochs}
+    return json.dumps({"actions": [action]})
+
+
+def test_a_chat_turn_asks_streams_and_the_cli_resumes_it(tmp_path, data_dir, monkeypatch, capsys):
+    import io
+    import sys
+
+    import agent.commands.chat
+    from agent.cli import main
+    from agent.llm.fake import FakeBackend
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "limits.json").write_text('{"confirm_above_seconds": 0}')  # every plan asks first
+    guard = Guard.for_host("127.0.0.1", 8765)
+    model = FakeBackend(fn=lambda messages: _karate(6))
+    app = create_app(ws, guard, data_dir, backend_factory=lambda: model)
+    client = TestClient(app, base_url="http://127.0.0.1:8765")
+    headers = {"x-autoglm-csrf": guard.csrf}
+    started = client.post("/api/chat", json={"text": "train a GCN on karate for 6 epochs"},
+                          headers=headers).json()  # fmt: skip
+    job_id, session = started["job"], started["session"]
+    deadline = time.monotonic() + 120
+    while client.get(f"/api/jobs/{job_id}").json()["status"] != "waiting":
+        assert time.monotonic() < deadline, client.get(f"/api/jobs/{job_id}").json()
+        time.sleep(0.1)
+    client.post(f"/api/jobs/{job_id}/confirm", json={"yes": True}, headers=headers)
+    job = _wait_job(client, job_id)
+    assert job["status"] == "succeeded", job
+    stream = client.get(f"/api/jobs/{job_id}/events").text  # a second tab, from the start
+    names = [json.loads(line[6:])["event"] for line in stream.splitlines()
+             if line.startswith("data: {\"")]  # fmt: skip
+    assert names[:4] == ["started", "plan", "confirm", "confirmed"] and names[-1] == "done"
+    run_id = job["events"][-1]["run_ids"][0]
+    with ExperimentStore(ws, read_only=True) as store:
+        assert store.get_run(run_id).session_id == session
+        assert len(store.curve_runs(run_id)[0]["curves"]) == 6
+    # The same stored session continues in the CLI.
+    monkeypatch.setattr(agent.commands.chat, "make_backend",
+                        lambda name: FakeBackend([_karate(3, "gat")]))  # fmt: skip
+    monkeypatch.setattr(sys, "stdin", io.StringIO("same but with GAT\n"))
+    capsys.readouterr()
+    args = ["chat", "--resume", session, "--workspace", str(ws), "--data-dir", str(data_dir),
+            "--json", "--yes"]  # fmt: skip
+    assert main(args) == 0
+    turn = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert turn["session_id"] == session and turn["exit_code"] == 0
+    with ExperimentStore(ws, read_only=True) as store:
+        assert len(store.messages(session)) == 4
+    page = client.get(f"/chat?session={session}").text
+    assert "same but with GAT" in page
+
+
+def test_a_crash_inside_training_marks_the_run_failed(tmp_path, data_dir, monkeypatch):
+    import tools.train
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the GPU caught fire")
+
+    monkeypatch.setattr(tools.train, "train", broken)
+    ws = tmp_path / "ws"
+    client = _client(ws, data_dir)
+    answer = client.post("/api/action", json={"action": "train", "dataset": "karate",
+                                              "model": "gcn", "epochs": 3},
+                         headers={"x-autoglm-csrf": client.guard.csrf})  # fmt: skip
+    job = _wait_job(client, answer.json()["job"])
+    assert job["status"] == "failed" and "the GPU caught fire" in job["events"][-1]["message"]
+    with ExperimentStore(ws, read_only=True) as store:
+        (record,) = store.list_runs(None)
+    assert record.status == "failed" and "the GPU caught fire" in record.error
+    assert client.get("/").status_code == 200
+    assert client.get(f"/runs/{record.id}").status_code == 200
