@@ -156,3 +156,15 @@ def test_upload_a_csv_and_train_on_it(site, page, tmp_path):
     page.wait_for_selector("#job[data-state]", timeout=TRAIN_S)
     assert page.get_attribute("#job", "data-state") == "done", page.inner_text("#job")
     page.shot("upload_trained")
+
+
+def test_a_chinese_request_is_answered_in_chinese(site, page):
+    base, _ = site
+    page.goto(base + "/chat")
+    page.fill("#chat-text", "用 GCN 在 karate 上训练 20 个 epoch")
+    page.click("#chat-send")
+    page.wait_for_selector("#job[data-state]", timeout=TRAIN_S)
+    assert page.get_attribute("#job", "data-state") == "done", page.inner_text("#job")
+    reply = page.inner_text("#job .reply")
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in reply), reply  # the explanation is Chinese
+    page.shot("chat_zh")

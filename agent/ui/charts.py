@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-LOSS_PREFIXES = ("loss", "train_loss", "val_loss")
+SCHEDULE = ("lr",)  # logged per epoch but on another scale than the metrics: own figure
 
 
 def _layout(title: str, y: str) -> dict[str, Any]:
@@ -45,8 +45,12 @@ def curve_figures(curve_runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Two figures of one run: its losses and its other metrics, one line per seed."""
     names = metric_names(curve_runs)
     figures = []
-    for title, group in (("Loss per epoch", [n for n in names if _is_loss(n)]),
-                         ("Metrics per epoch", [n for n in names if not _is_loss(n)])):  # fmt: skip
+    groups = (
+        ("Loss per epoch", [n for n in names if _is_loss(n)]),
+        ("Metrics per epoch", [n for n in names if not _is_loss(n) and n not in SCHEDULE]),
+        ("Learning rate per epoch", [n for n in names if n in SCHEDULE]),
+    )
+    for title, group in groups:
         data = [
             {
                 "type": "scatter",
@@ -80,15 +84,19 @@ def overlay_figure(runs: list[tuple[str, list[dict[str, Any]]]], metric: str) ->
 
 
 def confusion_figure(matrix: list[list[float]], seeds: int) -> dict[str, Any]:
-    """A heat map of the test confusion matrix (rows: true class, columns: predicted)."""
-    classes = [str(i) for i in range(len(matrix))]
+    """A heat map of the test confusion matrix (rows: true class, columns: predicted),
+    each cell labelled with its count."""
+    classes = [f"class {i}" for i in range(len(matrix))]
+    axis = {"type": "category", "categoryorder": "array", "categoryarray": classes}
+    heatmap = {"type": "heatmap", "z": matrix, "x": classes, "y": classes,
+               "colorscale": "Blues", "reversescale": True, "texttemplate": "%{z}",
+               "hovertemplate": "true %{y}, predicted %{x}: %{z}<extra></extra>"}  # fmt: skip
     return {
-        "data": [{"type": "heatmap", "z": matrix, "x": classes, "y": classes,
-                  "colorscale": "Blues", "hovertemplate": "true %{y}, predicted %{x}: %{z}"}],
+        "data": [heatmap],
         "layout": {"title": {"text": f"Test confusion matrix, summed over {seeds} seed(s)"},
-                   "xaxis": {"title": {"text": "predicted"}},
-                   "yaxis": {"title": {"text": "true"}, "autorange": "reversed"},
-                   "height": 360, "margin": {"l": 55, "r": 20, "t": 40, "b": 40}},
+                   "xaxis": {**axis, "title": {"text": "predicted"}},
+                   "yaxis": {**axis, "title": {"text": "true"}, "autorange": "reversed"},
+                   "height": 360, "margin": {"l": 70, "r": 20, "t": 40, "b": 50}},
     }  # fmt: skip
 
 
