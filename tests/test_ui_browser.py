@@ -161,8 +161,10 @@ def test_upload_a_csv_and_train_on_it(site, page, tmp_path):
 def test_a_chinese_request_is_answered_in_chinese(site, page):
     base, _ = site
     page.goto(base + "/chat")
-    page.fill("#chat-text", "用 GCN 在 karate 上训练 20 个 epoch")
+    page.fill("#chat-text", "用 GCN 在 karate 上训练 20 轮")
     page.click("#chat-send")
+    page.wait_for_selector("#job .plan", timeout=120_000)
+    assert "epochs=20" in page.inner_text("#job .plan")
     page.wait_for_selector("#job[data-state]", timeout=TRAIN_S)
     assert page.get_attribute("#job", "data-state") == "done", page.inner_text("#job")
     reply = page.inner_text("#job .reply")
