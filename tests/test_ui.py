@@ -269,6 +269,8 @@ def test_studies_refuse_a_file_outside_the_roots(workspace):
     page = client.get("/studies?storage=sqlite:////etc/passwd")
     assert page.status_code == 400 and "outside the directories" in page.text
     assert client.get("/studies?storage=file:///etc/passwd").status_code == 400
+    down = client.get("/studies?storage=postgresql://nobody@127.0.0.1:1/none")
+    assert down.status_code == 400 and "Traceback" not in down.text
 
 
 def _karate(epochs: int, model: str = "gcn") -> str:
@@ -345,3 +347,33 @@ def test_a_crash_inside_training_marks_the_run_failed(tmp_path, data_dir, monkey
     assert record.status == "failed" and "the GPU caught fire" in record.error
     assert client.get("/").status_code == 200
     assert client.get(f"/runs/{record.id}").status_code == 200
+
+
+def test_a_postgresql_study_opens_by_url(tmp_path):
+    import os
+    import urllib.parse
+    import uuid
+
+    import optuna
+
+    url = os.environ.get("AUTOGLM_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("no PostgreSQL: set AUTOGLM_TEST_POSTGRES_URL (.ci/with_services.sh does)")
+    from graph_ml.tune import open_storage
+
+    name = f"ui-{uuid.uuid4().hex[:8]}"
+    storage = open_storage(url)
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    x = optuna.distributions.FloatDistribution(0.0, 1.0)
+    study.add_trials([optuna.trial.create_trial(params={"x": v}, distributions={"x": x},
+                                                value=v * v) for v in (0.1, 0.5, 0.9)])  # fmt: skip
+    client = _client(tmp_path / "ws")
+    query = "?storage=" + urllib.parse.quote(url, safe="")
+    try:
+        page = client.get("/studies" + query)
+        assert page.status_code == 200 and name in page.text
+        page = client.get(f"/studies/{name}{query}")
+        assert page.status_code == 200 and f"{0.81:.4f}" in page.text
+        assert client.get(f"/api/studies/{name}/plots/slice{query}").json()["data"]
+    finally:
+        optuna.delete_study(study_name=name, storage=storage)

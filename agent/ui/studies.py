@@ -45,7 +45,10 @@ def storage_url(request: Request) -> str | None:
         from core.paths import AllowedRoots
 
         roots = AllowedRoots.default(request.app.state.workspace, request.app.state.data_dir)
-        return f"sqlite:///{roots.check(given.removeprefix('sqlite:///'))}"
+        path = roots.check(given.removeprefix("sqlite:///"))
+        if not path.is_file():  # a page only reads: it never creates a database
+            raise UserInputError(f"There is no study database at {path}.")
+        return f"sqlite:///{path}"
     raise UserInputError(
         f"{scheme!r} is not a study database; give postgresql://USER@HOST/DB (or a "
         "sqlite:/// file under the workspace)."
@@ -58,12 +61,18 @@ _storages_lock = threading.Lock()
 
 def storage(url: str) -> Any:
     """One Optuna storage per URL for the server's life: opening one checks the schema
-    (a few hundred ms on this machine), which no page should pay each time."""
-    import optuna
+    (a few hundred ms on this machine), which no page should pay each time. Opened as the
+    tuner opens it (`graph_ml.tune.open_storage`: the installed PostgreSQL driver, one
+    paragraph when the database cannot be reached).
+
+    Raises:
+        SetupError: no driver, or the database cannot be reached.
+    """
+    from graph_ml.tune import open_storage
 
     with _storages_lock:
         if url not in _storages:
-            _storages[url] = optuna.storages.RDBStorage(url)
+            _storages[url] = open_storage(url)
         return _storages[url]
 
 
@@ -172,9 +181,9 @@ def api_studies(request: Request) -> Response:
 
     try:
         url = storage_url(request)
+        summaries = optuna.study.get_all_study_summaries(storage(url)) if url else []
     except AutoGLMError as error:
         return JSONResponse({"error": str(error)}, status_code=400)
-    summaries = optuna.study.get_all_study_summaries(storage(url)) if url else []
     links = _tune_runs(request)
     out = [{"name": s.study_name, "trials": s.n_trials,
             "best": None if s.best_trial is None else s.best_trial.value,
