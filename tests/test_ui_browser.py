@@ -27,6 +27,7 @@ CHROMIUM = os.environ.get("AUTOGLM_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 DRAWN = "document.querySelectorAll('.plot[data-drawn]').length >= {n}"
+SAME_TURN = "document.querySelector('#job[data-state=done]') || document.querySelector('.message.assistant')"
 TRAIN_S = 300_000  # ms a 20-epoch karate training may take from the chat box (shared CPUs)
 
 if not Path(CHROMIUM).is_file():
@@ -98,12 +99,19 @@ def test_train_karate_from_the_chat_box_and_watch_it_finish(site, page):
     page.click("#chat-send")
     page.wait_for_selector("#job .plan", timeout=120_000)
     assert "train(dataset=karate, model=gcn, epochs=20" in page.inner_text("#job .plan")
+    other = page.context.new_page()  # a second tab on the same chat, opened mid-turn
+    other.goto(page.url)
     page.wait_for_selector("#job[data-state]", timeout=TRAIN_S)
     assert page.get_attribute("#job", "data-state") == "done", page.inner_text("#job")
     reply = page.inner_text("#job .reply")
     assert "%" in reply  # the explanation states the accuracy
     assert "session=" in page.url
     page.shot("chat_done")
+    # The second tab followed the running turn, or (if it had ended) shows it stored.
+    other.wait_for_function(SAME_TURN, timeout=TRAIN_S)
+    other.goto(other.url)
+    assert "%" in other.inner_text(".message.assistant .text")
+    other.close()
     page.click("#job a[href^='/runs/']")
     page.wait_for_function("document.querySelectorAll('.plot[data-drawn]').length >= 2")
     assert "epochs" in page.inner_text("pre") and "20" in page.inner_text("pre")

@@ -36,8 +36,10 @@ def chat_page(request: Request) -> Response:
             messages = store.messages(session_id) if session_id else []
         except AutoGLMError as error:
             return problem(request, error, 404)
+    active = [j.id for j in request.app.state.jobs.all()
+              if session_id and j.session == session_id and not j.finished]  # fmt: skip
     return page(request, "chat.html", sessions=sessions, session_id=session_id,
-                messages=messages, when=_when)  # fmt: skip
+                messages=messages, when=_when, active_job=active[0] if active else "")  # fmt: skip
 
 
 def _when(seconds: float) -> str:
@@ -121,7 +123,8 @@ async def post_chat(request: Request) -> Response:
             store.get_session(session_id)
     except AutoGLMError as error:
         return JSONResponse({"error": str(error)}, status_code=400)
-    job = request.app.state.jobs.submit("chat", text[:80], turn_work(request, session_id, text))
+    work = turn_work(request, session_id, text)
+    job = request.app.state.jobs.submit("chat", text[:80], work, session=session_id)
     return JSONResponse({"job": job.id, "session": session_id})
 
 

@@ -35,6 +35,7 @@ class Job:
     kind: str
     title: str
     status: str = "queued"  # queued, running, waiting, succeeded, failed
+    session: str | None = None  # the chat it belongs to: every tab of that chat follows it
     events: list[dict[str, Any]] = field(default_factory=list)
     created_at: float = field(default_factory=time.time)
     _changed: threading.Condition = field(
@@ -85,7 +86,8 @@ class Job:
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "title": self.title, "status": self.status,
-                "events": len(self.events), "created_at": self.created_at}  # fmt: skip
+                "session": self.session, "events": len(self.events),
+                "created_at": self.created_at}  # fmt: skip
 
 
 class Jobs:
@@ -97,10 +99,16 @@ class Jobs:
         self._jobs: dict[int, Job] = {}
         self._lock = threading.Lock()
 
-    def submit(self, kind: str, title: str, work: Callable[[Job], dict[str, Any]]) -> Job:
+    def submit(
+        self,
+        kind: str,
+        title: str,
+        work: Callable[[Job], dict[str, Any]],
+        session: str | None = None,
+    ) -> Job:
         """Run `work(job)` in a worker; what it returns is the `done` event's data."""
         with self._lock:
-            job = Job(next(self._ids), kind, title)
+            job = Job(next(self._ids), kind, title, session=session)
             self._jobs[job.id] = job
         self._pool.submit(self._run, job, work)
         return job

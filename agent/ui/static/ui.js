@@ -120,6 +120,8 @@ const autoglm = (() => {
   function chatForm() {
     const form = document.getElementById("chat-form");
     const messages = document.getElementById("messages");
+    // A turn started in another tab (or before a reload): follow it here too.
+    if (form.dataset.activeJob) watchJob(Number(form.dataset.activeJob), document.getElementById("job"));
     form.onsubmit = async (e) => {
       e.preventDefault();
       const text = document.getElementById("chat-text").value.trim();
