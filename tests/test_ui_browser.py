@@ -27,7 +27,9 @@ CHROMIUM = os.environ.get("AUTOGLM_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 DRAWN = "document.querySelectorAll('.plot[data-drawn]').length >= {n}"
-SAME_TURN = "document.querySelector('#job[data-state=done]') || document.querySelector('.message.assistant')"
+SAME_TURN = " || ".join(
+    f"document.querySelector('{css}')" for css in ("#job[data-state=done]", ".message.assistant")
+)
 TRAIN_S = 300_000  # ms a 20-epoch karate training may take from the chat box (shared CPUs)
 
 if not Path(CHROMIUM).is_file():
