@@ -377,3 +377,22 @@ def test_a_postgresql_study_opens_by_url(tmp_path):
         assert client.get(f"/api/studies/{name}/plots/slice{query}").json()["data"]
     finally:
         optuna.delete_study(study_name=name, storage=storage)
+
+
+def test_a_running_run_shows_live_curves_and_status(tmp_path):
+    ws = tmp_path / "ws"
+    with ExperimentStore(ws) as store:
+        run_id = store.start_run("train", {"dataset": "karate", "model": "gcn", "epochs": 50})
+        for epoch in range(3):
+            store.log_epoch(run_id, 0, epoch, {"train_loss": 1.0 / (epoch + 1), "val_acc": 0.5})
+        client = _client(ws)
+        page = client.get(f"/runs/{run_id}").text
+        assert 'id="live-curves"' in page and f"autoglm.followRun({run_id})" in page
+        live = client.get(f"/api/runs/{run_id}/figures").json()
+        assert live["status"] == "running"
+        assert live["figures"][0]["data"][0]["y"] == [1.0, 0.5, 1.0 / 3]
+        listed = client.get(f"/api/runs?ids={run_id}").json()["runs"]
+        assert [r["status"] for r in listed] == ["running"]
+        store.finish_run(run_id, "succeeded", metrics={"test_mean": 0.7})
+    listed = client.get(f"/api/runs?ids={run_id}").json()["runs"]
+    assert listed[0]["status"] == "succeeded" and listed[0]["metric"] == 0.7

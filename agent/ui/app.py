@@ -106,6 +106,7 @@ def routes() -> list:
         Route("/api/runs", runs.api_runs),
         Route("/api/runs/{run_id:int}", runs.api_run),
         Route("/runs/{run_id:int}", runs.run_page),
+        Route("/api/runs/{run_id:int}/figures", runs.api_figures),
         Route("/runs/{run_id:int}/export.py", runs.export_script),
         Route("/runs/{run_id:int}/report.{fmt:str}", runs.report),
         Route("/api/runs/{run_id:int}/rerun", _rerun, methods=["POST"]),

@@ -75,6 +75,9 @@ def filtered_rows(rows: list[dict[str, Any]], params: dict[str, str]) -> list[di
     for key in ("kind", "status", "dataset", "model", "session"):
         if params.get(key):
             rows = [r for r in rows if r[key] == params[key]]
+    if params.get("ids"):  # the list's live rows: only the runs it shows as running
+        wanted = {int(i) for i in params["ids"].split(",") if i.strip().isdigit()}
+        rows = [r for r in rows if r["id"] in wanted]
     if params.get("q"):
         words = params["q"].lower().split()
         rows = [r for r in rows if all(w in r["title"].lower() for w in words)]
@@ -201,6 +204,18 @@ def api_run(request: Request) -> Response:
     except AutoGLMError as error:
         return JSONResponse({"error": str(error)}, status_code=404)
     return JSONResponse(json.loads(json.dumps(out, default=str)))
+
+
+def api_figures(request: Request) -> Response:
+    """`GET /api/runs/{id}/figures`: the run's curves as Plotly figures (a running run's
+    page redraws them every few seconds), and its status."""
+    try:
+        with reading(request) as store:
+            record = store.get_run(_run_id(request))
+            figures = charts.curve_figures(store.curve_runs(record.id))
+    except AutoGLMError as error:
+        return JSONResponse({"error": str(error)}, status_code=404)
+    return JSONResponse({"status": record.status, "figures": figures})
 
 
 def export_script(request: Request) -> Response:

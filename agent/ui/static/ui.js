@@ -182,7 +182,8 @@ const autoglm = (() => {
     const rows = () => document.querySelectorAll('tr[data-run-id].status-running');
     async function refresh() {
       if (!rows().length) return;
-      const response = await fetch("/api/runs?status=");
+      const ids = Array.from(rows()).map((tr) => tr.dataset.runId).join(",");
+      const response = await fetch("/api/runs?ids=" + ids);
       const data = await response.json();
       const byId = new Map(data.runs.map((r) => [String(r.id), r]));
       rows().forEach((tr) => {
@@ -197,13 +198,25 @@ const autoglm = (() => {
     setTimeout(refresh, 2000);
   }
 
-  function reloadWhenDone(runId) {
-    async function check() {
-      const data = await (await fetch("/api/runs/" + runId)).json();
-      if (data.status && data.status !== "running") location.reload(); else setTimeout(check, 2000);
+  // A running run's page: its curves redrawn every 2 s from the store, the page reloaded
+  // once it has ended (its explanation, costs and confusion matrix are then stored).
+  function followRun(runId) {
+    async function step() {
+      const data = await (await fetch("/api/runs/" + runId + "/figures")).json();
+      if (data.status && data.status !== "running") { location.reload(); return; }
+      await loadPlotly();
+      const boxes = document.getElementById("live-curves");
+      (data.figures || []).forEach((figure, i) => {
+        let node = boxes.children[i];
+        if (!node) { node = el("div", null, "plot"); boxes.appendChild(node); }
+        const layout = Object.assign({}, figure.layout, {autosize: true});
+        Plotly.react(node, figure.data, layout, {responsive: true, displaylogo: false});
+        node.dataset.drawn = "1";
+      });
+      setTimeout(step, 2000);
     }
-    setTimeout(check, 2000);
+    step();
   }
 
-  return {post, drawPlots, watchJob, chatForm, dataPage, rerunButton, liveRuns, reloadWhenDone};
+  return {post, drawPlots, watchJob, chatForm, dataPage, rerunButton, liveRuns, followRun};
 })();
