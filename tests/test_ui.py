@@ -396,3 +396,22 @@ def test_a_running_run_shows_live_curves_and_status(tmp_path):
         store.finish_run(run_id, "succeeded", metrics={"test_mean": 0.7})
     listed = client.get(f"/api/runs?ids={run_id}").json()["runs"]
     assert listed[0]["status"] == "succeeded" and listed[0]["metric"] == 0.7
+
+
+def test_rerun_from_the_page_stores_a_child_run(tmp_path, data_dir):
+    from tests.ui_helpers import cli
+
+    ws = tmp_path / "ws"
+    first = cli("train", "--dataset", "karate", "--model", "gcn", "--epochs", "4",
+                "--workspace", str(ws), "--data-dir", str(data_dir), "--no-progress")  # fmt: skip
+    client = _client(ws, data_dir)
+    answer = client.post(
+        f"/api/runs/{first['run_id']}/rerun", headers={"x-autoglm-csrf": client.guard.csrf}
+    )
+    job = _wait_job(client, answer.json()["job"])
+    assert job["status"] == "succeeded", job
+    (new,) = job["events"][-1]["run_ids"]
+    with ExperimentStore(ws, read_only=True) as store:
+        record = store.get_run(new)
+    assert record.parent_id == first["run_id"] and record.config["epochs"] == 4
+    assert f'href="/runs/{new}"' in client.get(f"/runs/{first['run_id']}").text  # its child
