@@ -85,6 +85,9 @@ class SessionOptions:
         confirm: asked `confirm(reason) -> bool` before an expensive plan; None runs it.
         progress: show progress bars (stderr) while training and tuning.
         on_plan: called with the routed actions before they run (the CLI prints the plan).
+        on_epoch: called as `on_epoch(run_id, seed, epoch, metrics)` after each stored epoch
+            (`autoglm ui` streams them to the page).
+        on_trial: called with each finished Optuna trial.
     """
 
     data_dir: Path | None = None
@@ -93,6 +96,8 @@ class SessionOptions:
     progress: bool = False
     on_plan: Callable[[list[RoutedAction]], None] | None = None
     language: str | None = None
+    on_epoch: Callable[[int, int, int, dict[str, float]], None] | None = None
+    on_trial: Callable[[Any], None] | None = None
 
 
 class Session:
@@ -134,6 +139,8 @@ class Session:
                 data_dir=self.options.data_dir,
                 progress=self.options.progress,
                 study_timeout=self.limits.max_wall_seconds,  # a search stops at the budget
+                on_epoch=self.options.on_epoch,
+                on_trial=self.options.on_trial,
             ),
         )
 
