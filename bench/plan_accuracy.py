@@ -53,17 +53,29 @@ def field_matches(key: str, expected: Any, got: Any) -> bool:
     return got == expected
 
 
-def score(expect: dict[str, Any], actions: list[dict[str, Any]]) -> tuple[bool, list[str]]:
-    """(correct, what is wrong in the closest matching action)."""
+def score(
+    expect: dict[str, Any], actions: list[dict[str, Any]], forbid: list[str] = ()
+) -> tuple[bool, list[str]]:
+    """(correct, what is wrong in the closest matching action), strictly: `mentions` must
+    be in a clarify's question, and the matching action sets no `forbid` field."""
     best: list[str] | None = None
+    if expect["action"] in ("answer", "clarify") and any(
+        a.get("action") in ("train", "tune", "compare") for a in actions
+    ):
+        return False, ["it trains instead of " + expect["action"]]
     for action in actions:
         if action.get("action") != expect["action"]:
             continue
         wrong = [
             f"{k}={action.get(k)!r} (want {v!r})"
             for k, v in expect.items()
-            if k != "action" and not field_matches(k, v, action.get(k))
+            if k not in ("action", "mentions", "runs_of_turns")
+            and not field_matches(k, v, action.get(k))
         ]
+        mention = expect.get("mentions")
+        if mention and str(mention).lower() not in str(action.get("question", "")).lower():
+            wrong.append(f"question does not name {mention!r}")
+        wrong += [f"{k}={action[k]!r} invented" for k in forbid if action.get(k) is not None]
         if not wrong:
             return True, []
         if best is None or len(wrong) < len(best):
@@ -105,8 +117,13 @@ def run_tasks(planner, tasks: list[dict[str, Any]], schema: dict[str, Any]) -> d
             valid = True
         except (json.JSONDecodeError, jsonschema.ValidationError):
             data, valid = {"actions": []}, False
-        correct, wrong = score(task["expect"], data["actions"]) if valid else (False, [error])
-        rows.append({"id": task["id"], "valid": valid, "correct": correct, "seconds": elapsed})
+        forbid = task.get("forbid") or []
+        correct, wrong = (
+            score(task["expect"], data["actions"], forbid) if valid else (False, [error])
+        )
+        invented = any("invented" in str(w) for w in wrong)
+        rows.append({"id": task["id"], "cat": task.get("cat", "-"), "valid": valid,
+                     "correct": correct, "invented": invented, "seconds": elapsed})  # fmt: skip
         mark = "ok " if correct else "BAD"
         detail = "" if correct else "  <- " + "; ".join(str(w) for w in wrong)
         attempts = getattr(plan, "attempts", "-")
@@ -117,7 +134,15 @@ def run_tasks(planner, tasks: list[dict[str, Any]], schema: dict[str, Any]) -> d
             flush=True,
         )
     n = len(rows)
+    cats: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        cats.setdefault(row["cat"], []).append(row)
     return {
+        "categories": {
+            cat: {"correct": sum(r["correct"] for r in group), "tasks": len(group)}
+            for cat, group in cats.items()
+        },
+        "invented": sum(r["invented"] for r in rows),
         "tasks": n,
         "valid": sum(r["valid"] for r in rows) / n,
         "correct": sum(r["correct"] for r in rows) / n,
@@ -160,6 +185,13 @@ class _Printed:
 
     def to_json(self) -> dict[str, Any]:
         return self.document
+
+
+def print_categories(result: dict[str, Any]) -> None:
+    cats = result.get("categories") or {}
+    if len(cats) > 1 or "-" not in cats:
+        shown = ", ".join(f"{c} {v['correct']}/{v['tasks']}" for c, v in cats.items())
+        print(f"  per category: {shown}; invented fields in {result['invented']} tasks")
 
 
 def load_tasks(path: Path) -> list[dict[str, Any]]:
@@ -210,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({result['correct']:.0%}), valid {result['valid']:.0%}, "
             f"median {result['median_s']:.2f} s, p95 {result['p95_s']:.2f} s"
         )
+        print_categories(result)
     print(f"peak RSS {peak_rss_mb():.0f} MB")
     if args.json:
         summary = {"load_s": load_s, "warm_up_s": warm_s, "peak_rss_mb": peak_rss_mb(), **totals}
@@ -231,6 +264,7 @@ def _main_fresh(args: argparse.Namespace, paths: list[Path], schema: dict[str, A
             f"({result['correct']:.0%}), valid {result['valid']:.0%}, "
             f"median {result['median_s']:.2f} s, p95 {result['p95_s']:.2f} s (whole process)"
         )
+        print_categories(result)
     peak = max(planner.peak_mb, default=0.0)
     print(f"peak RSS of one plan process {peak:.0f} MB")
     if args.json:

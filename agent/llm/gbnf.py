@@ -108,8 +108,13 @@ class GrammarState:
     def accept(self, token: int) -> None:
         self._llama.llama_sampler_accept(self._sampler, int(token))
 
-    def forced_bytes(self, limit: int) -> tuple[bytes, bool]:
+    def forced_bytes(self, limit: int, leave_quotes: bool = False) -> tuple[bytes, bool]:
         """Accept the bytes the grammar forces from here, at most `limit` of them.
+
+        With `leave_quotes`, a forced `"` is left to the model: it then writes the quote
+        with its neighbours as it tokenizes them (`":"`, `,"`), instead of continuing
+        after a split it never saw (after a forced `":`, a small model prefers `null` to
+        a string it would have begun with `":"`).
 
         Returns:
             (the forced bytes, whether the document is complete: nothing but the end allowed).
@@ -126,6 +131,8 @@ class GrammarState:
             if len(allowed) > 1:
                 return bytes(forced), False
             token = int(allowed[0])
+            if leave_quotes and self._byte_of[token] == ord('"'):
+                return bytes(forced), False
             self.accept(token)
             forced.append(self._byte_of[token])
         return bytes(forced), False

@@ -1,0 +1,141 @@
+"""The per-request schema: every field an enum of its candidates, or absent.
+
+The model cannot write a value the words (or the session) did not offer; it chooses the
+actions, which number is which field, which of the named models are meant, and whether a
+field is set at all. A clarify's `question` is an enum of what could be asked about (an
+unknown name, a value out of range, a missing file, "unclear"); the planner writes the
+question itself from that choice. An answer's `question` is the request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.actions import MAX_TEXT, action_fields
+from agent.plan.candidates import NUMERIC_FIELDS, Candidates
+
+RUN_ACTIONS = ("train", "tune", "compare")
+UNCLEAR = "unclear"
+
+
+def clarify_topics(c: Candidates) -> list[str]:
+    """What a clarify may be about: each unknown name or missing file, each number, and
+    "unclear" (the planner writes the question naming it)."""
+    topics = [u.text for u in c.unknown]
+    topics += [f.text for f in c.files if not f.exists]
+    topics += [n.text for n in c.numbers if n.inherited is None and not n.other]
+    return [*dict.fromkeys(topics), UNCLEAR]
+
+
+def _enum(values: list[Any], kind: str) -> dict[str, Any] | None:
+    """One of `values`, or null: the model decides each field, it never skips one by
+    closing the object early (a greedy small model ends objects too soon)."""
+    return {"enum": [*values, None]} if values else None
+
+
+def _number_kind(name: str) -> str:
+    return "integer" if name in ("epochs", "hidden_channels", "num_layers", "heads",
+                                 "n_trials", "seeds") else "number"  # fmt: skip
+
+
+def field_options(c: Candidates) -> dict[str, list[Any]]:
+    """Field -> the values the model may choose from."""
+    ctx = c.context or {}
+    datasets = c.of("dataset") + [f.text for f in c.files if f.exists]
+    options: dict[str, list[Any]] = {
+        "dataset": list(dict.fromkeys(datasets)),
+        "model": c.of("model"),
+        "models": c.of("model"),
+        "task": list(c.tasks),
+        "run_ids": [r for r in ctx.get("runs") or []],
+        "run_id": [r for r in ctx.get("runs") or []],
+        "nodes": list(c.mentions.nodes) if c.mentions else [],
+        "format": [c.mentions.format] if c.mentions and c.mentions.format else [],
+    }
+    named_runs = list(c.mentions.run_ids) if c.mentions else []
+    for key in ("run_ids", "run_id"):
+        options[key] = list(dict.fromkeys([*named_runs, *options[key]]))
+    for name in NUMERIC_FIELDS:
+        options[name] = c.values_for(name)
+    return options
+
+
+def _item(action: str, c: Candidates, options: dict[str, list[Any]], text: str) -> dict[str, Any]:
+    properties: dict[str, Any] = {"action": {"type": "string", "enum": [action]}}
+    required = ["action"]
+    if action == "clarify":
+        properties["question"] = {"type": "string", "enum": clarify_topics(c)}
+        required.append("question")
+    elif action == "answer":
+        properties["question"] = {"type": "string", "enum": [text[:MAX_TEXT]]}
+        required.append("question")
+    fields = action_fields(action)
+    for name in fields:
+        if name in properties or name == "question":
+            continue
+        values = options.get(name) or []
+        if not values:
+            continue
+        if name in ("models", "run_ids", "nodes"):
+            kind = "string" if name == "models" else "integer"
+            spec = {"type": "array", "items": {"type": kind, "enum": values},
+                    "minItems": 2 if name == "models" else 1, "maxItems": len(values),
+                    "uniqueItems": True}  # fmt: skip
+            if name == "models" and len(values) < 2:
+                continue
+            properties[name] = {"anyOf": [spec, {"type": "null"}]}
+        elif name in NUMERIC_FIELDS:
+            properties[name] = _enum(values, _number_kind(name))
+        elif name in ("run_id",):
+            properties[name] = _enum(values, "integer")
+        else:
+            properties[name] = _enum(values, "string")
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def allowed_actions(c: Candidates) -> list[str]:
+    """The actions the model may choose for this request."""
+    ctx = c.context or {}
+    runs = bool(ctx.get("runs")) or bool(c.mentions and c.mentions.run_ids)
+    out = ["train", "tune", "compare", "inspect"]
+    if runs or c.mentions and c.mentions.nodes:
+        out.append("explain")
+    if runs:
+        out.append("report")
+    out += ["answer", "clarify"]
+    return out
+
+
+def request_schema(c: Candidates, text: str, max_actions: int = 1) -> dict[str, Any]:
+    """The JSON schema of `{"actions": [...]}` for this request."""
+    options = field_options(c)
+    items = [_item(action, c, options, text) for action in allowed_actions(c)]
+    return {
+        "type": "object",
+        "properties": {
+            "actions": {
+                "type": "array",
+                "items": {"anyOf": items},
+                "minItems": 1,
+                "maxItems": max_actions,
+            }
+        },
+        "required": ["actions"],
+        "additionalProperties": False,
+    }
+
+
+def relaxed(schema: dict[str, Any]) -> dict[str, Any]:
+    """The same choices with unset fields allowed to be left out: what an answer is checked
+    against (a backend that cannot constrain decoding writes only the fields it sets)."""
+    import copy
+
+    out = copy.deepcopy(schema)
+    for item in out["properties"]["actions"]["items"]["anyOf"]:
+        item["required"] = [k for k in ("action", "question") if k in item["properties"]]
+    return out
