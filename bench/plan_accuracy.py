@@ -19,6 +19,7 @@ memory its own peak resident set size.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -194,6 +195,70 @@ def print_categories(result: dict[str, Any]) -> None:
         print(f"  per category: {shown}; invented fields in {result['invented']} tasks")
 
 
+def score_turn(
+    expect: dict[str, Any], turn: dict[str, Any], made: dict[int, list[int]]
+) -> tuple[bool, list[str]]:
+    """One chat turn by the README's rule: the actions that ran (their resolved fields),
+    else the plan; `runs_of_turns` must be exactly the runs those turns made."""
+    ran = [dict(o.get("fields") or {}, action=o["action"]) for o in turn.get("outcomes") or []]
+    actions = ran or list(turn.get("plan") or [])
+    expect = dict(expect)
+    wanted_turns = expect.pop("runs_of_turns", None)
+    ok, wrong = score(expect, actions)
+    if ok and wanted_turns is not None:
+        want = {r for t in wanted_turns for r in made.get(t, [])}
+        for action in actions:
+            if action.get("action") != expect["action"]:
+                continue
+            got = set(action.get("run_ids") or ([action["run_id"]] if action.get("run_id") else []))
+            if got == want:
+                return True, []
+            wrong = [f"runs {sorted(got)} (want {sorted(want)} of turns {wanted_turns})"]
+        return False, wrong
+    return ok, wrong
+
+
+def run_chats(path: Path, backend: str | None) -> dict[str, Any]:
+    """Play each conversation through `autoglm chat --json --yes` (stdin piped, a fresh
+    workspace each) and score it turn by turn."""
+    import tempfile
+
+    right = total = 0
+    seconds: list[float] = []
+    for conversation in load_tasks(path):
+        texts = [t["text"] for t in conversation["turns"]]
+        with tempfile.TemporaryDirectory() as workspace:
+            command = [sys.executable, "-m", "agent.cli", "chat", "--json", "--yes",
+                       "--workspace", workspace]  # fmt: skip
+            if backend:
+                command += ["--backend", backend]
+            started = time.perf_counter()
+            child = subprocess.run(command, input="\n".join(texts) + "\n", capture_output=True,
+                                   text=True, timeout=1800)  # fmt: skip
+            seconds.append(time.perf_counter() - started)
+        outputs = []
+        for line in child.stdout.splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                document = json.loads(line)
+                if isinstance(document, dict):
+                    outputs.append(document)
+        made: dict[int, list[int]] = {}
+        for number, (turn, output) in enumerate(
+            zip(conversation["turns"], outputs + [{}] * len(texts)), 1
+        ):
+            primary = [o["run_id"] for o in output.get("outcomes") or [] if o.get("run_id")]
+            made[number] = primary
+            ok, wrong = score_turn(turn["expect"], output, made)
+            right += ok
+            total += 1
+            plan = json.dumps(output.get("plan") or output.get("error"), ensure_ascii=False)[:160]
+            detail = "" if ok else "  <- " + "; ".join(map(str, wrong))
+            print(f"{conversation['id']}.{number} {'ok ' if ok else 'BAD'} {turn['text'][:40]!r} {plan}{detail}",
+                  flush=True)  # fmt: skip
+    return {"turns": total, "correct": right / max(1, total), "n_correct": right,
+            "median_s": statistics.median(seconds) if seconds else 0.0}  # fmt: skip
+
+
 def load_tasks(path: Path) -> list[dict[str, Any]]:
     tasks = []
     for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
@@ -213,7 +278,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fresh", action="store_true", help="one new `autoglm plan` process per task"
     )
+    parser.add_argument(
+        "--chat", action="append", type=Path, default=[],
+        help="conversations (chat_dev.jsonl) played through `autoglm chat --json`",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.chat and not args.tasks:
+        for path in args.chat:
+            print(f"\n== {path} (turn by turn, one `autoglm chat` per conversation) ==")
+            result = run_chats(path, args.backend)
+            print(
+                f"TOTAL {path.name}: correct turns {result['n_correct']}/{result['turns']} "
+                f"({result['correct']:.0%}), median {result['median_s']:.0f} s a conversation"
+            )
+        return 0
     paths = args.tasks or [DEFAULT_TASKS]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 

@@ -48,7 +48,7 @@ def _session_lines(context: Mapping[str, Any]) -> list[str]:
     if last:
         fields = ", ".join(f"{k}={v}" for k, v in last.items() if k != "action")
         lines.append(f"last request: {last.get('action')} {fields}".strip())
-    if context.get("dataset") and not last:
+    if context.get("dataset") and context["dataset"] != (last or {}).get("dataset"):
         lines.append(f"latest dataset: {context['dataset']}")
     return lines
 

@@ -102,6 +102,15 @@ def check(plan: list[dict[str, Any]], c: Candidates, text: str) -> Verdict:
     # 1. The model asked: its question names what it chose.
     if "clarify" in kinds:
         topic = next(a["question"] for a in plan if a["action"] == "clarify")
+        number = next((n for n in c.numbers if n.text == topic and not n.inherited), None)
+        if (
+            number is not None
+            and number.hints
+            and not c.unknown
+            and not any(_range_problem(h, number.value) for h in number.hints)
+        ):  # a question about a value that is fine: ask the model again, not the user
+            return Verdict(plan, feedback=f"{topic} is a valid {number.hints[0]} "
+                           f"({number.value}); ask only about what cannot be used")  # fmt: skip
         if topic == UNCLEAR and (c.unknown or any(not f.exists for f in c.files)):
             topic = (
                 c.unknown[0].text if c.unknown else next(f.text for f in c.files if not f.exists)
@@ -113,6 +122,7 @@ def check(plan: list[dict[str, Any]], c: Candidates, text: str) -> Verdict:
         if action["action"] == "answer":
             action["question"] = text[:MAX_TEXT]
     runs = [a for a in plan if a["action"] in (*RUNS, "inspect")]
+    stored = bool(runs) and runs[0]["action"] == "compare" and bool(runs[0].get("run_ids"))
     # 2. What can never run: out-of-range values, unknown names, missing files.
     for action in plan:
         for key in NUMERIC_FIELDS:
@@ -124,7 +134,7 @@ def check(plan: list[dict[str, Any]], c: Candidates, text: str) -> Verdict:
                     [clarify(question_about(typed, c))],
                     notes=[f"{key}={action[key]!r} is out of range"],
                 )
-    if runs:
+    if runs and not stored:  # (a comparison of stored runs names them by their settings)
         for n in c.numbers:
             if n.inherited or n.other or n.negated or not n.hints:
                 continue
@@ -157,6 +167,12 @@ def check(plan: list[dict[str, Any]], c: Candidates, text: str) -> Verdict:
         used |= {("model", m) for m in action.get("models") or []}
         for kind, name in sorted(negated_names & used):
             problems.append(f"the text takes back the {kind} {name}")
+        if (
+            action["action"] == "compare"
+            and len(action.get("models") or []) < 2
+            and not (action.get("run_ids"))
+        ):
+            problems.append("a compare needs two models or earlier runs")
         if action["action"] in c.negated_cues:
             problems.append(f"the text says not to {action['action']}")
     used = _used_values(plan)
@@ -167,7 +183,7 @@ def check(plan: list[dict[str, Any]], c: Candidates, text: str) -> Verdict:
             and not any(m.value == n.value and not m.negated for m in c.numbers if m is not n)
         ):
             problems.append(f"{n.text} was taken back")
-    if runs:
+    if runs and not (runs[0]["action"] == "compare" and runs[0].get("run_ids")):
         primary = runs[0]
         fields = action_fields(primary["action"])
         for n in c.numbers:
