@@ -133,6 +133,8 @@ class Candidates:
                 continue
             if c.hints and name not in c.hints:
                 continue
+            if c.negated and not c.hints:
+                continue  # "rather than 64": taken back, and no field's keyword claims it
             if not c.hints and not c.inherited and not _plausible(name, c.value):
                 continue
             if name in COUNT_FIELDS and not c.number.whole:
@@ -400,6 +402,8 @@ def _negate(text: str, items: list[_Item], out: Candidates) -> None:
             old = same[-1]
             if not isinstance(old.ref, str):
                 old.ref.negated = True
+            if new.kind == "number" and not new.ref.hints:
+                new.ref.hints = list(old.ref.hints)  # "60 epochs, no, 90": 90 epochs
             out.corrections.append(match.group(0).strip(" ,，;."))
 
 

@@ -23,8 +23,19 @@ def clarify_topics(c: Candidates) -> list[str]:
     "unclear" (the planner writes the question naming it)."""
     topics = [u.text for u in c.unknown]
     topics += [f.text for f in c.files if not f.exists]
-    topics += [n.text for n in c.numbers if n.inherited is None and not n.other]
+    topics += [n.text for n in c.numbers if n.inherited is None and not n.other and _bad(n)]
     return [*dict.fromkeys(topics), UNCLEAR]
+
+
+def _bad(n: object) -> bool:
+    """A number that cannot be the value it is next to: negative, or out of its bounds."""
+    from graph_ml.catalogue import PARAMS
+
+    hints = getattr(n, "hints", [])
+    value = getattr(n, "value", 0)
+    if not hints:
+        return value < 0
+    return all(PARAMS[h].problem(value) for h in hints if h in PARAMS)
 
 
 def _enum(values: list[Any], kind: str) -> dict[str, Any] | None:
