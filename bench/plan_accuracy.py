@@ -244,7 +244,7 @@ def run_chats(path: Path, backend: str | None) -> dict[str, Any]:
                     outputs.append(document)
         made: dict[int, list[int]] = {}
         for number, (turn, output) in enumerate(
-            zip(conversation["turns"], outputs + [{}] * len(texts)), 1
+            zip(conversation["turns"], (outputs + [{}] * len(texts))[: len(texts)], strict=True), 1
         ):
             primary = [o["run_id"] for o in output.get("outcomes") or [] if o.get("run_id")]
             made[number] = primary
@@ -253,8 +253,8 @@ def run_chats(path: Path, backend: str | None) -> dict[str, Any]:
             total += 1
             plan = json.dumps(output.get("plan") or output.get("error"), ensure_ascii=False)[:160]
             detail = "" if ok else "  <- " + "; ".join(map(str, wrong))
-            print(f"{conversation['id']}.{number} {'ok ' if ok else 'BAD'} {turn['text'][:40]!r} {plan}{detail}",
-                  flush=True)  # fmt: skip
+            mark = "ok " if ok else "BAD"
+            print(f"{conversation['id']}.{number} {mark} {turn['text'][:40]!r} {plan}{detail}")
     return {"turns": total, "correct": right / max(1, total), "n_correct": right,
             "median_s": statistics.median(seconds) if seconds else 0.0}  # fmt: skip
 

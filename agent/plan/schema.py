@@ -9,12 +9,15 @@ question itself from that choice. An answer's `question` is the request.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from agent.actions import MAX_TEXT, action_fields
 from agent.plan.candidates import NUMERIC_FIELDS, Candidates
 
 RUN_ACTIONS = ("train", "tune", "compare")
+# words that ask for a training itself ("classify", "use" do not: they go with any action)
+_TRAIN_WORDS = re.compile(r"\btrain|\bfit\b|\bfits\b|训练|拟合|\bjust\s+run\b|直接", re.IGNORECASE)
 UNCLEAR = "unclear"
 
 
@@ -113,7 +116,15 @@ def allowed_actions(c: Candidates) -> list[str]:
     """The actions the model may choose for this request."""
     ctx = c.context or {}
     runs = bool(ctx.get("runs")) or bool(c.mentions and c.mentions.run_ids)
-    out = ["train", "tune", "compare", "inspect"]
+    cued = [q for q in ("tune", "compare", "inspect") if q in c.cues and q not in c.negated_cues]
+    negated = [q for q in ("tune", "compare", "inspect") if q in c.negated_cues]
+    strong_train = bool(_TRAIN_WORDS.search(c.text))
+    if cued and not strong_train and not negated:
+        out = list(cued)  # the action words offer these (and, below, asking or answering)
+    else:
+        out = ["train", *(cued or [q for q in ("tune", "compare", "inspect") if q not in negated])]
+        if cued:
+            out = ["train", *cued]
     if runs or c.mentions and c.mentions.nodes:
         out.append("explain")
     if runs:

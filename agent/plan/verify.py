@@ -52,11 +52,15 @@ def question_about(topic: str, c: Candidates) -> str:
             kind = "模型" if u.kind == "model" else "数据集"
             if zh:
                 return f"我不认识{kind}“{topic}”；我知道的{kind}有：{_known(u.kind)}。要用哪一个？"
-            return f"I don't know the {u.kind} '{topic}'; I know {_known(u.kind)}. Which one do you mean?"
+            known = _known(u.kind)
+            return f"I don't know the {u.kind} '{topic}'; I know {known}. Which one do you mean?"
     for f in c.files:
         if f.text == topic:
             if zh:
-                return f"找不到文件“{topic}”（在允许的目录下）。请给出存在的文件路径，或选一个数据集：{_known('dataset')}。"
+                return (
+                    f"找不到文件“{topic}”（在允许的目录下）。"
+                    f"请给出存在的文件路径，或选一个数据集：{_known('dataset')}。"
+                )
             return (
                 f"I can't find the file '{topic}' under the directories I may read; give a "
                 f"path that exists there, or one of the datasets {_known('dataset')}."
@@ -239,5 +243,6 @@ def give_up(c: Candidates, feedback: str) -> dict[str, Any]:
     if _zh(c):
         return clarify(f"我读到了：{said}；但无法确定计划（{feedback}）。请说得更具体一些。")
     return clarify(
-        f"I read: {said}; but I could not settle the plan ({feedback}). Could you say it more precisely?"
+        f"I read: {said}; but I could not settle the plan ({feedback}). "
+        "Could you say it more precisely?"
     )
