@@ -348,3 +348,20 @@ def test_embedded_model_reads_hard_phrasings(embedded_backend):
     for text, fields in cases:
         [action] = planner.plan(text).to_json()["actions"]
         assert {k: action.get(k) for k in fields} == fields, (text, action)
+
+
+@pytest.mark.slow
+def test_embedded_model_plans_the_same_text_the_same_way_always(embedded_backend):
+    planner = Planner(embedded_backend)
+    text = "3 个 seeds, 在 cora 上用 GAT, lernin rate 0.01"
+    first = planner.plan(text).to_json()
+    others = ["train gcn on karate for 40 epochs", "compare gcn and mlp on cora",
+              "在 citeseer 上用 GAT，4 个 heads", "tune sage on pubmed with 6 trials"]  # fmt: skip
+    for other in others:
+        planner.plan(other)
+    assert planner.plan(text).to_json() == first  # the prefix cache changes nothing
+    fresh = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "plan", text, "--json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(fresh.stdout) == first

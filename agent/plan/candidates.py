@@ -506,6 +506,11 @@ def read(text: str, context: Mapping[str, Any] | None = None) -> Candidates:
         if at is not None:
             task_at[task] = at
     out.tasks = sorted(task_at, key=task_at.__getitem__)
+    if out.mentions.all_models and not out.of("model"):  # "compare all models": the zoo
+        from agent.grounding import named_models
+
+        for name in named_models(out.mentions):
+            out.names.append(NameCandidate("model", name, "described", (0, 0), "all models"))
     _add_context(out, context)
     return out
 

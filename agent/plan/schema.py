@@ -9,6 +9,7 @@ question itself from that choice. An answer's `question` is the request.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -97,6 +98,11 @@ def _item(action: str, c: Candidates, options: dict[str, list[Any]], text: str) 
                     "uniqueItems": True}  # fmt: skip
             if name == "models" and len(values) < 2:
                 continue
+            if len(values) <= 5:  # each set of them, in the text's order: no repeats possible
+                sets = [list(combo) for size in range(spec["minItems"], len(values) + 1)
+                        for combo in itertools.combinations(values, size)]  # fmt: skip
+                properties[name] = {"enum": [*sets, None]}
+                continue
             properties[name] = {"anyOf": [spec, {"type": "null"}]}
         elif name in NUMERIC_FIELDS:
             properties[name] = _enum(values, _number_kind(name))
@@ -125,6 +131,11 @@ def allowed_actions(c: Candidates) -> list[str]:
         out = ["train", *(cued or [q for q in ("tune", "compare", "inspect") if q not in negated])]
         if cued:
             out = ["train", *cued]
+    enough = len(c.of("model", False)) >= 2 or len(ctx.get("runs") or []) >= 2
+    if "compare" in out and not enough:  # nothing to compare: no candidate
+        out.remove("compare")
+        if not out:
+            out = ["train", *[q for q in ("tune", "inspect") if q not in negated]]
     if runs or c.mentions and c.mentions.nodes:
         out.append("explain")
     if runs:
@@ -160,4 +171,11 @@ def relaxed(schema: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(schema)
     for item in out["properties"]["actions"]["items"]["anyOf"]:
         item["required"] = [k for k in ("action", "question") if k in item["properties"]]
+        for name, spec in item["properties"].items():
+            sets = [v for v in spec.get("enum") or [] if isinstance(v, list)]
+            if sets:  # any order of a set of the candidates, without repeats
+                values = list(dict.fromkeys(v for one in sets for v in one))
+                array = {"type": "array", "items": {"enum": values}, "uniqueItems": True,
+                         "minItems": min(len(v) for v in sets), "maxItems": len(values)}  # fmt: skip
+                item["properties"][name] = {"anyOf": [array, {"type": "null"}]}
     return out
