@@ -175,7 +175,12 @@ def relaxed(schema: dict[str, Any]) -> dict[str, Any]:
             sets = [v for v in spec.get("enum") or [] if isinstance(v, list)]
             if sets:  # any order of a set of the candidates, without repeats
                 values = list(dict.fromkeys(v for one in sets for v in one))
-                array = {"type": "array", "items": {"enum": values}, "uniqueItems": True,
-                         "minItems": min(len(v) for v in sets), "maxItems": len(values)}  # fmt: skip
+                array = {
+                    "type": "array",
+                    "items": {"enum": values},
+                    "uniqueItems": True,
+                    "minItems": min(len(v) for v in sets),
+                    "maxItems": len(values),
+                }
                 item["properties"][name] = {"anyOf": [array, {"type": "null"}]}
     return out

@@ -115,6 +115,16 @@ def check(plan: list[dict[str, Any]], c: Candidates, text: str) -> Verdict:
         ):  # a question about a value that is fine: ask the model again, not the user
             return Verdict(plan, feedback=f"{topic} is a valid {number.hints[0]} "
                            f"({number.value}); ask only about what cannot be used")  # fmt: skip
+        named = [n for n in c.names if n.how != "session" and not n.negated]
+        if (
+            topic == UNCLEAR
+            and not c.unknown
+            and not any(not f.exists for f in c.files)
+            and any(n.kind == "dataset" for n in named)
+            and (any(n.kind == "model" for n in named) or c.cues)
+        ):  # the words name what to run it on and with: not unclear, ask the model again
+            said = ", ".join(dict.fromkeys(f"{n.kind} {n.name}" for n in named))
+            return Verdict(plan, feedback=f"the request names {said}: choose the action")
         if topic == UNCLEAR and (c.unknown or any(not f.exists for f in c.files)):
             topic = (
                 c.unknown[0].text if c.unknown else next(f.text for f in c.files if not f.exists)
