@@ -119,29 +119,45 @@ def _item(action: str, c: Candidates, options: dict[str, list[Any]], text: str) 
 
 
 def allowed_actions(c: Candidates) -> list[str]:
-    """The actions the model may choose for this request."""
+    """The actions the model may choose for this request: those its action words offer
+    (train, when none does, and for a follow-up the last request's action too), asking,
+    and answering when it is a question."""
     ctx = c.context or {}
-    runs = bool(ctx.get("runs")) or bool(c.mentions and c.mentions.run_ids)
+    m = c.mentions
+    runs = len(ctx.get("runs") or []) + len(m.run_ids if m else [])
     cued = [q for q in ("tune", "compare", "inspect") if q in c.cues and q not in c.negated_cues]
     negated = [q for q in ("tune", "compare", "inspect") if q in c.negated_cues]
     strong_train = bool(_TRAIN_WORDS.search(c.text))
     if cued and not strong_train and not negated:
-        out = list(cued)  # the action words offer these (and, below, asking or answering)
+        out = list(cued)
     else:
-        out = ["train", *(cued or [q for q in ("tune", "compare", "inspect") if q not in negated])]
-        if cued:
-            out = ["train", *cued]
-    enough = len(c.of("model", False)) >= 2 or len(ctx.get("runs") or []) >= 2
+        out = ["train", *cued]
+    named = [n for n in c.names if n.how != "session" and not n.negated]
+    if m is not None and (m.question or m.show) and any(n.kind == "dataset" for n in named):
+        if not any(n.kind == "model" for n in named) and "inspect" not in out:
+            out.append("inspect")  # a question about a dataset that names no model
+    last = (ctx.get("last") or {}).get("action")
+    if not cued and last in ("tune", "compare") and last not in negated:
+        out.append(last)  # "same but with 5 seeds" after a comparison
+    enough = (
+        len(c.of("model", False))
+        - len([n for n in c.names if n.kind == "model" and n.how == "session"])
+        >= 2
+        or runs >= 2
+        or (m is not None and m.all_models)
+    )
     if "compare" in out and not enough:  # nothing to compare: no candidate
         out.remove("compare")
-        if not out:
-            out = ["train", *[q for q in ("tune", "inspect") if q not in negated]]
-    if runs or c.mentions and c.mentions.nodes:
+    if not out:
+        out = ["train", *[q for q in ("tune", "inspect") if q not in negated]]
+    if "explain" in c.cues or (m is not None and m.nodes):
         out.append("explain")
-    if runs:
+    if "report" in c.cues and (runs or "report" not in c.negated_cues):
         out.append("report")
-    out += ["answer", "clarify"]
-    return out
+    if m is None or m.question or m.show or "answer" in c.cues:
+        out.append("answer")
+    out.append("clarify")
+    return list(dict.fromkeys(out))
 
 
 def request_schema(c: Candidates, text: str, max_actions: int = 1) -> dict[str, Any]:
