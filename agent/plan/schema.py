@@ -94,9 +94,10 @@ def _item(action: str, c: Candidates, options: dict[str, list[Any]], text: str) 
         if name in ("models", "run_ids", "nodes"):
             kind = "string" if name == "models" else "integer"
             spec = {"type": "array", "items": {"type": kind, "enum": values},
-                    "minItems": 2 if name == "models" else 1, "maxItems": len(values),
+                    "minItems": 2 if name == "models" or (action, name) == ("compare", "run_ids")
+                    else 1, "maxItems": len(values),
                     "uniqueItems": True}  # fmt: skip
-            if name == "models" and len(values) < 2:
+            if len(values) < spec["minItems"]:
                 continue
             if len(values) <= 5:  # each set of them, in the text's order: no repeats possible
                 sets = [list(combo) for size in range(spec["minItems"], len(values) + 1)
