@@ -75,6 +75,7 @@ class NumberCandidate:
     other: bool = False  # plainly not an action field (seed 42, 3,327-document)
     negated: bool = False  # taken back ("60 epochs, no, 90": 60)
     inherited: str | None = None  # a value kept from the session's last request (its field)
+    replaced: bool = False  # taken back and replaced by a later number ("60, no, 90")
 
     @property
     def value(self) -> int | float:
@@ -133,8 +134,8 @@ class Candidates:
                 continue
             if c.hints and name not in c.hints:
                 continue
-            if c.negated and not c.hints:
-                continue  # "rather than 64": taken back, and no field's keyword claims it
+            if c.negated and (not c.hints or c.replaced):
+                continue  # "rather than 64", "60 epochs, no, 90": taken back
             if not c.hints and not c.inherited and not _plausible(name, c.value):
                 continue
             if name in COUNT_FIELDS and not c.number.whole:
@@ -402,6 +403,8 @@ def _negate(text: str, items: list[_Item], out: Candidates) -> None:
             old = same[-1]
             if not isinstance(old.ref, str):
                 old.ref.negated = True
+            if new.kind == "number":
+                old.ref.replaced = True
             if new.kind == "number" and not new.ref.hints:
                 new.ref.hints = list(old.ref.hints)  # "60 epochs, no, 90": 90 epochs
             out.corrections.append(match.group(0).strip(" ,，;."))

@@ -28,7 +28,13 @@ def clarify_topics(c: Candidates) -> list[str]:
     topics = [u.text for u in c.unknown]
     topics += [f.text for f in c.files if not f.exists]
     topics += [n.text for n in c.numbers if n.inherited is None and not n.other and _bad(n)]
-    return [*dict.fromkeys(topics), UNCLEAR]
+    named = [n for n in c.names if n.how != "session" and not n.negated]
+    settled = any(n.kind == "dataset" for n in named) and (
+        any(n.kind == "model" for n in named) or bool(c.cues)
+    )
+    if not settled or topics:  # what to run and on what is named: nothing is unclear
+        topics.append(UNCLEAR)
+    return list(dict.fromkeys(topics))
 
 
 def _bad(n: object) -> bool:
@@ -157,7 +163,8 @@ def allowed_actions(c: Candidates) -> list[str]:
         out.append("report")
     if m is None or m.question or m.show or "answer" in c.cues:
         out.append("answer")
-    out.append("clarify")
+    if clarify_topics(c):
+        out.append("clarify")
     return list(dict.fromkeys(out))
 
 
