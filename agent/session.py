@@ -198,6 +198,7 @@ class Session:
         self.store.add_message(self.id, "user", text)
         turn = Turn(session_id=self.id, text=text)
         self.followups.start_turn()
+        self.followups.next_turn()
         try:
             routed, step_ids = self._plan_and_route(text, turn)
             if self.options.on_plan is not None:
@@ -217,7 +218,9 @@ class Session:
         return turn
 
     def _plan(self, text: str, feedback: str | None = None) -> tuple[Any, int]:
-        context = self.followups.planner_context(feedback)
+        context = self.followups.typed_context(feedback)
+        if self.options.data_dir is not None:
+            context["data_dir"] = str(self.options.data_dir)
         start = time.perf_counter()
         plan = self.planner.plan(text, context)
         step = self.store.log_step(
@@ -237,7 +240,7 @@ class Session:
         return plan, step
 
     def _plan_and_route(self, text: str, turn: Turn) -> tuple[list[RoutedAction], list[int]]:
-        resolved = self.followups.reference_plan(text)
+        resolved = None  # one planner for chat: every follow-up goes through it
         if resolved is not None:
             step = self.store.log_step(
                 None,
@@ -321,6 +324,7 @@ class Session:
         self._costs(outcome, item)
         if outcome.run_id is not None and outcome.status == "succeeded":
             self.followups.turn_runs.append(outcome.run_id)
+            self.followups.record_turn_run(outcome.run_id)
         return outcome
 
     def _costs(self, outcome: Outcome, item: RoutedAction) -> None:
@@ -378,7 +382,9 @@ class Session:
         call = item.calls[0]
         if item.action == "report":
             ids = [int(r) for r in item.fields.get("run_ids") or []]
-            if not (self.followups.named_runs and ids):
+            # the runs the text or the planner chose, unless this turn just made one
+            # ("train ... and write a report" is about the new run)
+            if not ids or (self.followups.turn_runs and not self.followups.named_runs):
                 target = self.followups.target(item)
                 ids = [] if target is None else [target]
             item.fields["run_ids"] = call.refs = ids
