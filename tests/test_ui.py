@@ -415,3 +415,20 @@ def test_rerun_from_the_page_stores_a_child_run(tmp_path, data_dir):
         record = store.get_run(new)
     assert record.parent_id == first["run_id"] and record.config["epochs"] == 4
     assert f'href="/runs/{new}"' in client.get(f"/runs/{first['run_id']}").text  # its child
+
+
+def test_bad_input_gets_a_sentence_never_a_500(workspace):
+    client = _client(workspace)
+    headers = {"x-autoglm-csrf": client.guard.csrf}
+    gets = ["/runs/999", "/api/runs/999", "/runs/999/export.py", "/runs/3/export.py",
+            "/compare?ids=1", "/compare?ids=a,b", "/?page=x", "/?since=yesterday",
+            "/studies/nope", "/api/studies/nope/plots/history", "/api/studies/x/plots/pie",
+            "/chat?session=nope", "/jobs/5", "/api/jobs/5/events?from=x"]  # fmt: skip
+    for path in gets:
+        answer = client.get(path)
+        assert answer.status_code < 500 and "Traceback" not in answer.text, path
+    for path, body in [("/api/chat", b"not json"), ("/api/chat", b'{"text": ""}'),
+                       ("/api/action", b"[1]"), ("/api/action", b'{"action": "rm"}'),
+                       ("/api/jobs/5/confirm", b"{}"), ("/api/upload", b"")]:  # fmt: skip
+        answer = client.post(path, content=body, headers=headers)
+        assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text)
