@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -166,6 +167,19 @@ def create_app(
     return app
 
 
+# What the pages need beyond the listing: torch and PyG (the explanation, the study storage,
+# the chat), ~10 s to import on a loaded 2-core machine. Imported in the background at
+# start, so the first visit to a run, a study or the chat does not wait for them.
+WARM_MODULES = ("graph_ml.tune", "agent.session", "agent.explain", "agent.report", "optuna")
+
+
+def _warm() -> None:
+    import importlib
+
+    for name in WARM_MODULES:
+        importlib.import_module(name)
+
+
 def serve(
     workspace: Path,
     host: str = "127.0.0.1",
@@ -185,6 +199,7 @@ def serve(
         print(f"listening on {host}:{port}, beyond this machine: every request needs the "
               "token, given in this URL (keep it private):", flush=True)  # fmt: skip
     print(f"  {guard.url()}", flush=True)
+    threading.Thread(target=_warm, name="autoglm-ui-warm", daemon=True).start()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     uvicorn.Server(config).run()
     sys.stdout.flush()
