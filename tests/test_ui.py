@@ -432,3 +432,18 @@ def test_bad_input_gets_a_sentence_never_a_500(workspace):
                        ("/api/jobs/5/confirm", b"{}"), ("/api/upload", b"")]:  # fmt: skip
         answer = client.post(path, content=body, headers=headers)
         assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text)
+
+
+@pytest.mark.slow
+def test_the_real_planner_trains_from_the_chat(tmp_path, data_dir, embedded_backend):
+    guard = Guard.for_host("127.0.0.1", 8765)
+    app = create_app(tmp_path / "ws", guard, data_dir, backend_factory=lambda: embedded_backend)
+    client = TestClient(app, base_url="http://127.0.0.1:8765")
+    started = client.post("/api/chat", json={"text": "train a GCN on karate for 20 epochs"},
+                          headers={"x-autoglm-csrf": guard.csrf}).json()  # fmt: skip
+    job = _wait_job(client, started["job"], seconds=600)
+    assert job["status"] == "succeeded", job
+    plan = next(e for e in job["events"] if e["event"] == "plan")
+    fields = plan["actions"][0]["fields"]
+    assert fields["model"] == "gcn" and fields["dataset"] == "karate" and fields["epochs"] == 20
+    assert "%" in job["events"][-1]["reply"]
