@@ -202,8 +202,23 @@ class Executor:
         except KeyboardInterrupt as stop:
             self.store.finish_run(run_id, "interrupted", error=interruption(stop))
             raise
+        if done.status == "succeeded":
+            self._store_facts(run_id)
         done.run_ids.append(run_id)
         return done
+
+    def _store_facts(self, run_id: int) -> None:
+        """Compute the run's facts (`agent.facts`) after its step is logged, so its timing is
+        in them, and store them with the run. A failure to compute them is stored as such
+        (the explanation then computes them again and raises where it breaks)."""
+        from agent.facts import facts_for
+
+        try:
+            facts = facts_for(self.store.get_run(run_id), self.store)
+            stored = None if facts is None else facts.model_dump(mode="json")
+        except Exception as error:  # noqa: BLE001 - the run itself succeeded and is stored
+            stored = {"error": f"{type(error).__name__}: {error}"}
+        self.store.set_facts(run_id, stored)
 
     def execute_or_raise(self, call: ToolCall, parent: int | None = None) -> Execution:
         """`execute`, for commands: a failed call raises `RunFailed` naming its stored run.

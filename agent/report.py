@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.explain import comparison_facts, explain_run, train_result
+from agent.explain import explain_run, run_facts, train_result
 from agent.store import ExperimentStore, RunRecord
 from tools.report import (
     COST_HEADERS,
@@ -41,12 +41,23 @@ __all__ = [
 
 def run_data(store: ExperimentStore, record: RunRecord, language: str = "en") -> RunData:
     """Everything the report shows of `record`, read from the store, as plain data."""
-    result, comparison, partial = record.result, None, []
+    result, comparison, partial, facts = record.result, None, [], None
     if record.status == "succeeded" and record.result:
+        if record.kind in ("train", "tune", "compare", "inspect"):
+            from agent.facts.common import timing
+
+            # The stored facts' timing was taken as the run ended; the explanation and any
+            # earlier report came after, so the report reads the steps again.
+            facts = {**run_facts(record, store), "timing": timing(record, store).model_dump()}
         if record.kind == "train":
             result = train_result(record)
         elif record.kind == "compare":
-            comparison = ComparisonData.model_validate(comparison_facts(record, store))
+            comparison = ComparisonData(
+                metric=facts["metric"],
+                entries=[{**e, "std": e["std"] or 0.0} for e in facts["entries"]],
+                t=facts["t"],
+                p_value=facts["p_value"],
+            )
     elif record.kind == "train":
         partial = store.curve_runs(record.id)
     steps = [StepCost.model_validate(s.model_dump()) for s in store.steps(record.id)]
@@ -67,6 +78,7 @@ def run_data(store: ExperimentStore, record: RunRecord, language: str = "en") ->
         comparison=comparison,
         partial_curves=partial,
         steps=steps,
+        facts=facts,
     )
 
 

@@ -83,8 +83,12 @@ class Decision(BaseModel):
 
 
 class Estimate(BaseModel):
-    seconds: float | None = None  # None where the dataset's size is unknown (CSV imports)
+    """Expected run time and peak memory (`graph_ml.estimate`); None where the dataset's
+    size is unknown (CSV imports). `basis` says what the numbers rest on (the probe)."""
+
+    seconds: float | None = None
     memory_mb: float | None = None
+    basis: str | None = None
 
 
 class RoutedAction(BaseModel):
@@ -162,10 +166,6 @@ DEFAULT_SEEDS = {"train": 1, "compare": 3, "tune": 3}  # compare needs >= 2 for 
 DEFAULT_TRIALS = 20  # enough for TPE to beat random search on 4-5 parameters
 TUNE_EPOCHS = 100  # per trial; pruning stops the hopeless ones earlier
 
-# Measured on one CPU thread with GCN on Cora: ~10 ms an epoch for ~4e7 multiply-adds.
-SECONDS_PER_FLOP = 2.5e-10
-SECONDS_PER_EPOCH_OVERHEAD = 0.004
-TORCH_BASE_MB = 400.0  # an idle torch + PyG process
 
 # The user's budget caps over the catalogue's hard bounds: field -> Limits attribute.
 FIELD_LIMITS = {"epochs": "max_epochs", "n_trials": "max_trials", "seeds": "max_seeds"}
@@ -461,24 +461,33 @@ def rule_bounds(c: _Check) -> None:
 
 
 def estimate(fields: dict[str, Any], action: str) -> Estimate:
-    """Guess a plan's run time (an upper bound: every epoch runs) and peak memory from the
-    dataset's size and each model's settings, its defaults where the plan leaves them."""
+    """A plan's expected run time and the process's peak memory, from the cost model
+    calibrated on this machine (`graph_ml.estimate`: a timing probe per model family, cached)
+    scaled by the dataset's catalogue size, each model's settings (its defaults where the
+    plan leaves them), epochs and early stopping, seeds, folds and trials."""
+    from graph_ml.estimate import plan_cost
+
     name = str(fields.get("dataset"))
     size = DATASETS.get(name).size if name in DATASETS else None
     if size is None or action not in ("train", "tune", "compare"):
         return Estimate()
     task = fields.get("task") or DATASETS.get(name).default_task
     models = fields.get("models") or [fields.get("model") or TASK_SPECS[task].default_model]
-    if action == "tune":  # each trial trains once; the best is retrained over the seeds
-        repeats = (fields.get("n_trials") or DEFAULT_TRIALS) + (fields.get("seeds") or 1)
-        models = models[:1]  # trials share the budget whatever model each one picks
-    else:
-        repeats = fields.get("seeds") or 1
-    guesses = [_estimate_one(size, _settings(fields, m)) for m in models]
-    return Estimate(
-        seconds=repeats * sum(seconds for seconds, _ in guesses),
-        memory_mb=max(memory for _, memory in guesses),
+    models = [m for m in models if m in MODELS] or [TASK_SPECS[task].default_model]
+    settings = {m: _settings({**fields, "task": task}, m) for m in models}
+    if action == "tune":
+        settings = {m: {k: v for k, v in hp.items() if k != "epochs"} for m, hp in settings.items()}
+    cost = plan_cost(
+        action,
+        size,
+        task,
+        models,
+        settings,
+        seeds=fields.get("seeds") or 1,
+        n_trials=fields.get("n_trials") or DEFAULT_TRIALS,
+        trial_epochs=fields.get("epochs"),
     )
+    return Estimate(seconds=cost.seconds, memory_mb=cost.memory_mb, basis=cost.basis)
 
 
 def _settings(fields: dict[str, Any], model: str) -> dict[str, Any]:
@@ -486,21 +495,6 @@ def _settings(fields: dict[str, Any], model: str) -> dict[str, Any]:
     task = fields.get("task") or "node_classification"
     defaults = MODELS.get(model).hparams(task) if model in MODELS else {}
     return {**defaults, **{k: v for k, v in fields.items() if v is not None}}
-
-
-def _estimate_one(size: Any, hp: dict[str, Any]) -> tuple[float, float]:
-    """(seconds, MB) of one training run with settings `hp` on a dataset of `size`."""
-    nodes, edges, features = size.nodes, size.edges, size.features
-    layers = hp.get("num_layers") or 2
-    width = (hp.get("hidden_channels") or 64) * (hp.get("heads") or 1)
-    flops = 3 * (nodes * features * width + layers * (edges * width + nodes * width * width))
-    per_epoch = SECONDS_PER_EPOCH_OVERHEAD + flops * SECONDS_PER_FLOP
-    memory = (
-        TORCH_BASE_MB
-        + (4 * nodes * features + 16 * edges + 4 * 4 * nodes * width * layers + 4 * edges * width)
-        / 1e6
-    )
-    return per_epoch * (hp.get("epochs") or 200), memory
 
 
 def rule_budget(c: _Check) -> None:
@@ -537,7 +531,7 @@ def rule_budget(c: _Check) -> None:
     c.decide(
         "budget.estimate",
         "bound",
-        f"estimated at most {duration(guess.seconds)}, {guess.memory_mb:,.0f} MB: within limits"
+        f"estimated {duration(guess.seconds)}, {guess.memory_mb:,.0f} MB peak: within limits"
         + ("; a chat asks before running it" if c.confirm else ""),
     )
 

@@ -45,6 +45,12 @@ class Outcome(BaseModel):
     decisions: list[str] = []
     files: list[str] = []  # reports written
     exit_code: int = 0
+    # The cost model's estimate (`graph_ml.estimate`) and what the run measured: its tool
+    # step's wall time (a compare's trainings included) and the process's peak memory.
+    estimated_seconds: float | None = None
+    seconds: float | None = None
+    estimated_memory_mb: float | None = None
+    peak_memory_mb: float | None = None
 
 
 class Turn(BaseModel):
@@ -192,6 +198,7 @@ class Session:
         self.store.add_message(self.id, "user", text)
         turn = Turn(session_id=self.id, text=text)
         self.followups.start_turn()
+        self.followups.next_turn()
         try:
             routed, step_ids = self._plan_and_route(text, turn)
             if self.options.on_plan is not None:
@@ -211,7 +218,9 @@ class Session:
         return turn
 
     def _plan(self, text: str, feedback: str | None = None) -> tuple[Any, int]:
-        context = self.followups.planner_context(feedback)
+        context = self.followups.typed_context(feedback)
+        if self.options.data_dir is not None:
+            context["data_dir"] = str(self.options.data_dir)
         start = time.perf_counter()
         plan = self.planner.plan(text, context)
         step = self.store.log_step(
@@ -231,7 +240,7 @@ class Session:
         return plan, step
 
     def _plan_and_route(self, text: str, turn: Turn) -> tuple[list[RoutedAction], list[int]]:
-        resolved = self.followups.reference_plan(text)
+        resolved = None  # one planner for chat: every follow-up goes through it
         if resolved is not None:
             step = self.store.log_step(
                 None,
@@ -312,9 +321,32 @@ class Session:
                 )
         outcome = self._outcome(item, text, step_ids)
         outcome.decisions, outcome.fields = decisions, item.fields
+        self._costs(outcome, item)
         if outcome.run_id is not None and outcome.status == "succeeded":
             self.followups.turn_runs.append(outcome.run_id)
+            self.followups.record_turn_run(outcome.run_id)
         return outcome
+
+    def _costs(self, outcome: Outcome, item: RoutedAction) -> None:
+        """Estimated and measured time and memory of the outcome's run, and one line saying
+        both ("took 134 s, estimated 120 s")."""
+        outcome.estimated_seconds = item.estimate.seconds
+        outcome.estimated_memory_mb = item.estimate.memory_mb
+        if outcome.run_id is None:
+            return
+        record = self.store.get_run(outcome.run_id)
+        step = next((s for s in self.store.steps(record.id) if s.name == f"tool:{record.kind}"),
+                    None)  # fmt: skip
+        if step is None:
+            return
+        outcome.seconds, outcome.peak_memory_mb = step.seconds, step.peak_mb
+        if outcome.estimated_seconds is not None and outcome.status == "succeeded":
+            took, guess = step.seconds, outcome.estimated_seconds
+            memory = outcome.estimated_memory_mb or 0.0
+            outcome.text += (
+                f"\nTook {_seconds(took)}, estimated {_seconds(guess)}; peak memory "
+                f"{step.peak_mb or 0:,.0f} MB, estimated {memory:,.0f} MB."
+            )
 
     def _outcome(self, item: RoutedAction, text: str, step_ids: list[int]) -> Outcome:
         if item.action == "clarify":
@@ -350,7 +382,9 @@ class Session:
         call = item.calls[0]
         if item.action == "report":
             ids = [int(r) for r in item.fields.get("run_ids") or []]
-            if not (self.followups.named_runs and ids):
+            # the runs the text or the planner chose, unless this turn just made one
+            # ("train ... and write a report" is about the new run)
+            if not ids or (self.followups.turn_runs and not self.followups.named_runs):
                 target = self.followups.target(item)
                 ids = [] if target is None else [target]
             item.fields["run_ids"] = call.refs = ids
@@ -429,6 +463,13 @@ class Session:
                     f"explanation could not be written ({type(error).__name__}: {error}); "
                     f"`autoglm experiments show {run_id}` shows the stored numbers."
                 )
+
+
+def _seconds(value: float) -> str:
+    """`0.4 s`, `134 s`, `6.5 min`: a measured or estimated duration, to compare."""
+    if value < 10:
+        return f"{value:.1f} s"
+    return f"{value:.0f} s" if value < 600 else f"{value / 60:.1f} min"
 
 
 def _no_run(action: str) -> Outcome:

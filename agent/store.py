@@ -127,7 +127,8 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL,
     metrics TEXT,
     result TEXT,
-    error TEXT
+    error TEXT,
+    facts TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_session ON runs(session_id);
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
@@ -188,6 +189,7 @@ class RunRecord(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     result: dict[str, Any] | None = None
     error: str | None = None
+    facts: dict[str, Any] | None = None  # `agent.facts`: what the explanation may say
 
     @property
     def seconds(self) -> float | None:
@@ -561,6 +563,9 @@ class ExperimentStore:
             # executescript commits any open transaction first, so it runs its own.
             self._conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
         with self._tx("upgrading it") as conn:
+            columns = {r["name"] for r in conn.execute("PRAGMA table_info(runs)")}
+            if "facts" not in columns:  # added with agent.facts; older stores gain it empty
+                conn.execute("ALTER TABLE runs ADD COLUMN facts TEXT")
             row = conn.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
@@ -724,6 +729,13 @@ class ExperimentStore:
             conn.execute(
                 "UPDATE runs SET dataset_fingerprint = ? WHERE id = ?", (fingerprint, run_id)
             )
+
+    def set_facts(self, run_id: int, facts: dict[str, Any] | None) -> None:
+        """Store the run's facts (`agent.facts`), which its explanations are rendered from."""
+        if self.read_only:
+            return
+        with self._tx(f"the facts of run {run_id}") as conn:
+            conn.execute("UPDATE runs SET facts = ? WHERE id = ?", (_dumps(facts), run_id))
 
     def update_config(self, run_id: int, config: dict[str, Any]) -> None:
         """Replace the stored config (e.g. with the trainer's fully resolved one)."""
@@ -918,6 +930,7 @@ class ExperimentStore:
             metrics=_loads(row["metrics"]) or {},
             result=_loads(row["result"]),
             error=row["error"] or (STALE_ERROR if stale else None),
+            facts=_loads(row["facts"]) if "facts" in row.keys() else None,
         )
 
     def get_run(self, run_id: int) -> RunRecord:

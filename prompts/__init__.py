@@ -8,7 +8,8 @@ an error, never an empty string), blocks trimmed, HTML escaped in templates whos
 
 Filters: `num` (4 decimals), `pct` (a [0, 1] metric as percent), `p` (a p-value), `sec`
 (seconds), `val` (a stored value), `py` (a Python literal, for generated code), `cell` (a
-Markdown table cell).
+Markdown table cell, HTML escaped), `span` (a per-seed range), `pts` (percentage points),
+`md` (Markdown text, HTML escaped).
 """
 
 from __future__ import annotations
@@ -69,8 +70,25 @@ def py_literal(value: Any) -> str:
     raise ValueError(f"a {type(value).__name__} has no Python literal")
 
 
+def fmt_span(values: list[Any] | None) -> str:
+    """`[120]` -> '120'; `[23, 187]` -> '23 to 187' (a range over seeds, `agent.facts.span`)."""
+    if not values:
+        return "n/a"
+    return str(values[0]) if len(values) == 1 else f"{values[0]} to {values[-1]}"
+
+
+def fmt_points(value: float | None) -> str:
+    """A difference in percentage points, one decimal: 21.43 -> '21.4'."""
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def escape_markdown_html(value: Any) -> str:
+    """Text for a Markdown page: `<`, `>` and `&` escaped, so stored text never becomes HTML."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def markdown_cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", "<br>")
+    return escape_markdown_html(value).replace("|", "\\|").replace("\n", "<br>")
 
 
 def read(name: str) -> str:
@@ -97,6 +115,9 @@ def environment() -> jinja2.Environment:
         val=fmt_value,
         py=py_literal,
         cell=markdown_cell,
+        span=fmt_span,
+        pts=fmt_points,
+        md=escape_markdown_html,
     )
     return env
 

@@ -76,7 +76,7 @@ def test_run_shows_the_plan_then_the_explanation_and_writes_the_report(
     assert code == 0
     plan_line, *rest = out.splitlines()
     # The estimated cost comes first, before the fields and reasons.
-    assert plan_line.startswith("plan 1 [at most 1 s, ")
+    assert plan_line.startswith("plan 1 [estimated ")
     assert " MB]: train(dataset=karate, model=gat, epochs=3" in plan_line
     assert "tool train" in plan_line
     # Defaults are shown with their reasons, the ones sharing a reason on one line.
@@ -123,6 +123,7 @@ def test_chat_with_piped_stdin(workspace, data_dir, scripted, capsys, monkeypatc
     scripted(
         plan(action="train", dataset="karate", model="gcn", epochs=3),
         plan(action="train", dataset="karate", model="sage"),
+        plan(action="compare", run_ids=[1, 2]),  # one planner for chat: the model chooses
     )
     lines = [
         "train a gcn on karate for 3 epochs",

@@ -11,17 +11,16 @@ import torch
 from scipy import stats
 
 from agent.explain import (
-    comparison_facts,
     detect_language,
     explain_node,
     explain_run,
-    fit_diagnosis,
     fmt_p,
     fmt_pct,
-    published_figure,
     receptive_hops,
     render,
 )
+from agent.facts import compare_facts, train_facts
+from agent.facts.train import published_reference
 from agent.store import ExperimentStore
 
 
@@ -96,17 +95,18 @@ def test_training_explanation_quotes_stored_numbers(store: ExperimentStore) -> N
     record = stored(store, "train", result["config"], result)
     text = explain_run(record, store=store)
     mean = record.result["test_mean"]
-    assert f"{100 * mean:.2f}%" in text and f"{mean:.4f}" in text
+    assert f"{100 * mean:.2f}%" in text
     assert f"{100 * record.result['test_std']:.2f}" in text
-    assert "over 3 seeds" in text
+    assert "over 3 seeds" in text and "81.23%, 80.71%, 81.94%" in text  # per seed
     # Against the published figure (81.5, Kipf & Welling) and the MLP run in the store.
     assert "81.5%" in text and "Kipf & Welling" in text
     assert f"{abs(100 * mean - 81.5):.2f} points" in text
     assert f"{100 * mlp['test_mean']:.2f}%" in text
     assert f"adds {100 * (mean - mlp['test_mean']):.2f} points" in text
-    # Curves: val loss rose after epoch 20 of 120; early stopping at 120 of 200.
-    assert "Over-fitting after an early peak" in text and "epoch 20 of 120" in text
-    assert "Early stopping ended training at epoch 120 of 200 (best epoch 20)" in text
+    # Curves: val loss rose after epoch 20; early stopping at 120 of 200, said per seed.
+    assert "Over-fitting after an early peak" in text and "best epoch 20" in text
+    assert "Early stopping ended 3 of 3 seeds before epoch 200" in text
+    assert "seed 0 best epoch 20, stopped at 120" in text
 
 
 def test_chinese_text_gets_chinese_explanation(store: ExperimentStore) -> None:
@@ -123,17 +123,18 @@ def test_one_seed_states_no_spread(store: ExperimentStore) -> None:
     result = train_result("gcn", [0.8571])
     record = stored(store, "train", result["config"], result)
     text = explain_run(record)
-    assert "85.71% from one seed (0.8571" in text
+    assert "85.71% from one seed" in text
     assert "±" not in text.splitlines()[0] and "std" not in text.splitlines()[0]
     zh = explain_run(record, user_text="在 Cora 上训练 GCN")
-    assert "一个随机种子的测试" in zh and "±" not in zh.splitlines()[0]
+    assert "只有一个种子" in zh and "±" not in zh.splitlines()[0]
 
 
 def test_published_figure_only_under_its_protocol(store: ExperimentStore) -> None:
-    assert published_figure("GCN", "Cora", "node_classification", "public").value == 81.5
-    assert published_figure("gcn", "cora", "node_classification", "random") is None
-    assert published_figure("gcn", "cora", "link_prediction", "auto") is None
-    assert published_figure("gin", "MUTAG", "graph_classification", "auto").value == 89.4
+    ref = published_reference("gcn", "Cora", "node_classification", "public", 0.8)
+    assert ref.value == 81.5
+    assert published_reference("gcn", "cora", "node_classification", "random", 0.8) is None
+    assert published_reference("gcn", "cora", "link_prediction", "auto", 0.8) is None
+    assert published_reference("gin", "MUTAG", "graph_classification", "auto", 0.8).value == 89.4
     result = train_result("gcn", [0.9])
     result["config"].update(task="link_prediction")
     result["metric"] = "roc_auc"
@@ -141,56 +142,64 @@ def test_published_figure_only_under_its_protocol(store: ExperimentStore) -> Non
     assert "published" not in text and "test roc_auc 90.00%" in text
 
 
-def test_fit_diagnosis_kinds() -> None:
-    rising = train_result("gcn", [0.8], stopped=120, best=20)["runs"]
-    assert fit_diagnosis(rising, 200)["kind"] == "overfit_early_peak"
-    improving = train_result("gcn", [0.8], stopped=200, best=200)["runs"]
-    assert fit_diagnosis(improving, 200)["kind"] == "still_improving"
-    gap = [{"best_epoch": 2, "stopped_epoch": 3, "curves": [
+def test_fit_kinds(store: ExperimentStore) -> None:
+    rising = train_result("gcn", [0.8], stopped=120, best=20)
+    assert train_facts(stored(store, "train", rising["config"], rising)).fit == "overfit_loss"
+    improving = train_result("gcn", [0.8], stopped=200, best=200)
+    assert train_facts(stored(store, "train", improving["config"], improving)).fit == (
+        "still_improving"
+    )
+    gap = train_result("gcn", [0.6], stopped=3, best=2, epochs=3)
+    gap["runs"][0]["curves"] = [
         {"epoch": e, "train_metric": 0.99, "val_metric": 0.6, "val_loss": 1.0} for e in (1, 2, 3)
-    ]}]  # fmt: skip
-    facts = fit_diagnosis(gap, 3)
-    assert facts["kind"] == "overfit_gap" and facts["gap"] == pytest.approx(0.39)
-    assert fit_diagnosis([{"best_epoch": 1, "curves": []}], 10)["kind"] == "no_curves"
+    ]
+    facts = train_facts(stored(store, "train", gap["config"], gap))
+    assert facts.fit == "overfit_gap" and facts.train_val_gaps == [pytest.approx(39.0)]
+    none = train_result("gcn", [0.6])
+    none["runs"][0]["curves"] = []
+    assert train_facts(stored(store, "train", none["config"], none)).fit == "no_curves"
+
+
+def _compare(store: ExperimentStore, *members) -> Any:
+    result = {"metric": "accuracy",
+              "entries": [{"label": f"{m.config['model']} (run {m.id})", "run_id": m.id}
+                          for m in members]}  # fmt: skip
+    return stored(store, "compare", {"run_ids": [m.id for m in members]}, result)
 
 
 def test_comparison_welch_p_value_matches_scipy(store: ExperimentStore) -> None:
     a = train_result("gcn", [0.811, 0.815, 0.809, 0.813])
     b = train_result("mlp", [0.571, 0.590, 0.562, 0.575])
     ra, rb = stored(store, "train", a["config"], a), stored(store, "train", b["config"], b)
-    facts = comparison_facts([rb, ra])
+    compare = _compare(store, rb, ra)
+    facts = compare_facts(compare, store)
     expected = stats.ttest_ind(
         [r["test_metric"] for r in a["runs"]],
         [r["test_metric"] for r in b["runs"]],
         equal_var=False,
     )
-    assert facts["best"]["run_id"] == ra.id
-    assert facts["p_value"] == pytest.approx(float(expected.pvalue), rel=1e-12)
-    assert facts["significant"] is True
-    text = render("compare", "en", **facts)
+    assert facts.best == f"gcn (run {ra.id})"
+    assert facts.p_value == pytest.approx(float(expected.pvalue), rel=1e-12)
+    assert facts.significant is True
+    text = explain_run(compare, store=store)
     assert f"p = {fmt_p(float(expected.pvalue))}" in text and "significant" in text
     assert f"by {fmt_pct(a['test_mean'] - b['test_mean'])} points" in text
-
-    # A compare run that lists its members by run id reads their per-seed values.
-    compare = stored(
-        store, "compare", {"runs": [ra.id, rb.id]},
-        {"entries": [{"label": "gcn", "run_id": ra.id}, {"label": "mlp", "run_id": rb.id}]},
-    )  # fmt: skip
-    text = explain_run(compare, "zh", store=store)
-    assert "Welch" in text and fmt_p(float(expected.pvalue)) in text and "差异显著" in text
+    zh = explain_run(compare, "zh", store=store)
+    assert "Welch" in zh and fmt_p(float(expected.pvalue)) in zh and "差异显著" in zh
 
 
 def test_comparison_not_significant_and_too_few_seeds(store: ExperimentStore) -> None:
     a = stored(store, "train", {"model": "gcn"}, train_result("gcn", [0.80, 0.82, 0.81]))
     b = stored(store, "train", {"model": "gat"}, train_result("gat", [0.81, 0.80, 0.82]))
-    facts = comparison_facts([a, b])
-    assert facts["significant"] is False and facts["p_value"] > 0.5
-    assert "not significant" in render("compare", "en", **facts)
+    facts = compare_facts(_compare(store, a, b), store)
+    assert facts.significant is False and facts.p_value > 0.5
+    assert "not significant" in explain_run(_compare(store, a, b), store=store)
     one = stored(store, "train", {"model": "sage"}, train_result("sage", [0.79]))
-    facts = comparison_facts([a, one])
-    assert facts["p_value"] is None and facts["too_few_seeds"]
-    assert "Too few seeds" in render("compare", "en", **facts)
-    assert "种子太少" in render("compare", "zh", **facts)
+    compare = _compare(store, a, one)
+    facts = compare_facts(compare, store)
+    assert facts.p_value is None and facts.significant is None
+    assert "Too few seeds" in explain_run(compare, store=store)
+    assert "种子太少" in explain_run(compare, "zh", store=store)
 
 
 def test_tuning_explanation(store: ExperimentStore) -> None:
@@ -209,13 +218,16 @@ def test_tuning_explanation(store: ExperimentStore) -> None:
         "history": [],
         "importances": {"dropout": 0.15, "lr": 0.7, "hidden_channels": 0.15},
         "retrained": train_result("gcn", [0.815, 0.812]),
+        "test_mean": 0.8135,
+        "test_std": 0.0021,
     }
     record = stored(store, "tune", {"dataset": "Cora", "models": ["gcn"]}, result)
     text = explain_run(record)
-    assert "12 trials, 3 pruned" in text
+    assert "12 trials, 9 completed, 3 pruned" in text
     assert "79.46%" in text and "lr=0.01235" in text and "hidden_channels=64" in text
     assert text.index("lr (0.70)") < text.index("dropout (0.15)")  # most important first
-    assert f"{100 * result['retrained']['test_mean']:.2f}%" in text
+    assert "only 9 completed trials" in text  # importances from few trials are rough
+    assert "81.35%" in text
     zh = explain_run(record, "zh")
     assert "剪枝" in zh and "79.46%" in zh
 
@@ -296,5 +308,5 @@ def test_compare_explanation_reads_the_tools_stored_test(store: ExperimentStore)
         "entries": [{"label": "gcn (run 1)", "run_id": a.id}, {"label": "gat", "run_id": b.id}],
     }  # fmt: skip
     compare = stored(store, "compare", {"run_ids": [a.id, b.id]}, result)
-    facts = comparison_facts(compare, store)
-    assert facts["p_value"] == 0.0123 and facts["t"] == 12.25
+    facts = compare_facts(compare, store)
+    assert facts.p_value == 0.0123 and facts.t == 12.25

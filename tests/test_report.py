@@ -229,7 +229,8 @@ def test_report_tool_renders_plain_data_without_a_store(tmp_path: Path) -> None:
     assert {p.name for p in files.images} == {"learning_curves.png", "confusion.png"}
     md = files.markdown.read_text()
     assert "run 7 (train gcn on cora, succeeded)" in md and "81.10% test accuracy" in md
-    assert "| plan | 1.500 | - | 300 | 20 | - | defaults: epochs set to 30 |" in md
+    assert "| plan | 1.500 | - | 300 | 20 | - |" in md
+    assert "## Plan and rule decisions\n\n- plan: defaults: epochs set to 30" in md
     assert "| lr | 0.01 |" in md
     html = files.html.read_text()
     assert '<html lang="zh-CN">' in html and len(embedded_images(html)) == 2
@@ -241,7 +242,7 @@ def test_report_tool_renders_plain_data_without_a_store(tmp_path: Path) -> None:
     run = {"id": 8, "kind": "compare", "status": "succeeded", "title": "compare", "comparison": cmp}
     files = TOOLS.get("report")({"run": run, "out_dir": str(out / "cmp")})
     md = files.markdown.read_text()
-    assert "t = 4.2, p = 0.013" in md and "| mlp | - | 3 | 0.58 | 0.01 |" in md
+    assert "t = 4.2, p = 0.013" in md and "| mlp | - | 3 | 58.00% | 1.00% |" in md
     assert [p.name for p in files.images] == ["comparison.png"]
     with pytest.raises(UserInputError, match="run.id"):
         TOOLS.get("report")({"run": {"kind": "train"}, "out_dir": str(out)})

@@ -125,7 +125,7 @@ def test_budget_refuses_plans_over_the_memory_limit(ctx):
 def test_expensive_plan_asks_for_confirmation(ctx):
     cheap = check({"action": "train", "dataset": "karate", "epochs": 10}, ctx)
     assert not cheap.needs_confirmation
-    pricey = check({"action": "tune", "dataset": "citeseer", "n_trials": 150}, ctx)
+    pricey = check({"action": "tune", "dataset": "pubmed", "n_trials": 150}, ctx)
     assert pricey.needs_confirmation and "may take up to" in pricey.confirmation_reason
     # The question names the budget it exceeds and how to shorten the plan.
     assert "over the 5 min that runs without asking" in pricey.confirmation_reason
@@ -143,7 +143,7 @@ def test_report_is_routed_to_the_report_tool(ctx):
 def test_estimate_grows_with_the_work():
     small = estimate({"dataset": "cora", "epochs": 10}, "train")
     big = estimate({"dataset": "cora", "epochs": 100, "seeds": 3}, "train")
-    assert big.seconds == pytest.approx(30 * small.seconds)
+    assert big.seconds > 10 * small.seconds  # 30x the epochs; each run's setup is fixed
     assert estimate({"dataset": "some.csv"}, "train").seconds is None
 
 

@@ -85,6 +85,10 @@ class RunData(BaseModel):
     # `[{"seed": s, "fold": f, "curves": [{"epoch": e, ...}, ...]}, ...]`.
     partial_curves: list[dict[str, Any]] = Field(default_factory=list)
     steps: list[StepCost] = Field(default_factory=list)
+    # `agent.facts` of the run (what the summary was rendered from): per-seed epochs and
+    # gaps, split sizes, the timing, a comparison's config differences, a search's trials
+    # per model. None for a run that did not succeed.
+    facts: dict[str, Any] | None = None
 
 
 class ReportArgs(ToolArgs):
@@ -129,6 +133,8 @@ class _Step(Protocol):
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
     if isinstance(value, float):
         return f"{value:.4g}"  # as the explanations print stored numbers
     if isinstance(value, (dict, list)):
@@ -143,6 +149,9 @@ def _config_section(run: RunData) -> Section:
 
 def _provenance_section(run: RunData) -> Section:
     fingerprint = (run.result or {}).get("fingerprint") if run.kind == "train" else None
+    members = (run.facts or {}).get("fingerprints") or {}
+    if not (run.dataset_fingerprint or fingerprint) and members:  # a compare: its trainings'
+        fingerprint = "; ".join(f"{fp} (run {rid})" for rid, fp in members.items())
     rows = [
         ["run", str(run.id)],
         ["kind", run.kind],
@@ -217,45 +226,125 @@ def _cost_section(run: RunData) -> Section:
     steps = run.steps
     if not steps:
         return Section("Costs", text="No step costs were recorded for this run.")
-    total = sum(s.seconds for s in steps)
-    tokens = sum((s.prompt_tokens or 0) + (s.completion_tokens or 0) for s in steps)
-    peaks = [s.peak_mb for s in steps if s.peak_mb is not None]
-    text = f"{len(steps)} steps, {total:.2f} s in all, {tokens} LLM tokens"
-    text += f", peak memory {max(peaks):.1f} MB." if peaks else "."
-    return Section("Costs", text=text, headers=COST_HEADERS, rows=cost_rows(steps))
+    timing = (run.facts or {}).get("timing") or {}
+    lines = []
+    if run.seconds is not None and timing:
+        own = timing.get("accounted_seconds") or 0.0
+        members = ", including the trainings it ran" if run.kind == "compare" else ""
+        share = timing.get("accounted_percent")
+        lines.append(
+            f"Run wall time {run.seconds:.2f} s; its measured tool step took {own:.2f} s"
+            + (f" ({share:.0f}% of it)" if share is not None else "")
+            + f"{members}."
+        )
+        if timing.get("before_seconds"):
+            lines.append(f"Before the run: {timing['before_seconds']:.2f} s (planning, rules).")
+        if timing.get("after_seconds"):
+            lines.append(f"After it: {timing['after_seconds']:.2f} s (explanation, reports).")
+        if timing.get("peak_mb") is not None:
+            lines.append(f"Peak memory of the tool step: {timing['peak_mb']:.1f} MB.")
+        lines.append(f"LLM tokens: {timing.get('llm_tokens', 0)}.")
+    else:
+        lines.append(f"{len(steps)} steps, {sum(s.seconds for s in steps):.2f} s in all.")
+    return Section(
+        "Costs",
+        text="\n".join(lines),
+        headers=COST_HEADERS[:-1],
+        rows=cost_rows(steps, detail=False),
+    )
 
 
-def _train_sections(result: dict[str, Any], out: Path, prefix: str = "") -> list[Section]:
+def _decision_section(run: RunData) -> Section | None:
+    lines = decision_lines(run.steps)
+    if not lines:
+        return None
+    return Section("Plan and rule decisions", text="\n".join(f"- {line}" for line in lines))
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _pts(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _train_sections(
+    result: dict[str, Any], out: Path, prefix: str = "", facts: dict[str, Any] | None = None
+) -> list[Section]:
     metric = result.get("metric", "accuracy")
     runs = result.get("runs") or []
-    rows = [
-        [
-            str(r.get("seed")),
-            str(r.get("best_epoch")),
-            str(r.get("stopped_epoch")),
-            _fmt(r.get("val_metric")),
-            _fmt(r.get("test_metric")),
-            _fmt((r.get("metrics") or {}).get("macro_f1")),
-            _fmt(r.get("seconds")),
+    seeds = (facts or {}).get("seeds") or []
+    splits = (facts or {}).get("splits") or {}
+    if seeds:
+        test_n = splits.get("test")
+        rows = [
+            [
+                str(r["seed"]) + ("" if r.get("fold") is None else f" (fold {r['fold']})"),
+                str(r["best_epoch"]),
+                f"{r['stopped_epoch']}" + (" (early stop)" if r["stopped_early"] else " (all)"),
+                _pct(r.get("train_metric")),
+                _pct(r.get("val_metric")),
+                _pct(r["test_metric"]),
+                _pts(r.get("train_val_gap")),
+                "-" if r.get("test_correct") is None else f"{r['test_correct']} of {test_n}",
+                _fmt(r.get("seconds")),
+            ]
+            for r in seeds
         ]
-        for r in runs
-    ]
-    summary = Section(
-        f"{prefix}Results per seed",
-        text=f"Test {metric}: mean {_fmt(result['test_mean'])}, std {_fmt(result.get('test_std'))}"
-        f" over {len(runs)} seed(s); validation mean {_fmt(result.get('val_mean'))}.",
-        headers=[
+        headers = [
+            "seed",
+            "best epoch",
+            "last epoch",
+            f"train {metric}",
+            f"val {metric}",
+            f"test {metric}",
+            "train-val gap (points)",
+            "test correct",
+            "seconds",
+        ]
+    else:
+        rows = [
+            [
+                str(r.get("seed")),
+                str(r.get("best_epoch")),
+                str(r.get("stopped_epoch")),
+                _fmt(r.get("val_metric")),
+                _fmt(r.get("test_metric")),
+                _fmt(r.get("seconds")),
+            ]
+            for r in runs
+        ]
+        headers = [
             "seed",
             "best epoch",
             "stopped epoch",
             f"val {metric}",
             f"test {metric}",
-            "macro-F1",
             "seconds",
-        ],
-        rows=rows,
-    )
-    sections = [summary]
+        ]
+    n = len(runs)
+    spread = f" ± {100 * result['test_std']:.2f} points (sample std)" if n > 1 else " (one seed)"
+    text = f"Test {metric}: {_pct(result['test_mean'])}{spread} over {n} seed(s)."
+    if splits:
+        unit = splits.get("unit", "examples")
+        text += (
+            f"\nSplit sizes: {splits.get('train')} train, {splits.get('val')} validation, "
+            f"{splits.get('test')} test {unit}."
+        )
+        small = [name for name in ("val", "test") if splits.get(f"small_{name}")]
+        if small:
+            text += (
+                f" Warning: fewer than {splits.get('threshold')} {unit} in the "
+                f"{' and '.join(small)} split: each figure moves in large steps."
+            )
+    published = (facts or {}).get("published")
+    if published:
+        text += (
+            f"\nPublished figure: {published['value']}% ({published['source']}); "
+            f"this run is {published['delta_points']:+.2f} points from it."
+        )
+    sections = [Section(f"{prefix}Results per seed", text=text, headers=headers, rows=rows)]
     slug = "_".join(prefix.lower().split() + [""])  # "Retrained " -> "retrained_"
     name = f"{slug}learning_curves"
     path = plot_learning_curves(runs, metric, out / f"{name}.png")
@@ -276,22 +365,99 @@ def _train_sections(result: dict[str, Any], out: Path, prefix: str = "") -> list
     return sections
 
 
-def _tune_sections(result: dict[str, Any], out: Path) -> list[Section]:
+def _range_text(param: dict[str, Any]) -> str:
+    if param.get("kind") == "choice":
+        return "one of " + ", ".join(_fmt(c) for c in param.get("choices") or [])
+    scale = ", log scale" if param.get("log") else ""
+    return f"{_fmt(param.get('low'))} to {_fmt(param.get('high'))}{scale}"
+
+
+def _tune_sections(
+    result: dict[str, Any], out: Path, facts: dict[str, Any] | None = None
+) -> list[Section]:
+    facts = facts or {}
     metric = result.get("metric", "accuracy")
     history = result.get("history") or []
+    search = [
+        ["study", str(result.get("study", "-"))],
+        ["sampler", str(result.get("sampler", "-"))],
+        ["pruner", str(result.get("pruner", "-"))],
+        ["models searched", ", ".join(result.get("models") or [])],
+        [
+            "trials",
+            f"{result.get('n_trials')} ({result.get('n_complete')} completed, "
+            f"{result.get('n_pruned')} pruned, {result.get('n_failed')} failed)",
+        ],
+        ["epochs per trial (max)", str(max((t.get("epochs") or 0 for t in history), default=0))],
+    ]
+    if facts.get("never_sampled"):
+        search.append(["never sampled", ", ".join(facts["never_sampled"])])
+    sections = [Section("Search", headers=["field", "value"], rows=search)]
+    if facts.get("per_model"):
+        rows = [
+            [
+                m["model"],
+                str(m["trials"]),
+                str(m["complete"]),
+                str(m["pruned"]),
+                str(m["failed"]),
+                _pct(m.get("best_value")),
+            ]
+            for m in facts["per_model"]
+        ]
+        note = ""
+        if len(facts["per_model"]) > 1:
+            note = (
+                f"Each model needs at least {facts.get('min_trials_per_model')} completed "
+                "trials before the search can call a winner: "
+                + (
+                    "met."
+                    if facts.get("winner_supported")
+                    else "not met, so the best model found is not established as the best model."
+                )
+            )
+        sections.append(
+            Section(
+                "Trials per model",
+                text=note,
+                rows=rows,
+                headers=["model", "trials", "completed", "pruned", "failed", f"best val {metric}"],
+            )
+        )
+    space = facts.get("space") or {}
+    if space:
+        rows = [[m, p, _range_text(r)] for m, params in space.items() for p, r in params.items()]
+        sections.append(Section("Search space", headers=["model", "parameter", "range"], rows=rows))
+    if result.get("best_params"):
+        rows = [[k, _fmt(v)] for k, v in result["best_params"].items()]
+        sections.append(
+            Section(
+                "Best configuration",
+                text=f"Trial {result.get('best_trial')} ({result.get('best_model')}): validation "
+                f"{metric} {_pct(result.get('best_value'))}.",
+                headers=["parameter", "value"],
+                rows=rows,
+            )
+        )
+    keys = sorted({k for t in history for k in (t.get("params") or {})})
     rows = [
         [
             str(t.get("number")),
             str(t.get("state")),
-            _fmt(t.get("value")),
+            _pct(t.get("value")),
             str(t.get("model", "")),
-            _fmt(t.get("params")),
+            *[_fmt((t.get("params") or {}).get(k)) or "-" for k in keys],
+            _fmt(t.get("seconds")),
         ]
         for t in history
     ]
-    sections = [
-        Section("Trials", headers=["trial", "state", f"val {metric}", "model", "params"], rows=rows)
-    ]
+    sections.append(
+        Section(
+            "Trials",
+            rows=rows,
+            headers=["trial", "state", f"val {metric}", "model", *keys, "seconds"],
+        )
+    )
     path = plot_tuning_history(history, metric, out / "tuning_history.png")
     if path:
         sections.append(
@@ -299,9 +465,17 @@ def _tune_sections(result: dict[str, Any], out: Path) -> list[Section]:
         )
     path = plot_importances(result.get("importances") or {}, out / "importances.png")
     if path:
+        rough = ""
+        if facts.get("importances_rough"):
+            rough = (
+                f"From {facts.get('n_complete')} completed trials (fewer than "
+                f"{facts.get('few_trials_for_importance')}): rough. "
+            )
         sections.append(
             Section(
                 "Parameter importance",
+                text=rough + f"Parameters of {result.get('best_model')} only; the choice of "
+                "model is not among them.",
                 figures=[Figure("importances", "Parameter importance", path)],
             )
         )
@@ -312,23 +486,96 @@ def _tune_sections(result: dict[str, Any], out: Path) -> list[Section]:
     return sections
 
 
-def _compare_sections(facts: ComparisonData, out: Path) -> list[Section]:
+def _compare_sections(
+    facts: ComparisonData, out: Path, full: dict[str, Any] | None = None
+) -> list[Section]:
+    full = full or {}
     entries = [e.model_dump() for e in facts.entries]
-    rows = [
-        [e["label"], str(e["run_id"] or "-"), str(e["n"]), _fmt(e["mean"]), _fmt(e["std"])]
-        for e in entries
+    by_label = {e["label"]: e for e in full.get("entries") or []}
+    rows = []
+    for e in entries:
+        fe = by_label.get(e["label"], {})
+        splits = fe.get("splits") or {}
+        rows.append(
+            [
+                e["label"],
+                str(e["run_id"] or "-"),
+                str(e["n"]),
+                _pct(e["mean"]),
+                _pct(e["std"]) if e["n"] > 1 else "- (one seed)",
+                ", ".join(_pct(v) for v in e["values"]),
+                str(fe.get("epochs") or "-"),
+                str(splits.get("test") or "-"),
+            ]
+        )
+    if facts.p_value is None:
+        test = "Too few seeds for Welch's t-test (each side needs at least 2)."
+    else:
+        verdict = (
+            "significant" if facts.p_value < (full.get("alpha") or 0.05) else "not significant"
+        )
+        test = (
+            f"Welch's t-test on the per-seed test values of the top two: t = {_fmt(facts.t)}, "
+            f"p = {_fmt(facts.p_value)} ({verdict} at {full.get('alpha', 0.05)})."
+        )
+    refs = [
+        {"label": f"published {r['label']}: {r['value']}%", "value": r["value"] / 100}
+        for r in full.get("references") or []
     ]
-    path = plot_comparison(entries, facts.metric, out / "comparison.png")
-    return [
+    path = plot_comparison(entries, facts.metric, out / "comparison.png", refs)
+    sections = [
         Section(
             "Comparison",
-            text=f"Welch's t-test between the top two: t = {_fmt(facts.t)}, "
-            f"p = {_fmt(facts.p_value)}.",
-            headers=["entry", "run", "seeds", f"mean test {facts.metric}", "std"],
+            text=test,
+            headers=[
+                "entry",
+                "run",
+                "seeds",
+                f"mean test {facts.metric}",
+                "std",
+                "per seed",
+                "epochs",
+                "test size",
+            ],
             rows=rows,
-            figures=[Figure("comparison", "Comparison with error bars", path)],
+            figures=[
+                Figure(
+                    "comparison",
+                    "Comparison: mean with ± sample-std error bars, "
+                    "axis from 0" + ("; dashed: published figures" if refs else ""),
+                    path,
+                )
+            ],
         )
     ]
+    diffs = (full.get("confounders") or []) + (full.get("model_specific") or [])
+    factor = ", ".join(full.get("factor") or [])
+    if full:
+        labels = [e["label"] for e in entries]
+        rows = [
+            [
+                d["key"],
+                *[_fmt(d["values"].get(label)) or "-" for label in labels],
+                "only some models have it" if d["model_specific"] else "differs",
+            ]
+            for d in diffs
+        ]
+        text = f"Compared factor: {factor or 'none found'}. " + (
+            "The configs also differ in the keys below."
+            if full.get("confounders")
+            else "No other setting differs, apart from those below that apply to one model only."
+            if diffs
+            else "No other setting differs."
+        )
+        sections.append(
+            Section(
+                "Config differences",
+                text=text,
+                rows=rows,
+                headers=["key", *labels, "note"] if rows else [],
+            )
+        )
+    return sections
 
 
 def _inspect_sections(result: dict[str, Any], out: Path) -> list[Section]:
@@ -349,11 +596,11 @@ def build_sections(run: RunData, out: Path) -> list[Section]:
     sections = [Section("Summary", text=run.summary)]
     if run.status == "succeeded" and (run.result or run.comparison):
         if run.kind == "train" and run.result:
-            sections += _train_sections(run.result, out)
+            sections += _train_sections(run.result, out, facts=run.facts)
         elif run.kind == "tune" and run.result:
-            sections += _tune_sections(run.result, out)
+            sections += _tune_sections(run.result, out, facts=run.facts)
         elif run.kind == "compare" and run.comparison:
-            sections += _compare_sections(run.comparison, out)
+            sections += _compare_sections(run.comparison, out, run.facts)
         elif run.kind == "inspect" and run.result:
             sections += _inspect_sections(run.result, out)
     elif run.kind == "train":
@@ -365,7 +612,13 @@ def build_sections(run: RunData, out: Path) -> list[Section]:
                     figures=[Figure("learning_curves", "Learning curves", path)],
                 )
             )
-    sections += [_config_section(run), _cost_section(run), _provenance_section(run)]
+    decisions = _decision_section(run)
+    sections += [
+        _config_section(run),
+        *([decisions] if decisions else []),
+        _cost_section(run),
+        _provenance_section(run),
+    ]
     return sections
 
 
@@ -394,11 +647,15 @@ def write_report(args: ReportArgs, ctx: ToolContext | None = None) -> ReportResu
     sections = build_sections(run, out)
     images = [f.path for s in sections for f in s.figures if f.path]
     title = f"open-autoglm report: run {run.id} ({run.title}, {run.status})"
-    markdown = prompts.render("report.md.j2",
-        title=title, sections=sections, image_src=lambda p: p.name
+    markdown = prompts.render(
+        "report.md.j2", title=title, sections=sections, image_src=lambda p: p.name
     )
-    html = prompts.render("report.html.j2",
-        title=title, sections=sections, image_src=_data_uri, language=args.language
+    html = prompts.render(
+        "report.html.j2",
+        title=title,
+        sections=sections,
+        image_src=_data_uri,
+        language=args.language,
     )
     md_path, html_path = out / "report.md", out / "report.html"
     md_path.write_text(markdown, encoding="utf-8")

@@ -73,12 +73,27 @@ def _when(seconds: float | None) -> str:
     return dt.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _n_runs(record: RunRecord) -> int | None:
+    """How many seeds (or folds) a train run, or a tune run's retraining, has in its result."""
+    result = record.result or {}
+    if record.kind == "tune":
+        result = result.get("retrained") or {}
+    elif "runs" not in result:
+        result = result.get("result") or {}
+    runs = result.get("runs")
+    return None if runs is None else len(runs)
+
+
 def _headline(record: RunRecord) -> str:
     from agent.experiments import summary_metrics
 
     m = record.metrics or summary_metrics(record.kind, record.result)
     if "test_mean" in m:
-        return f"test {m['test_mean']:.4f} ± {m.get('test_std') or 0.0:.4f}"
+        n = _n_runs(record)
+        if n is not None and n < 2:  # one seed has no spread: no "± 0.0000"
+            return f"test {m['test_mean']:.4f} (1 seed)"
+        seeds = f" ({n} seeds)" if n else ""
+        return f"test {m['test_mean']:.4f} ± {m.get('test_std') or 0.0:.4f}{seeds}"
     if "best_value" in m:
         return f"best val {m['best_value']:.4f}"
     if "p_value" in m and m["p_value"] is not None:
@@ -115,8 +130,11 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _record_json(store: ExperimentStore, record: RunRecord) -> dict[str, Any]:
+    from agent.facts import stored_or_computed
+
     return {
         **record.model_dump(),
+        "facts": stored_or_computed(record, store),
         "title": record.title,
         "seconds": record.seconds,
         "steps": [s.model_dump() for s in store.steps(record.id)],

@@ -158,10 +158,13 @@ def format_result(result) -> str:
             f"{run.val_metric:>8.4f} {run.test_metric:>8.4f} "
             f"{'' if f1 is None else f'{f1:.4f}':>9}"
         )
-    lines.append(
-        f"test {label}: {result.test_mean:.4f} ± {result.test_std:.4f}   "
-        f"(val {result.val_mean:.4f} ± {result.val_std:.4f})"
-    )
+    if len(result.runs) > 1:
+        lines.append(
+            f"test {label}: {result.test_mean:.4f} ± {result.test_std:.4f}   "
+            f"(val {result.val_mean:.4f} ± {result.val_std:.4f}, {len(result.runs)} runs)"
+        )
+    else:  # one seed has no spread to show
+        lines.append(f"test {label}: {result.test_mean:.4f}   (val {result.val_mean:.4f}, 1 seed)")
     sizes = getattr(result, "split_sizes", None)
     if sizes:
         lines.append("split: " + " / ".join(f"{k} {v}" for k, v in sizes.items()))

@@ -221,9 +221,10 @@ def _print_result(result: TuneResult) -> None:
     )
     if result.test_mean is not None:
         runs = len(result.retrained.runs)
+        spread = f" ± {result.test_std:.4f}" if runs > 1 else ""
         print(
-            f"retrained on {runs} seeds: test {result.metric} "
-            f"{result.test_mean:.4f} ± {result.test_std:.4f}"
+            f"retrained on {runs} seed{'s' if runs != 1 else ''}: test {result.metric} "
+            f"{result.test_mean:.4f}{spread}"
         )
     if result.importances:
         ranked = ", ".join(f"{k} {v:.2f}" for k, v in result.importances.items())

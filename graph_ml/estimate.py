@@ -1,0 +1,462 @@
+"""A cost model calibrated on this machine: how long a plan will take and how much memory.
+
+`estimate_plan(...)` answers the router's budget rule from a profile measured here, once:
+
+- The probe (`python -m graph_ml.estimate --probe`, run in a fresh process so that what it
+  measures is the training stack alone) trains each model family through the real trainer
+  (`graph_ml.train.train`, checkpoints and curves included) on two synthetic graphs of known
+  size, for a few epochs each, plus one graph-classification run per family. It fits, per
+  family, seconds per epoch = `a + b * work`, where `work` counts the multiply-adds of one
+  epoch from the graph's size and the model's width (`work()` below); it also measures the
+  per-run setup, the per-epoch cost of logging an epoch to SQLite, and the resident memory
+  of the stack and of the data and activations.
+- The profile is cached in `<cache dir>/cost_model.json` under a key made of the hardware
+  (CPU model, cores, torch threads, CUDA device) and the versions (torch, PyG, open-autoglm,
+  the probe's own version): new hardware or an upgrade measures again.
+- A plan's estimate scales the profile by the dataset's size from the catalogue
+  (`DatasetSize`), the epochs (with early stopping: the expected stop, `expected_epochs`),
+  seeds, k-fold runs, trials (pruned trials count half) and the retraining.
+
+The probe takes about 10-30 s of one core; `AUTOGLM_COST_PROBE=0` skips it and uses
+`FALLBACK` (rough, and says so in `Estimate.basis`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROBE_VERSION = 4
+# Node-classification families probed through the trainer, and the graph-level ones.
+NODE_FAMILIES = ("gcn", "gat", "gatv2", "sage", "gin", "mlp", "sgc", "appnp")
+GRAPH_FAMILIES = ("gin", "gcn", "gat", "sage", "mlp")
+# Two synthetic graphs (nodes, edges, features): a karate-sized one, whose epoch is nearly
+# all fixed cost, and a Cora-sized one, whose epoch is mostly compute.
+PROBE_SIZES = ((60, 300, 32), (3000, 12000, 1500))
+PROBE_EPOCHS = (2, 8)  # two run lengths separate the per-run setup from the per-epoch cost
+BIG_FEATURES = 4000  # a third graph, CiteSeer-wide, for the feature-bandwidth term
+FEATURE_DENSITY = 0.013  # Cora's share of non-zero features (CiteSeer 0.9%)
+PROBE_GRAPHS = (120, 18, 7)  # graphs, nodes per graph, features: a MUTAG-like set
+# Early stopping: validation usually peaks within the first `patience` epochs under the
+# catalogue's learning rates (Cora GCN peaks near epoch 30-190, GAT near 100-300), so a run
+# stops around best + patience; we take best = patience, the budget when it is shorter.
+BEST_EPOCH_OVER_PATIENCE = 1.0
+PRUNED_SHARE = 0.5  # a pruned trial ran, on average, about half its epochs (median pruner)
+STARTUP_TRIALS = 5  # the median pruner prunes nothing before this many trials completed
+DEFAULT_TRIALS = 20
+TRIAL_PATIENCE = 50  # graph_ml.tune.TuneConfig.patience: trials stop early too
+
+# Used only when the probe is switched off: a 2020s laptop core, rough.
+FALLBACK: dict[str, Any] = {
+    "basis": "fallback constants (AUTOGLM_COST_PROBE=0): rough",
+    "setup_s": 0.3, "log_epoch_s": 0.002, "stack_mb": 450.0, "optuna_mb": 60.0,
+    "python_mb": 15.0,
+    "node": {m: {"a": 0.004, "b": 2.5e-10, "mb_per_unit": 4e-7} for m in NODE_FAMILIES},
+    "graph": {m: {"per_graph_s": 0.0006} for m in GRAPH_FAMILIES},
+}  # fmt: skip
+
+
+# -- the size of one epoch ------------------------------------------------------------------
+
+
+def work(nodes: float, edges: float, features: float, hp: dict[str, Any]) -> float:
+    """Multiply-adds of one full-batch epoch (forward, backward ~2x, evaluation): the
+    feature transform of the first layer, then per layer a message per edge and a dense
+    transform per node."""
+    layers = hp.get("num_layers") or 2
+    width = (hp.get("hidden_channels") or 64) * (hp.get("heads") or 1)
+    return 3.0 * (nodes * features * width + layers * (edges * width + nodes * width * width))
+
+
+def expected_epochs(epochs: int, patience: int | None) -> float:
+    """Epochs a run is expected to take: the budget, or where early stopping ends it."""
+    if not patience or patience >= epochs:
+        return float(epochs)
+    return float(min(epochs, BEST_EPOCH_OVER_PATIENCE * patience + patience))
+
+
+# -- the profile: cache key, cache, probe ----------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def profile_key() -> str:
+    """Hardware and versions: a change of either measures again."""
+    from importlib import metadata
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "none"
+
+    parts = {
+        "probe": PROBE_VERSION,
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": os.environ.get("OMP_NUM_THREADS", "default"),
+        "cuda": os.environ.get("CUDA_VISIBLE_DEVICES", "default"),
+        "torch": version("torch"),
+        "pyg": version("torch_geometric"),
+        "autoglm": version("open-autoglm"),
+        "python": platform.python_version(),
+    }
+    return json.dumps(parts, sort_keys=True)
+
+
+def cache_path() -> Path:
+    from core.cache import cache_dir
+
+    return cache_dir() / "cost_model.json"
+
+
+_LOADED: dict[str, dict[str, Any]] = {}
+
+
+def load_profile(probe: bool | None = None) -> dict[str, Any]:
+    """This machine's profile: cached, else measured now (in a subprocess), else FALLBACK."""
+    key = profile_key()
+    if key in _LOADED:
+        return _LOADED[key]
+    path = cache_path()
+    try:
+        cached = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cached = {}
+    if key in cached:
+        _LOADED[key] = cached[key]
+        return cached[key]
+    if probe is None:
+        probe = os.environ.get("AUTOGLM_COST_PROBE", "1") != "0"
+    if not probe:
+        return FALLBACK
+    measured = run_probe_subprocess()
+    if measured is None:
+        return FALLBACK
+    cached[key] = measured
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cached, indent=1))
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only cache: measure again next time
+    _LOADED[key] = measured
+    return measured
+
+
+def run_probe_subprocess(timeout: float = 300.0) -> dict[str, Any] | None:
+    """Run the probe in a fresh process; None when it fails (the estimate then says so)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+        str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}  # fmt: skip
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "graph_ml.estimate", "--probe"],
+            capture_output=True, text=True, timeout=timeout, env=env,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def probe() -> dict[str, Any]:
+    """Measure this machine (run in a fresh process: `python -m graph_ml.estimate --probe`)."""
+    python_mb = _rss_mb()
+    import tempfile
+
+    import torch
+    from torch_geometric.data import Data
+
+    from graph_ml.catalogue import DATASETS, MODELS
+    from graph_ml.datasets import LoadedDataset
+    from graph_ml.train import TrainConfig, train
+
+    stack_mb = _rss_mb()
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+    generator = torch.Generator().manual_seed(0)
+
+    def node_graph(n: int, e: int, f: int) -> Data:
+        # Binary bag-of-words features as in the Planetoid sets (Cora: 1.3% non-zero), at
+        # least one per node: dropout on them costs per non-zero (`FeatureDropout`).
+        x = (torch.rand(n, f, generator=generator) < FEATURE_DENSITY).float()
+        x[torch.arange(n), torch.randint(0, f, (n,), generator=generator)] = 1.0
+        y = torch.randint(0, 4, (n,), generator=generator)
+        edge_index = torch.randint(0, n, (2, e), generator=generator)
+        return Data(x=x, y=y, edge_index=edge_index)
+
+    def timed(config: TrainConfig, dataset: LoadedDataset, folder: str) -> float:
+        start = time.perf_counter()
+        train(config, dataset=dataset, checkpoint_dir=folder)
+        return time.perf_counter() - start
+
+    sbm = DATASETS.get("sbm")
+    out: dict[str, Any] = {"basis": "probe", "python_mb": python_mb, "stack_mb": stack_mb,
+                           "node": {}, "graph": {}}  # fmt: skip
+    setups = []
+    with tempfile.TemporaryDirectory() as folder:
+        graphs = [node_graph(*size) for size in PROBE_SIZES]
+        # The first run pays one-time costs (lazy imports, first allocations): not timed.
+        warm = dict(dataset="sbm", patience=0, progress=False, device="cpu", split="random")
+        for model in NODE_FAMILIES:
+            timed(TrainConfig(**warm, model=model, epochs=2), LoadedDataset(spec=sbm,
+                  graphs=[graphs[1]]), folder)  # fmt: skip
+        for model in NODE_FAMILIES:
+            hp = MODELS.get(model).hparams("node_classification")
+            points, peak = [], 0.0
+            for size, graph in zip(PROBE_SIZES, graphs, strict=True):
+                dataset = LoadedDataset(spec=sbm, graphs=[graph])
+                base = dict(dataset="sbm", model=model, patience=0, progress=False,
+                            device="cpu", split="random")  # fmt: skip
+                short = timed(TrainConfig(**base, epochs=PROBE_EPOCHS[0]), dataset, folder)
+                before = _rss_mb()
+                long = timed(TrainConfig(**base, epochs=PROBE_EPOCHS[1]), dataset, folder)
+                peak = max(peak, _rss_mb() - before)
+                per_epoch = max(1e-5, (long - short) / (PROBE_EPOCHS[1] - PROBE_EPOCHS[0]))
+                setups.append(max(0.0, short - PROBE_EPOCHS[0] * per_epoch))
+                points.append((work(*size, hp), per_epoch))
+            (w0, t0), (w1, t1) = points
+            b = max(0.0, (t1 - t0) / (w1 - w0))
+            out["node"][model] = {"a": max(1e-5, t0 - b * w0), "b": b,
+                                  "mb_per_unit": max(0.0, peak) / w1}  # fmt: skip
+        mutag = DATASETS.get("mutag")
+        n_graphs, nodes, feats = PROBE_GRAPHS
+        small = []
+        for _ in range(n_graphs):
+            g = node_graph(nodes, 2 * nodes, feats)
+            small.append(Data(x=g.x, edge_index=g.edge_index, y=torch.randint(0, 2, (1,))))
+        dataset = LoadedDataset(spec=mutag, graphs=small)
+        timed(TrainConfig(dataset="mutag", model="gin", patience=0, progress=False, device="cpu",
+                          task="graph_classification", split="random", fold=0, epochs=1),
+              dataset, folder)  # fmt: skip
+        for model in GRAPH_FAMILIES:
+            base = dict(dataset="mutag", model=model, patience=0, progress=False, device="cpu",
+                        task="graph_classification", split="random", fold=0)  # fmt: skip
+            try:
+                short = timed(TrainConfig(**base, epochs=PROBE_EPOCHS[0]), dataset, folder)
+                long = timed(TrainConfig(**base, epochs=PROBE_EPOCHS[1]), dataset, folder)
+            except Exception:  # noqa: BLE001 - a family that cannot classify graphs
+                continue
+            per_epoch = max(1e-5, (long - short) / (PROBE_EPOCHS[1] - PROBE_EPOCHS[0]))
+            out["graph"][model] = {"per_graph_s": per_epoch / n_graphs}
+    out["setup_s"] = sorted(setups)[len(setups) // 2]  # the median run's fixed cost
+    out["feature_s"] = _feature_bandwidth(node_graph, timed, sbm, out, LoadedDataset, TrainConfig)
+    out.update(_tune_overhead(LoadedDataset(spec=sbm, graphs=[graphs[0]]), out))
+    out["log_epoch_s"] = _sqlite_commit_seconds()
+    before = _rss_mb()
+    import optuna  # noqa: F401 - its import is what a tune adds
+
+    out["optuna_mb"] = _rss_mb() - before
+    return out
+
+
+def _feature_bandwidth(node_graph, timed, sbm, out, LoadedDataset, TrainConfig) -> float:
+    """Seconds per feature entry beyond the probe's large graph: a feature matrix larger than
+    the caches makes each pass over it (dropout, the first layer and its gradient) slower
+    than its multiply-adds say (CiteSeer: 3327 x 3703). Fitted on one GCN run."""
+    import tempfile
+
+    n, e, f = PROBE_SIZES[1][0], PROBE_SIZES[1][1], BIG_FEATURES
+    dataset = LoadedDataset(spec=sbm, graphs=[node_graph(n, e, f)])
+    base = dict(dataset="sbm", model="gcn", patience=0, progress=False, device="cpu",
+                split="random")  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        short = timed(TrainConfig(**base, epochs=PROBE_EPOCHS[0]), dataset, folder)
+        long = timed(TrainConfig(**base, epochs=PROBE_EPOCHS[1]), dataset, folder)
+    per_epoch = (long - short) / (PROBE_EPOCHS[1] - PROBE_EPOCHS[0])
+    from graph_ml.catalogue import MODELS
+
+    gcn = out["node"]["gcn"]
+    predicted = gcn["a"] + gcn["b"] * work(n, e, f, MODELS.get("gcn").hparams(
+        "node_classification"))  # fmt: skip
+    extra = n * f - PROBE_SIZES[1][0] * PROBE_SIZES[1][2]
+    return max(0.0, (per_epoch - predicted) / extra)
+
+
+def _tune_overhead(dataset: Any, out: dict[str, Any]) -> dict[str, float]:
+    """What a search adds to its trainings: the study (SQLite storage, importances) once,
+    and the sampler and storage per trial. Two searches of 2 and 5 two-epoch trials on the
+    small graph; the trainings' own cost (from the node probe) is taken off."""
+    import tempfile
+
+    from graph_ml.tune import TuneConfig, tune
+
+    times = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for n in (2, 5):
+            config = TuneConfig(dataset="sbm", models=["gcn"], n_trials=n, epochs=2,
+                                retrain_seeds=0, storage=str(Path(folder) / f"s{n}.sqlite"),
+                                study=f"probe{n}", seed=0, pruner="none")  # fmt: skip
+            start = time.perf_counter()
+            tune(config, dataset=dataset)
+            times[n] = time.perf_counter() - start
+    trial_train = out["setup_s"] + 2 * out["node"]["gcn"]["a"]
+    per_trial = max(0.0, (times[5] - times[2]) / 3 - trial_train)
+    study = max(0.0, times[2] - 2 * (per_trial + trial_train))
+    return {"trial_overhead_s": per_trial, "study_overhead_s": study}
+
+
+def _sqlite_commit_seconds(n: int = 60) -> float:
+    """One epoch row committed in its own transaction, as the store logs epochs (WAL)."""
+    import sqlite3
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        conn = sqlite3.connect(Path(folder) / "probe.sqlite")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+        conn.commit()
+        start = time.perf_counter()
+        for i in range(n):
+            conn.execute("INSERT INTO t VALUES (?, ?)", (i, json.dumps({"loss": 0.1 * i})))
+            conn.commit()
+        seconds = (time.perf_counter() - start) / n
+        conn.close()
+    return seconds
+
+
+# -- estimates ------------------------------------------------------------------------------
+
+
+@dataclass
+class Cost:
+    seconds: float
+    memory_mb: float
+    basis: str
+
+
+def train_cost(size: Any, model: str, hp: dict[str, Any], task: str, *, seeds: int = 1,
+               epochs: int = 200, patience: int | None = None, folds: int = 10,
+               profile: dict[str, Any] | None = None, with_stack: bool = True) -> Cost:  # fmt: skip
+    """One train run (all its seeds and folds) of `model` with settings `hp` on a dataset of
+    catalogue size `size`."""
+    profile = profile or load_profile()
+    runs = seeds * (folds if task == "graph_classification" else 1)
+    n_epochs = expected_epochs(epochs, patience)
+    node = profile["node"].get(model) or profile["node"]["gcn"]
+    if task == "graph_classification":
+        graph = profile["graph"].get(model) or profile["graph"].get("gin") or {}
+        per_graph = graph.get("per_graph_s", FALLBACK["graph"]["gin"]["per_graph_s"])
+        # The probe's graphs are MUTAG-sized; larger graphs cost in proportion to nodes.
+        scale = max(1.0, (size.nodes / max(size.graphs, 1)) / PROBE_GRAPHS[1])
+        # The probe trained the family's defaults; wider or deeper settings cost more.
+        from graph_ml.catalogue import MODELS
+
+        default = MODELS.get(model).hparams(task) if model in MODELS else hp
+        n, e = PROBE_GRAPHS[1], 2 * PROBE_GRAPHS[1]
+        width = work(n, e, size.features, hp) / max(work(n, e, size.features, default), 1.0)
+        per_epoch = per_graph * size.graphs * scale * max(0.5, width)
+    else:
+        per_epoch = node["a"] + node["b"] * work(size.nodes, size.edges, size.features, hp)
+        big = size.nodes * size.features - PROBE_SIZES[1][0] * PROBE_SIZES[1][2]
+        per_epoch += profile.get("feature_s", 0.0) * max(0, big)
+    per_epoch += profile.get("log_epoch_s", 0.0)
+    seconds = runs * (profile.get("setup_s", 0.0) + n_epochs * per_epoch)
+    data_mb = (4 * size.nodes * size.features + 16 * size.edges) / 2**20
+    act_mb = node.get("mb_per_unit", 0.0) * work(size.nodes / max(size.graphs, 1) * 32
+                                                 if task == "graph_classification"
+                                                 else size.nodes, size.edges / max(size.graphs, 1)
+                                                 * 32 if task == "graph_classification"
+                                                 else size.edges, size.features, hp)  # fmt: skip
+    stack = max(0.0, profile.get("stack_mb", 0.0) - profile.get("python_mb", 0.0))
+    memory = (stack if with_stack else 0.0) + 3 * data_mb + act_mb
+    return Cost(seconds=seconds, memory_mb=memory, basis=profile.get("basis", "probe"))
+
+
+def search_midpoint(model: str, task: str) -> dict[str, Any]:
+    """The model's defaults with each searched number at the middle of its range (the
+    geometric middle of a log range): what an average trial trains."""
+    from graph_ml.catalogue import MODELS
+
+    spec = MODELS.get(model)
+    hp = dict(spec.hparams(task))
+    for name, rng in (getattr(spec, "search", None) or {}).items():
+        low, high = getattr(rng, "low", None), getattr(rng, "high", None)
+        if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+            mid = math.sqrt(low * high) if getattr(rng, "log", False) and low > 0 else (
+                (low + high) / 2)  # fmt: skip
+            hp[name] = int(round(mid)) if isinstance(low, int) else mid
+    return hp
+
+
+def current_rss_mb() -> float:
+    try:
+        return _rss_mb()
+    except Exception:  # noqa: BLE001 - psutil missing: no base to add
+        return 0.0
+
+
+def plan_cost(action: str, size: Any, task: str, models: list[str],
+              settings: dict[str, dict[str, Any]], *, seeds: int = 1, n_trials: int | None = None,
+              trial_epochs: int | None = None) -> Cost:  # fmt: skip
+    """A train, compare or tune plan: seconds and the process's peak resident memory.
+
+    Args:
+        settings: model -> its resolved hyper-parameters (epochs and patience included).
+    """
+    profile = load_profile()
+    torch_loaded = "torch" in sys.modules
+    base = current_rss_mb() + (0.0 if torch_loaded else max(
+        0.0, profile.get("stack_mb", 0.0) - profile.get("python_mb", 0.0)))  # fmt: skip
+    if action == "tune":
+        trials = n_trials or DEFAULT_TRIALS
+        costs = []
+        for m in models:
+            hp = {**search_midpoint(m, task), **{k: v for k, v in settings[m].items()
+                                                if k not in ("hidden_channels", "lr")}}  # fmt: skip
+            epochs = trial_epochs or hp.get("epochs") or 200
+            costs.append(train_cost(size, m, hp, task, seeds=1, epochs=epochs,
+                                    patience=TRIAL_PATIENCE,
+                                    profile=profile, with_stack=False))  # fmt: skip
+        per_trial = sum(c.seconds for c in costs) / len(costs)
+        pruned = max(0, trials - STARTUP_TRIALS) * PRUNED_SHARE * 0.5  # about half get pruned
+        search = per_trial * (trials - pruned) + trials * profile.get("trial_overhead_s", 0.0)
+        search += profile.get("study_overhead_s", 0.0)
+        retrain = per_trial * seeds
+        return Cost(seconds=search + retrain,
+                    memory_mb=base + profile.get("optuna_mb", 0.0)
+                    + max(c.memory_mb for c in costs),
+                    basis=profile.get("basis", "probe"))  # fmt: skip
+    costs = [train_cost(size, m, settings[m], task, seeds=seeds,
+                        epochs=settings[m].get("epochs") or 200,
+                        patience=settings[m].get("patience"), profile=profile,
+                        with_stack=False) for m in models]  # fmt: skip
+    return Cost(seconds=sum(c.seconds for c in costs),
+                memory_mb=base + max(c.memory_mb for c in costs),
+                basis=profile.get("basis", "probe"))  # fmt: skip
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--probe"]:
+        print(json.dumps(probe()))
+    else:
+        print(json.dumps(load_profile(), indent=1))
