@@ -273,9 +273,9 @@ def test_studies_refuse_a_file_outside_the_roots(workspace):
     assert down.status_code == 400 and "Traceback" not in down.text
 
 
-def _karate(epochs: int, model: str = "gcn") -> str:
+def _karate(epochs: int | None, model: str = "gcn") -> str:
     action = {"action": "train", "dataset": "karate", "model": model, "epochs": epochs}
-    return json.dumps({"actions": [action]})
+    return json.dumps({"actions": [{k: v for k, v in action.items() if v is not None}]})
 
 
 def test_a_chat_turn_asks_streams_and_the_cli_resumes_it(tmp_path, data_dir, monkeypatch, capsys):
@@ -313,17 +313,19 @@ def test_a_chat_turn_asks_streams_and_the_cli_resumes_it(tmp_path, data_dir, mon
         assert store.get_run(run_id).session_id == session
         assert len(store.curve_runs(run_id)[0]["curves"]) == 6
     # The same stored session continues in the CLI.
-    monkeypatch.setattr(agent.commands.chat, "make_backend",
-                        lambda name: FakeBackend([_karate(3, "gat")]))  # fmt: skip
+    gat = FakeBackend(fn=lambda messages: _karate(None, "gat"))  # the text names no epochs
+    monkeypatch.setattr(agent.commands.chat, "make_backend", lambda name: gat)
     monkeypatch.setattr(sys, "stdin", io.StringIO("same but with GAT\n"))
     capsys.readouterr()
     args = ["chat", "--resume", session, "--workspace", str(ws), "--data-dir", str(data_dir),
             "--json", "--yes"]  # fmt: skip
     assert main(args) == 0
     turn = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert turn["session_id"] == session and turn["exit_code"] == 0
+    assert turn.get("session_id") == session and turn["exit_code"] == 0, turn
     with ExperimentStore(ws, read_only=True) as store:
         assert len(store.messages(session)) == 4
+        (again,) = turn["run_ids"]
+        assert store.get_run(again).config["epochs"] == 6  # "same": the page's turn's epochs
     page = client.get(f"/chat?session={session}").text
     assert "same but with GAT" in page
 
