@@ -449,3 +449,19 @@ def test_the_real_planner_trains_from_the_chat(tmp_path, data_dir, embedded_back
     fields = plan["actions"][0]["fields"]
     assert fields["model"] == "gcn" and fields["dataset"] == "karate" and fields["epochs"] == 20
     assert "%" in job["events"][-1]["reply"]
+
+
+def test_the_data_doctor_runs_from_the_data_page(tmp_path, data_dir):
+    ws = tmp_path / "ws"
+    client = _client(ws, data_dir)
+    page = client.get("/data").text
+    assert 'data-dataset="karate"' in page and "built-in" in page
+    answer = client.post("/api/action", json={"action": "inspect", "dataset": "karate"},
+                         headers={"x-autoglm-csrf": client.guard.csrf})  # fmt: skip
+    job = _wait_job(client, answer.json()["job"])
+    assert job["status"] == "succeeded", job
+    (run_id,) = job["events"][-1]["run_ids"]
+    with ExperimentStore(ws, read_only=True) as store:
+        record = store.get_run(run_id)
+    assert record.kind == "inspect" and record.result["stats"]["num_nodes"] == 34
+    assert "34" in job["events"][-1]["reply"]
