@@ -465,3 +465,14 @@ def test_the_data_doctor_runs_from_the_data_page(tmp_path, data_dir):
         record = store.get_run(run_id)
     assert record.kind == "inspect" and record.result["stats"]["num_nodes"] == 34
     assert "34" in job["events"][-1]["reply"]
+
+
+def test_compare_of_runs_with_an_older_result_shape_still_answers(tmp_path):
+    ws = tmp_path / "ws"
+    with ExperimentStore(ws) as store:
+        for model in ("gcn", "gat"):
+            run_id = store.start_run("train", {"dataset": "karate", "model": model})
+            store.finish_run(run_id, "succeeded", metrics={"test_mean": 0.5},
+                             result={"runs": [{"seed": 0, "test_metric": 0.5}]})  # fmt: skip
+    page = _client(ws).get("/compare?ids=1,2")
+    assert page.status_code == 200 and "No significance test" in page.text

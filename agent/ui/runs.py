@@ -348,7 +348,11 @@ def compare(request: Request) -> Response:
             records = [store.get_run(i) for i in ids]
             curves = [(f"run {r.id}", store.curve_runs(r.id)) for r in records]
             trained = [r for r in records if r.kind == "train" and r.status == "succeeded"]
-            facts = compare_facts_of(trained, store) if len(trained) >= 2 else None
+            unusable = ""
+            try:
+                facts = compare_facts_of(trained, store) if len(trained) >= 2 else None
+            except (KeyError, TypeError, ValueError) as error:  # a result of another shape
+                facts, unusable = None, f"{type(error).__name__}: {error}"
     except AutoGLMError as error:
         return problem(request, error)
     names: dict[str, None] = {}
@@ -356,6 +360,6 @@ def compare(request: Request) -> Response:
         names.update(dict.fromkeys(charts.metric_names(runs)))
     figures = [charts.overlay_figure(curves, name) for name in names]
     return page(request, "compare.html", records=records, rows=[run_row(r) for r in records],
-                diffs=differences(records), facts=facts,
+                diffs=differences(records), facts=facts, unusable=unusable,
                 explanation=facts["text"] if facts else "",
                 caveats=caveats(records, facts), figures=figures)  # fmt: skip
