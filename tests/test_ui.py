@@ -273,9 +273,9 @@ def test_studies_refuse_a_file_outside_the_roots(workspace):
     assert down.status_code == 400 and "Traceback" not in down.text
 
 
-def _karate(epochs: int, model: str = "gcn") -> str:
+def _karate(epochs: int | None, model: str = "gcn") -> str:
     action = {"action": "train", "dataset": "karate", "model": model, "epochs": epochs}
-    return json.dumps({"actions": [action]})
+    return json.dumps({"actions": [{k: v for k, v in action.items() if v is not None}]})
 
 
 def test_a_chat_turn_asks_streams_and_the_cli_resumes_it(tmp_path, data_dir, monkeypatch, capsys):
@@ -313,17 +313,19 @@ def test_a_chat_turn_asks_streams_and_the_cli_resumes_it(tmp_path, data_dir, mon
         assert store.get_run(run_id).session_id == session
         assert len(store.curve_runs(run_id)[0]["curves"]) == 6
     # The same stored session continues in the CLI.
-    monkeypatch.setattr(agent.commands.chat, "make_backend",
-                        lambda name: FakeBackend([_karate(3, "gat")]))  # fmt: skip
+    gat = FakeBackend(fn=lambda messages: _karate(None, "gat"))  # the text names no epochs
+    monkeypatch.setattr(agent.commands.chat, "make_backend", lambda name: gat)
     monkeypatch.setattr(sys, "stdin", io.StringIO("same but with GAT\n"))
     capsys.readouterr()
     args = ["chat", "--resume", session, "--workspace", str(ws), "--data-dir", str(data_dir),
             "--json", "--yes"]  # fmt: skip
     assert main(args) == 0
     turn = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert turn["session_id"] == session and turn["exit_code"] == 0
+    assert turn.get("session_id") == session and turn["exit_code"] == 0, turn
     with ExperimentStore(ws, read_only=True) as store:
         assert len(store.messages(session)) == 4
+        (again,) = turn["run_ids"]
+        assert store.get_run(again).config["epochs"] == 6  # "same": the page's turn's epochs
     page = client.get(f"/chat?session={session}").text
     assert "same but with GAT" in page
 
@@ -415,3 +417,62 @@ def test_rerun_from_the_page_stores_a_child_run(tmp_path, data_dir):
         record = store.get_run(new)
     assert record.parent_id == first["run_id"] and record.config["epochs"] == 4
     assert f'href="/runs/{new}"' in client.get(f"/runs/{first['run_id']}").text  # its child
+
+
+def test_bad_input_gets_a_sentence_never_a_500(workspace):
+    client = _client(workspace)
+    headers = {"x-autoglm-csrf": client.guard.csrf}
+    gets = ["/runs/999", "/api/runs/999", "/runs/999/export.py", "/runs/3/export.py",
+            "/compare?ids=1", "/compare?ids=a,b", "/?page=x", "/?since=yesterday",
+            "/studies/nope", "/api/studies/nope/plots/history", "/api/studies/x/plots/pie",
+            "/chat?session=nope", "/jobs/5", "/api/jobs/5/events?from=x"]  # fmt: skip
+    for path in gets:
+        answer = client.get(path)
+        assert answer.status_code < 500 and "Traceback" not in answer.text, path
+    for path, body in [("/api/chat", b"not json"), ("/api/chat", b'{"text": ""}'),
+                       ("/api/action", b"[1]"), ("/api/action", b'{"action": "rm"}'),
+                       ("/api/jobs/5/confirm", b"{}"), ("/api/upload", b"")]:  # fmt: skip
+        answer = client.post(path, content=body, headers=headers)
+        assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text)
+
+
+@pytest.mark.slow
+def test_the_real_planner_trains_from_the_chat(tmp_path, data_dir, embedded_backend):
+    guard = Guard.for_host("127.0.0.1", 8765)
+    app = create_app(tmp_path / "ws", guard, data_dir, backend_factory=lambda: embedded_backend)
+    client = TestClient(app, base_url="http://127.0.0.1:8765")
+    started = client.post("/api/chat", json={"text": "train a GCN on karate for 20 epochs"},
+                          headers={"x-autoglm-csrf": guard.csrf}).json()  # fmt: skip
+    job = _wait_job(client, started["job"], seconds=600)
+    assert job["status"] == "succeeded", job
+    plan = next(e for e in job["events"] if e["event"] == "plan")
+    fields = plan["actions"][0]["fields"]
+    assert fields["model"] == "gcn" and fields["dataset"] == "karate" and fields["epochs"] == 20
+    assert "%" in job["events"][-1]["reply"]
+
+
+def test_the_data_doctor_runs_from_the_data_page(tmp_path, data_dir):
+    ws = tmp_path / "ws"
+    client = _client(ws, data_dir)
+    page = client.get("/data").text
+    assert 'data-dataset="karate"' in page and "built-in" in page
+    answer = client.post("/api/action", json={"action": "inspect", "dataset": "karate"},
+                         headers={"x-autoglm-csrf": client.guard.csrf})  # fmt: skip
+    job = _wait_job(client, answer.json()["job"])
+    assert job["status"] == "succeeded", job
+    (run_id,) = job["events"][-1]["run_ids"]
+    with ExperimentStore(ws, read_only=True) as store:
+        record = store.get_run(run_id)
+    assert record.kind == "inspect" and record.result["stats"]["num_nodes"] == 34
+    assert "34" in job["events"][-1]["reply"]
+
+
+def test_compare_of_runs_with_an_older_result_shape_still_answers(tmp_path):
+    ws = tmp_path / "ws"
+    with ExperimentStore(ws) as store:
+        for model in ("gcn", "gat"):
+            run_id = store.start_run("train", {"dataset": "karate", "model": model})
+            store.finish_run(run_id, "succeeded", metrics={"test_mean": 0.5},
+                             result={"runs": [{"seed": 0, "test_metric": 0.5}]})  # fmt: skip
+    page = _client(ws).get("/compare?ids=1,2")
+    assert page.status_code == 200 and "No significance test" in page.text

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -96,7 +97,8 @@ def _rerun(request: Request) -> Response:
 
 
 def _health(request: Request) -> Response:
-    return JSONResponse({"ok": True, "workspace": str(request.app.state.workspace),
+    return JSONResponse({"ok": True, "warm": request.app.state.warm.is_set(),
+                         "workspace": str(request.app.state.workspace),
                          "jobs": [j.summary() for j in request.app.state.jobs.all()]})  # fmt: skip
 
 
@@ -159,11 +161,26 @@ def create_app(
     app.state.data_dir = data_dir
     app.state.guard = guard
     app.state.jobs = jobs
+    app.state.warm = threading.Event()  # set once WARM_MODULES are imported (serve())
     app.state.backend = None
     app.state.backend_factory = backend_factory or get_backend
     app.add_middleware(CSRFMiddleware, guard=guard)
     app.add_middleware(GuardMiddleware, guard=guard)
     return app
+
+
+# What the pages need beyond the listing: torch and PyG (the explanation, the study storage,
+# the chat), ~10 s to import on a loaded 2-core machine. Imported in the background at
+# start, so the first visit to a run, a study or the chat does not wait for them.
+WARM_MODULES = ("graph_ml.tune", "agent.session", "agent.explain", "agent.report", "optuna")
+
+
+def _warm(done: threading.Event) -> None:
+    import importlib
+
+    for name in WARM_MODULES:
+        importlib.import_module(name)
+    done.set()
 
 
 def serve(
@@ -185,6 +202,9 @@ def serve(
         print(f"listening on {host}:{port}, beyond this machine: every request needs the "
               "token, given in this URL (keep it private):", flush=True)  # fmt: skip
     print(f"  {guard.url()}", flush=True)
+    threading.Thread(
+        target=_warm, args=(app.state.warm,), name="autoglm-ui-warm", daemon=True
+    ).start()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     uvicorn.Server(config).run()
     sys.stdout.flush()

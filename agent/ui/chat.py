@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from agent.ui.jobs import Job
-from agent.ui.pages import page, problem, reading, writing
+from agent.ui.pages import json_body, page, problem, reading, writing
 from core.errors import AutoGLMError, UserInputError
 
 EPOCH_EVENTS_PER_S = 5  # progress events at most this often: 2,000 epochs would flood a tab
@@ -108,7 +108,7 @@ def turn_work(request: Request, session_id: str, text: str):
 
 async def post_chat(request: Request) -> Response:
     """`POST /api/chat {text, session}`: start a turn; answers the job and session ids."""
-    body = await request.json()
+    body = await json_body(request)
     text = str(body.get("text") or "").strip()
     if not text:
         return JSONResponse({"error": 'Type a task first, e.g. "train a GCN on Cora".'}, 400)
@@ -146,7 +146,8 @@ async def job_events(request: Request) -> Response:
         job = _job(request)
     except AutoGLMError as error:
         return JSONResponse({"error": str(error)}, status_code=404)
-    start = int(request.query_params.get("from", "0") or 0)
+    given = request.query_params.get("from", "0")
+    start = int(given) if given.isdigit() else 0
 
     async def stream() -> AsyncIterator[str]:
         index = start
@@ -184,7 +185,7 @@ async def job_confirm(request: Request) -> Response:
         job = _job(request)
     except AutoGLMError as error:
         return JSONResponse({"error": str(error)}, status_code=404)
-    body = await request.json()
+    body = await json_body(request)
     job.answer(bool(body.get("yes")))
     return JSONResponse({"job": job.id, "status": job.status})
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from agent.ui.jobs import Job
-from agent.ui.pages import page
+from agent.ui.pages import json_body, page
 from core.errors import AutoGLMError, UserInputError
 
 MAX_UPLOAD_BYTES = 64 * 2**20  # 64 MiB in all: a 1M-edge CSV is ~15 MB; more is a mistake
@@ -176,7 +176,7 @@ def _session_work(request: Request, fields: dict[str, Any], text: str):
 async def post_action(request: Request) -> Response:
     """`POST /api/action {action: inspect|train, dataset, model, epochs}`: the data doctor
     on a dataset, or a training run on it, as a job."""
-    body = await request.json()
+    body = await json_body(request)
     action = body.get("action")
     try:
         if action not in ("inspect", "train"):

@@ -47,6 +47,16 @@ def problem(request: Request, error: BaseException, status: int = 400) -> HTMLRe
     return page(request, "problem.html", status=status, message=str(error))
 
 
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object; `{}` for a body that is not one (the caller then says
+    what is missing, as for an empty form)."""
+    try:
+        body = await request.json()
+    except ValueError:  # not JSON (json.JSONDecodeError, UnicodeDecodeError)
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 @contextlib.contextmanager
 def reading(request: Request) -> Iterator[Any]:
     """A read-only store of the workspace, for one request (sees what workers wrote)."""

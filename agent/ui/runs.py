@@ -282,10 +282,41 @@ def differences(records: list[Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def compare_facts_of(records: list[Any], store: Any) -> dict[str, Any]:
+    """The compare facts (`agent.facts.compare`) of training runs chosen on the page: an
+    unstored compare run is built as the compare tool would store it (entries with each
+    member's per-seed test values), so the page shows the same test and the same sentences
+    as `autoglm run "compare ..."` would."""
+    import time
+
+    from agent.executor import compare_labels
+    from agent.explain import render
+    from agent.facts.compare import compare_facts
+    from agent.store import RunRecord
+
+    entries = [{"label": label, "run_id": r.id,
+                "values": [s["test_metric"] for s in r.train_result().get("runs", [])]}
+               for r, label in zip(records, compare_labels(records), strict=True)]  # fmt: skip
+    now = time.time()
+    metric = records[0].train_result().get("metric", "accuracy")
+    chosen = RunRecord(id=0, kind="compare", status="succeeded", config={}, host="", pid=0,
+                       started_at=now, finished_at=now,
+                       result={"entries": entries, "metric": metric})  # fmt: skip
+    facts = compare_facts(chosen, store).model_dump(mode="json")
+    by_label = {e["label"]: e for e in facts["entries"]}
+    facts["best_entry"], facts["runner_up_entry"] = (
+        by_label[facts["best"]],
+        by_label[facts["runner_up"]],
+    )
+    facts["text"] = render("compare", "en", f=facts)
+    return facts
+
+
 def caveats(records: list[Any], facts: dict[str, Any] | None) -> list[str]:
-    """What limits the comparison, each a sentence that holds for these runs."""
+    """What limits the comparison beyond what its explanation says (that names the other
+    differing settings and small test splits), each a sentence that holds for these runs."""
     out = []
-    if facts and facts["too_few_seeds"]:
+    if facts and facts["p_value"] is None:
         out.append("Too few seeds for a significance test: run each with at least two seeds.")
     elif facts and facts["min_seeds"] < 5:
         out.append(
@@ -307,11 +338,9 @@ def caveats(records: list[Any], facts: dict[str, Any] | None) -> list[str]:
 
 def compare(request: Request) -> Response:
     """`GET /compare?ids=1,2`: overlaid curves, what differs, and the significance test."""
-    from agent.explain import comparison_facts, explain_compare
-
     if not any(request.query_params.getlist(k) for k in ("ids", "id")):
         with reading(request) as store:
-            rows = [run_row(r) for r in store.list_runs(PAGE_SIZE, kind="train")]
+            rows = [run_row(r) for r in store.list_runs(PAGE_SIZE, kind="train", with_result=False)]
         return page(request, "compare_pick.html", rows=rows)
     try:
         ids = _ids(request)
@@ -319,8 +348,11 @@ def compare(request: Request) -> Response:
             records = [store.get_run(i) for i in ids]
             curves = [(f"run {r.id}", store.curve_runs(r.id)) for r in records]
             trained = [r for r in records if r.kind == "train" and r.status == "succeeded"]
-            facts = comparison_facts(trained, store) if len(trained) >= 2 else None
-            text = explain_compare(trained, "en", store) if facts else ""
+            unusable = ""
+            try:
+                facts = compare_facts_of(trained, store) if len(trained) >= 2 else None
+            except (KeyError, TypeError, ValueError) as error:  # a result of another shape
+                facts, unusable = None, f"{type(error).__name__}: {error}"
     except AutoGLMError as error:
         return problem(request, error)
     names: dict[str, None] = {}
@@ -328,5 +360,6 @@ def compare(request: Request) -> Response:
         names.update(dict.fromkeys(charts.metric_names(runs)))
     figures = [charts.overlay_figure(curves, name) for name in names]
     return page(request, "compare.html", records=records, rows=[run_row(r) for r in records],
-                diffs=differences(records), facts=facts, explanation=text,
+                diffs=differences(records), facts=facts, unusable=unusable,
+                explanation=facts["text"] if facts else "",
                 caveats=caveats(records, facts), figures=figures)  # fmt: skip
