@@ -78,6 +78,7 @@ def explain_run(
     store: ExperimentStore | None = None,
     *,
     user_text: str | None = None,
+    detail: bool = False,
 ) -> str:
     """Explain a stored run of any kind.
 
@@ -87,6 +88,8 @@ def explain_run(
         store: lets the explanation look up related runs (the MLP baseline on the same
             dataset, a comparison's members). Optional.
         user_text: the user's request, to answer in the language they wrote in.
+        detail: add the facts behind the summary, per seed (per entry, per model): what a
+            question about an earlier run gets, rather than the summary again.
 
     Returns:
         A few sentences of plain text.
@@ -97,7 +100,11 @@ def explain_run(
         return explain_error(record, language)
     if record.kind == "explain":
         return explain_attributions(record, language, store)
-    return render(record.kind, language, f=run_facts(record, store))
+    facts = run_facts(record, store)
+    text = render(record.kind, language, f=facts)
+    if detail and record.kind in ("train", "compare", "tune"):
+        text += "\n\n" + render(f"{record.kind}_detail", language, f=facts)
+    return text
 
 
 def explain_train(record: RunRecord, language: str = "en", store: Any = None) -> str:
