@@ -43,6 +43,7 @@ COMMAND_MODULES = (
     "experiments",
     "report",
     "serve",
+    "ui",
 )
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, for Ctrl-C and SIGTERM alike (documented: "130")

@@ -70,6 +70,8 @@ class ChatState:
 
     runs: list[int] = field(default_factory=list)
     last: LastRequest | None = None
+    turn: int = 0  # turns so far (1-based numbering, as the user counts them)
+    made: list[list[int]] = field(default_factory=list)  # [turn, run id] for each turn's run
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> ChatState:
@@ -78,6 +80,8 @@ class ChatState:
         return cls(
             runs=[int(r) for r in data.get("runs") or []],
             last=LastRequest(**last) if isinstance(last, dict) else None,
+            turn=int(data.get("turn") or 0),
+            made=[[int(t), int(r)] for t, r in data.get("made") or []],
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -90,6 +94,20 @@ class ResolvedPlan:
 
     actions: list[Any]
     mentions: Any = None
+
+
+def _summary(record: Any) -> str:
+    """One line a planner can match a reference against: "train gat on cora, epochs=30"."""
+    config = record.config or {}
+    if record.kind == "compare" and config.get("run_ids"):
+        return f"compare of runs {', '.join(map(str, config['run_ids']))}"
+    model = config.get("model") or "/".join(map(str, config.get("models") or []))
+    head = " ".join(str(p) for p in (record.kind, model or None) if p)
+    if config.get("dataset"):
+        head += f" on {config['dataset']}"
+    keys = ("epochs", "hidden_channels", "lr", "seeds", "n_trials", "heads", "num_layers")
+    values = ", ".join(f"{k}={config[k]}" for k in keys if config.get(k) is not None)
+    return head + (f", {values}" if values else "")
 
 
 class FollowUps:
@@ -110,6 +128,38 @@ class FollowUps:
 
     def start_turn(self, named_runs: bool = False) -> None:
         self.turn_runs, self.named_runs = [], named_runs
+
+    def next_turn(self) -> None:
+        """A new user turn begins (numbered as the user counts them, from 1)."""
+        self.state.turn += 1
+
+    def record_turn_run(self, run_id: int) -> None:
+        """This turn made `run_id` (a training, a tuning, a comparison, an inspection)."""
+        if [self.state.turn, run_id] not in self.state.made:
+            self.state.made.append([self.state.turn, int(run_id)])
+
+    def typed_context(self, feedback: str | None = None) -> dict[str, Any]:
+        """What the planner reads of this chat: the last request that ran (`last`), the
+        runs each turn made (`turns`: (turn, run id, summary)), their ids (`runs`), the
+        latest dataset ("it", "在它上面"), and where named files may be."""
+        context: dict[str, Any] = {"workspace": str(self.store.workspace)}
+        last = self.state.last
+        if last is not None:
+            fields = {k: v for k, v in last.requested.items() if v is not None}
+            context["last"] = {"action": last.action, **fields}
+        turns = []
+        for turn, run_id in self.state.made[-8:]:
+            with contextlib.suppress(UserInputError):
+                turns.append((turn, run_id, _summary(self.store.get_run(run_id))))
+        if turns:
+            context["turns"] = turns
+            context["runs"] = [run_id for _, run_id, _ in turns]
+        newest = self.latest_dataset()
+        if newest is not None:
+            context["dataset"] = newest
+        if feedback:
+            context["feedback"] = feedback
+        return context
 
     def route_context(
         self, text: str, fields: dict[str, Any], plan: Any, limits: Limits, data_dir: Path | None

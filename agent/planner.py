@@ -49,9 +49,9 @@ from agent.actions import (
     parse_actions,
 )
 from agent.errors import ModelOutputError, PlanningError, UserInputError
-from agent.grounding import Fix, ground, reconcile, settle
+from agent.grounding import Fix
 from agent.llm.base import Completion, LLMBackend, Message
-from agent.mentions import Mentions, catalogue_aliases, extract, has_cjk
+from agent.mentions import Mentions, catalogue_aliases, has_cjk
 from core.registry import canonical
 
 MAX_REQUEST_CHARS = 2000  # a request longer than this is a document, not a task
@@ -357,50 +357,88 @@ class Planner:
 
     def warm_up(self) -> None:
         """Prefill the system prompt where the backend can: the first plan then costs what
-        later ones do (the prompt is ~1000 tokens; prefilling it takes 10-30 s here)."""
-        self.backend.warm_up([{"role": "system", "content": system_prompt()}])
+        later ones do (it is the same on every request; the per-request part follows it)."""
+        from agent.plan.prompt import system_prompt as fixed_prompt
+
+        self.backend.warm_up([{"role": "system", "content": fixed_prompt()}])
 
     def plan(self, text: str, context: Mapping[str, Any] | None = None) -> Plan:
-        """Plan `text`.
+        """Plan `text`: the words offer candidates, the model chooses, the words verify.
 
         Args:
             text: the request, in English or Chinese.
-            context: what the session knows from earlier turns (keys `dataset`, `model`,
-                `task`, `run_id`, `run_ids`); values there count as named.
+            context: the chat's typed context (`agent.followups.FollowUps.planner_context`):
+                `last` (the last request's fields), `runs` (this chat's run ids), `turns`
+                ((turn, run id, summary) of each run), `dataset` (the latest one),
+                `workspace`/`data_dir` (where named files may be), `feedback`.
 
         Returns:
-            The plan: validated, grounded actions and how they were obtained.
+            The plan: validated actions and how they were obtained.
 
         Raises:
             UserInputError: the request is empty or far too long.
-            PlanningError: the model gave no valid answer in `max_attempts` tries.
+            PlanningError: the model gave no answer the request's schema admits in
+                `max_attempts` tries.
         """
+        from agent.plan import candidates as cands
+        from agent.plan import prompt, schema, verify
+
         started = time.perf_counter()
         text = check_request(text)
-        mentions = extract(text)
-        steps, expected, decisions = settle(mentions, context, text)
-        schema = narrow_schema(expected, mentions, text)
-        actions, completions = self._ask(_messages(text, context), schema)
-        if expected is not None:
-            grounded, fixes = reconcile(actions, expected, decisions)
-            options = loose_options(expected, mentions)
-            side = self._place_numbers(text, grounded, options, fixes)
-        else:
-            grounded, fixes = ground(actions, mentions, None, context, text)
-            side = []
-        final = ActionPlan.model_validate({"actions": grounded}).actions
+        context = dict(context or {})
+        found = cands.read(text, context)
+        request_schema = schema.request_schema(found, text, max_actions=_max_actions(found))
+        budget = _budget(request_schema)
+        feedback = str(context.get("feedback") or "")
+        completions: list[Completion] = []
+        fixes: list[Fix] = []
+        model_actions: list[dict[str, Any]] = []
+        final: list[dict[str, Any]] | None = None
+        error: str = ""
+        for _ in range(self.max_attempts):
+            messages = prompt.messages(text, found, context, feedback)
+            completion = self.backend.complete(messages, json_schema=request_schema,
+                                               max_tokens=budget)  # fmt: skip
+            completions.append(completion)
+            try:
+                model_actions = _parse(_unfence(completion.text), schema.relaxed(request_schema))
+            except ModelOutputError as caught:
+                error = str(caught)
+                if getattr(completion, "finish_reason", "stop") == "length":
+                    error += f" (cut off after {budget} tokens)"
+                feedback = f"that answer was rejected: {error}"
+                continue
+            verdict = verify.check([dict(a) for a in model_actions], found, text)
+            if not verdict.feedback:
+                final = verdict.final
+                fixes += [Fix(0, "plan", None, note, "verified") for note in verdict.notes]
+                break
+            error = verdict.feedback
+            feedback = verdict.feedback
+            fixes.append(Fix(0, "plan", None, None, f"re-asked: {verdict.feedback}"))
+        if final is None:
+            if not model_actions:
+                raise PlanningError(
+                    f"The planner model gave no valid plan in {len(completions)} attempts; "
+                    f"the last answer was rejected because {error}. Try rephrasing the "
+                    "request, or use a larger model (--backend).",
+                    attempts=len(completions),
+                    last_completion=completions[-1].text if completions else "",
+                )
+            final = [verify.give_up(found, error)]
+            fixes.append(Fix(0, "action", None, "clarify", f"the plan still disagreed: {error}"))
+        actions = _build_actions(final)
         return Plan(
-            actions=final,
+            actions=actions,
             attempts=len(completions),
             fixes=fixes,
             completion=completions[-1].text,
-            model_actions=[a.model_dump(exclude_none=True) for a in actions],
-            steps=steps,
-            decisions=decisions,
-            mentions=mentions,
+            model_actions=model_actions,
+            steps=[a["action"] for a in final],
+            mentions=found.mentions,
             seconds=time.perf_counter() - started,
-            prompt_tokens=sum(c.prompt_tokens for c in [*completions, *side]),
-            completion_tokens=sum(c.completion_tokens for c in [*completions, *side]),
+            prompt_tokens=sum(c.prompt_tokens for c in completions),
+            completion_tokens=sum(c.completion_tokens for c in completions),
         )
 
     def _place_numbers(
@@ -480,6 +518,97 @@ class Planner:
             attempts=len(completions),
             last_completion=completions[-1].text,
         )
+
+
+def _max_actions(found: Any) -> int:
+    """One action, or a few when the request asks for several steps ("..., then ...")."""
+    return 3 if found.mentions is not None and found.mentions.multi_step else 1
+
+
+def _budget(schema: dict[str, Any]) -> int:
+    """Enough tokens for the longest answer the schema admits (digits and CJK characters
+    may be one token each; field names and braces are forced bytes)."""
+    items = schema["properties"]["actions"]["items"]["anyOf"]
+    longest = 0
+    for item in items:
+        chars = 0
+        for name, spec in item["properties"].items():
+            array = next((a for a in spec.get("anyOf", []) if a.get("type") == "array"), None)
+            values = spec.get("enum") or (array or {}).get("items", {}).get("enum") or []
+            width = max((len(json.dumps(v, ensure_ascii=False)) for v in values), default=8)
+            count = len(values) if array else 1
+            chars += len(name) + 4 + width * count
+        longest = max(longest, chars)
+    return TOKENS_BASE + schema["properties"]["actions"]["maxItems"] * (longest // 2 + 16)
+
+
+def _parse(text: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model's actions as dicts, checked against the request's own schema (so a value
+    that is no candidate is refused, whatever the backend's decoding allowed)."""
+    import jsonschema
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        snippet = text if len(text) <= 80 else text[:40] + " ... " + text[-30:]
+        raise ModelOutputError(
+            f"the output is not valid JSON ({error.msg} at character {error.pos}): {snippet!r}"
+        ) from None
+    problem = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(data)
+    )
+    if problem is not None and isinstance(data, dict) and isinstance(data.get("actions"), list):
+        items = schema["properties"]["actions"]["items"]["anyOf"]
+        for index, item in enumerate(data["actions"]):
+            name = item.get("action") if isinstance(item, dict) else None
+            alternative = next(
+                (i for i in items if i["properties"]["action"]["enum"] == [name]), None
+            )
+            if alternative is None:
+                allowed = ", ".join(i["properties"]["action"]["enum"][0] for i in items)
+                raise ModelOutputError(
+                    f"the output does not match this request's schema at actions[{index}].action: "
+                    f"{name!r} is not one of {allowed}"
+                )
+            sub = jsonschema.exceptions.best_match(
+                jsonschema.Draft202012Validator(alternative).iter_errors(item)
+            )
+            if sub is not None:
+                problem = sub
+                problem.message = (
+                    f"actions[{index}]"
+                    + "".join(
+                        f"[{p}]" if isinstance(p, int) else f".{p}" for p in sub.absolute_path
+                    )
+                    + f": {sub.message}"
+                )
+                raise ModelOutputError(
+                    f"the output does not match this request's schema: {problem.message} "
+                    "(use only the candidates)"
+                )
+    if problem is not None:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem.absolute_path)
+        message = problem.message if len(problem.message) < 200 else problem.message[:200] + "..."
+        raise ModelOutputError(
+            f"the output does not match this request's schema at {where.lstrip('.') or 'output'}: "
+            f"{message} (use only the candidates)"
+        )
+    return [{k: v for k, v in a.items() if v is not None} for a in data["actions"]]
+
+
+def _build_actions(plan: list[dict[str, Any]]) -> list[Action]:
+    """Validated actions; a dataset given as an existing file path is kept exactly as named
+    (the action schema lists catalogue names; the router checks and resolves the path)."""
+    out: list[Action] = []
+    for fields in plan:
+        dataset = fields.get("dataset")
+        if isinstance(dataset, str) and ("/" in dataset or "." in dataset):
+            cls = action_class(fields["action"])
+            checked = cls.model_validate({k: v for k, v in fields.items() if k != "dataset"})
+            out.append(checked.model_copy(update={"dataset": dataset}))
+        else:
+            out.extend(ActionPlan.model_validate({"actions": [fields]}).actions)
+    return out
 
 
 def _unfence(text: str) -> str:

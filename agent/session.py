@@ -85,6 +85,9 @@ class SessionOptions:
         confirm: asked `confirm(reason) -> bool` before an expensive plan; None runs it.
         progress: show progress bars (stderr) while training and tuning.
         on_plan: called with the routed actions before they run (the CLI prints the plan).
+        on_epoch: called as `on_epoch(run_id, seed, epoch, metrics)` after each stored epoch
+            (`autoglm ui` streams them to the page).
+        on_trial: called with each finished Optuna trial.
     """
 
     data_dir: Path | None = None
@@ -93,6 +96,8 @@ class SessionOptions:
     progress: bool = False
     on_plan: Callable[[list[RoutedAction]], None] | None = None
     language: str | None = None
+    on_epoch: Callable[[int, int, int, dict[str, float]], None] | None = None
+    on_trial: Callable[[Any], None] | None = None
 
 
 class Session:
@@ -134,6 +139,8 @@ class Session:
                 data_dir=self.options.data_dir,
                 progress=self.options.progress,
                 study_timeout=self.limits.max_wall_seconds,  # a search stops at the budget
+                on_epoch=self.options.on_epoch,
+                on_trial=self.options.on_trial,
             ),
         )
 
@@ -191,6 +198,7 @@ class Session:
         self.store.add_message(self.id, "user", text)
         turn = Turn(session_id=self.id, text=text)
         self.followups.start_turn()
+        self.followups.next_turn()
         try:
             routed, step_ids = self._plan_and_route(text, turn)
             if self.options.on_plan is not None:
@@ -210,7 +218,9 @@ class Session:
         return turn
 
     def _plan(self, text: str, feedback: str | None = None) -> tuple[Any, int]:
-        context = self.followups.planner_context(feedback)
+        context = self.followups.typed_context(feedback)
+        if self.options.data_dir is not None:
+            context["data_dir"] = str(self.options.data_dir)
         start = time.perf_counter()
         plan = self.planner.plan(text, context)
         step = self.store.log_step(
@@ -230,7 +240,7 @@ class Session:
         return plan, step
 
     def _plan_and_route(self, text: str, turn: Turn) -> tuple[list[RoutedAction], list[int]]:
-        resolved = self.followups.reference_plan(text)
+        resolved = None  # one planner for chat: every follow-up goes through it
         if resolved is not None:
             step = self.store.log_step(
                 None,
@@ -314,6 +324,7 @@ class Session:
         self._costs(outcome, item)
         if outcome.run_id is not None and outcome.status == "succeeded":
             self.followups.turn_runs.append(outcome.run_id)
+            self.followups.record_turn_run(outcome.run_id)
         return outcome
 
     def _costs(self, outcome: Outcome, item: RoutedAction) -> None:
@@ -374,7 +385,9 @@ class Session:
         call = item.calls[0]
         if item.action == "report":
             ids = [int(r) for r in item.fields.get("run_ids") or []]
-            if not (self.followups.named_runs and ids):
+            # the runs the text or the planner chose, unless this turn just made one
+            # ("train ... and write a report" is about the new run)
+            if not ids or (self.followups.turn_runs and not self.followups.named_runs):
                 target = self.followups.target(item)
                 ids = [] if target is None else [target]
             item.fields["run_ids"] = call.refs = ids

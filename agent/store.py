@@ -163,6 +163,13 @@ CREATE INDEX IF NOT EXISTS steps_run ON steps(run_id);
 )
 
 
+# Every column of `runs` but its (large) result, for listings.
+_NO_RESULT = (
+    "id, kind, status, session_id, parent_id, config, seeds, dataset_fingerprint, versions, "
+    "host, pid, pid_started, started_at, finished_at, metrics, NULL AS result, error"
+)
+
+
 class RunRecord(BaseModel):
     """One stored run, as `get_run` returns it."""
 
@@ -948,14 +955,19 @@ class ExperimentStore:
         session_id: str | None = None,
         kind: str | None = None,
         status: str | None = None,
+        with_result: bool = True,
     ) -> list[RunRecord]:
-        """Runs, newest first, optionally of one session, kind or status."""
+        """Runs, newest first, optionally of one session, kind or status.
+
+        `with_result=False` leaves each run's full result unread (`result` is None): a
+        listing of thousands of runs (`autoglm ui`) needs only their metrics.
+        """
         where, params = [], []
         for column, value in (("session_id", session_id), ("kind", kind), ("status", status)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        sql = "SELECT * FROM runs"
+        sql = "SELECT * FROM runs" if with_result else f"SELECT {_NO_RESULT} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC"

@@ -19,6 +19,7 @@ memory its own peak resident set size.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -53,17 +54,29 @@ def field_matches(key: str, expected: Any, got: Any) -> bool:
     return got == expected
 
 
-def score(expect: dict[str, Any], actions: list[dict[str, Any]]) -> tuple[bool, list[str]]:
-    """(correct, what is wrong in the closest matching action)."""
+def score(
+    expect: dict[str, Any], actions: list[dict[str, Any]], forbid: list[str] = ()
+) -> tuple[bool, list[str]]:
+    """(correct, what is wrong in the closest matching action), strictly: `mentions` must
+    be in a clarify's question, and the matching action sets no `forbid` field."""
     best: list[str] | None = None
+    if expect["action"] in ("answer", "clarify") and any(
+        a.get("action") in ("train", "tune", "compare") for a in actions
+    ):
+        return False, ["it trains instead of " + expect["action"]]
     for action in actions:
         if action.get("action") != expect["action"]:
             continue
         wrong = [
             f"{k}={action.get(k)!r} (want {v!r})"
             for k, v in expect.items()
-            if k != "action" and not field_matches(k, v, action.get(k))
+            if k not in ("action", "mentions", "runs_of_turns")
+            and not field_matches(k, v, action.get(k))
         ]
+        mention = expect.get("mentions")
+        if mention and str(mention).lower() not in str(action.get("question", "")).lower():
+            wrong.append(f"question does not name {mention!r}")
+        wrong += [f"{k}={action[k]!r} invented" for k in forbid if action.get(k) is not None]
         if not wrong:
             return True, []
         if best is None or len(wrong) < len(best):
@@ -105,8 +118,13 @@ def run_tasks(planner, tasks: list[dict[str, Any]], schema: dict[str, Any]) -> d
             valid = True
         except (json.JSONDecodeError, jsonschema.ValidationError):
             data, valid = {"actions": []}, False
-        correct, wrong = score(task["expect"], data["actions"]) if valid else (False, [error])
-        rows.append({"id": task["id"], "valid": valid, "correct": correct, "seconds": elapsed})
+        forbid = task.get("forbid") or []
+        correct, wrong = (
+            score(task["expect"], data["actions"], forbid) if valid else (False, [error])
+        )
+        invented = any("invented" in str(w) for w in wrong)
+        rows.append({"id": task["id"], "cat": task.get("cat", "-"), "valid": valid,
+                     "correct": correct, "invented": invented, "seconds": elapsed})  # fmt: skip
         mark = "ok " if correct else "BAD"
         detail = "" if correct else "  <- " + "; ".join(str(w) for w in wrong)
         attempts = getattr(plan, "attempts", "-")
@@ -117,7 +135,15 @@ def run_tasks(planner, tasks: list[dict[str, Any]], schema: dict[str, Any]) -> d
             flush=True,
         )
     n = len(rows)
+    cats: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        cats.setdefault(row["cat"], []).append(row)
     return {
+        "categories": {
+            cat: {"correct": sum(r["correct"] for r in group), "tasks": len(group)}
+            for cat, group in cats.items()
+        },
+        "invented": sum(r["invented"] for r in rows),
         "tasks": n,
         "valid": sum(r["valid"] for r in rows) / n,
         "correct": sum(r["correct"] for r in rows) / n,
@@ -162,6 +188,77 @@ class _Printed:
         return self.document
 
 
+def print_categories(result: dict[str, Any]) -> None:
+    cats = result.get("categories") or {}
+    if len(cats) > 1 or "-" not in cats:
+        shown = ", ".join(f"{c} {v['correct']}/{v['tasks']}" for c, v in cats.items())
+        print(f"  per category: {shown}; invented fields in {result['invented']} tasks")
+
+
+def score_turn(
+    expect: dict[str, Any], turn: dict[str, Any], made: dict[int, list[int]]
+) -> tuple[bool, list[str]]:
+    """One chat turn by the README's rule: the actions that ran (their resolved fields),
+    else the plan; `runs_of_turns` must be exactly the runs those turns made."""
+    ran = [dict(o.get("fields") or {}, action=o["action"]) for o in turn.get("outcomes") or []]
+    actions = ran or list(turn.get("plan") or [])
+    expect = dict(expect)
+    wanted_turns = expect.pop("runs_of_turns", None)
+    ok, wrong = score(expect, actions)
+    if ok and wanted_turns is not None:
+        want = {r for t in wanted_turns for r in made.get(t, [])}
+        for action in actions:
+            if action.get("action") != expect["action"]:
+                continue
+            got = set(action.get("run_ids") or ([action["run_id"]] if action.get("run_id") else []))
+            if got == want:
+                return True, []
+            wrong = [f"runs {sorted(got)} (want {sorted(want)} of turns {wanted_turns})"]
+        return False, wrong
+    return ok, wrong
+
+
+def run_chats(path: Path, backend: str | None) -> dict[str, Any]:
+    """Play each conversation through `autoglm chat --json --yes` (stdin piped, a fresh
+    workspace each) and score it turn by turn."""
+    import tempfile
+
+    right = total = 0
+    seconds: list[float] = []
+    for conversation in load_tasks(path):
+        texts = [t["text"] for t in conversation["turns"]]
+        with tempfile.TemporaryDirectory() as workspace:
+            command = [sys.executable, "-m", "agent.cli", "chat", "--json", "--yes",
+                       "--workspace", workspace]  # fmt: skip
+            if backend:
+                command += ["--backend", backend]
+            started = time.perf_counter()
+            child = subprocess.run(command, input="\n".join(texts) + "\n", capture_output=True,
+                                   text=True, timeout=1800)  # fmt: skip
+            seconds.append(time.perf_counter() - started)
+        outputs = []
+        for line in child.stdout.splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                document = json.loads(line)
+                if isinstance(document, dict):
+                    outputs.append(document)
+        made: dict[int, list[int]] = {}
+        for number, (turn, output) in enumerate(
+            zip(conversation["turns"], (outputs + [{}] * len(texts))[: len(texts)], strict=True), 1
+        ):
+            primary = [o["run_id"] for o in output.get("outcomes") or [] if o.get("run_id")]
+            made[number] = primary
+            ok, wrong = score_turn(turn["expect"], output, made)
+            right += ok
+            total += 1
+            plan = json.dumps(output.get("plan") or output.get("error"), ensure_ascii=False)[:160]
+            detail = "" if ok else "  <- " + "; ".join(map(str, wrong))
+            mark = "ok " if ok else "BAD"
+            print(f"{conversation['id']}.{number} {mark} {turn['text'][:40]!r} {plan}{detail}")
+    return {"turns": total, "correct": right / max(1, total), "n_correct": right,
+            "median_s": statistics.median(seconds) if seconds else 0.0}  # fmt: skip
+
+
 def load_tasks(path: Path) -> list[dict[str, Any]]:
     tasks = []
     for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
@@ -181,7 +278,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fresh", action="store_true", help="one new `autoglm plan` process per task"
     )
+    parser.add_argument(
+        "--chat", action="append", type=Path, default=[],
+        help="conversations (chat_dev.jsonl) played through `autoglm chat --json`",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.chat and not args.tasks:
+        for path in args.chat:
+            print(f"\n== {path} (turn by turn, one `autoglm chat` per conversation) ==")
+            result = run_chats(path, args.backend)
+            print(
+                f"TOTAL {path.name}: correct turns {result['n_correct']}/{result['turns']} "
+                f"({result['correct']:.0%}), median {result['median_s']:.0f} s a conversation"
+            )
+        return 0
     paths = args.tasks or [DEFAULT_TASKS]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -210,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({result['correct']:.0%}), valid {result['valid']:.0%}, "
             f"median {result['median_s']:.2f} s, p95 {result['p95_s']:.2f} s"
         )
+        print_categories(result)
     print(f"peak RSS {peak_rss_mb():.0f} MB")
     if args.json:
         summary = {"load_s": load_s, "warm_up_s": warm_s, "peak_rss_mb": peak_rss_mb(), **totals}
@@ -231,6 +342,7 @@ def _main_fresh(args: argparse.Namespace, paths: list[Path], schema: dict[str, A
             f"({result['correct']:.0%}), valid {result['valid']:.0%}, "
             f"median {result['median_s']:.2f} s, p95 {result['p95_s']:.2f} s (whole process)"
         )
+        print_categories(result)
     peak = max(planner.peak_mb, default=0.0)
     print(f"peak RSS of one plan process {peak:.0f} MB")
     if args.json:

@@ -22,6 +22,10 @@ has no recorded hash, is rebuilt from the verified raw files, with a note on std
 
 from __future__ import annotations
 
+import graph_ml._pyg  # noqa: F401  (first: PyG without its transformers glue)
+
+# isort: split
+
 import hashlib
 import json
 import os

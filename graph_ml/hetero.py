@@ -17,6 +17,10 @@ Which models have a typed version is the catalogue's fact (`ModelSpec.supports_h
 
 from __future__ import annotations
 
+import graph_ml._pyg  # noqa: F401  (first: PyG without its transformers glue)
+
+# isort: split
+
 from typing import Any
 
 import torch

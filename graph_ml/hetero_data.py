@@ -15,6 +15,10 @@ feature trace only. `bench/hetero.py` measures the three.
 
 from __future__ import annotations
 
+import graph_ml._pyg  # noqa: F401  (first: PyG without its transformers glue)
+
+# isort: split
+
 import torch
 from torch_geometric.data import Data, HeteroData
 

@@ -21,6 +21,10 @@ every problem in the input is a `UserInputError` naming the file, the line and t
 
 from __future__ import annotations
 
+import graph_ml._pyg  # noqa: F401  (first: PyG without its transformers glue)
+
+# isort: split
+
 from collections.abc import Mapping
 from pathlib import Path
 

@@ -15,6 +15,10 @@ builds any registered spec, a plug-in's too.
 
 from __future__ import annotations
 
+import graph_ml._pyg  # noqa: F401  (first: PyG without its transformers glue)
+
+# isort: split
+
 from typing import Any
 
 import torch

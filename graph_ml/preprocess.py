@@ -6,6 +6,10 @@ The splits (`NodeSplit`, `LinkSplit`, `GraphSplit`, `make_split`, `check_no_leak
 
 from __future__ import annotations
 
+import graph_ml._pyg  # noqa: F401  (first: PyG without its transformers glue)
+
+# isort: split
+
 import dataclasses
 from collections.abc import Callable
 

@@ -9,6 +9,10 @@ homogeneous graphs only). Draws come from torch's global RNG, so a seeded run re
 
 from __future__ import annotations
 
+import graph_ml._pyg  # noqa: F401  (first: PyG without its transformers glue)
+
+# isort: split
+
 import warnings
 from typing import Any
 

@@ -26,6 +26,10 @@ validation) node, edge or graph is also used for training. Every split is determ
 
 from __future__ import annotations
 
+import graph_ml._pyg  # noqa: F401  (first: PyG without its transformers glue)
+
+# isort: split
+
 import random
 from dataclasses import dataclass, field
 

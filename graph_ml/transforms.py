@@ -23,6 +23,10 @@ held-out edge shapes a graph the model reads.
 
 from __future__ import annotations
 
+import graph_ml._pyg  # noqa: F401  (first: PyG without its transformers glue)
+
+# isort: split
+
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 

@@ -123,6 +123,7 @@ def test_chat_with_piped_stdin(workspace, data_dir, scripted, capsys, monkeypatc
     scripted(
         plan(action="train", dataset="karate", model="gcn", epochs=3),
         plan(action="train", dataset="karate", model="sage"),
+        plan(action="compare", run_ids=[1, 2]),  # one planner for chat: the model chooses
     )
     lines = [
         "train a gcn on karate for 3 epochs",

@@ -55,9 +55,10 @@ def test_the_grammar_is_compact_and_keeps_control_characters_out_of_strings():
 
 
 def planner_schemas() -> list[tuple[str, dict]]:
-    """The schemas agent.planner passes for real requests, narrowed by its own code."""
-    from agent.mentions import extract
-    from agent.planner import narrow_schema, settle
+    """The schemas agent.planner passes for real requests: each request's own, whose fields
+    are enums of the candidates its words supply."""
+    from agent.plan import candidates, schema
+    from agent.planner import _max_actions
 
     texts = [
         "Train a GCN on Cora for 100 epochs",
@@ -68,9 +69,8 @@ def planner_schemas() -> list[tuple[str, dict]]:
     ]
     out = []
     for text in texts:
-        mentions = extract(text)
-        _, expected, _ = settle(mentions, None, text)
-        out.append((text, narrow_schema(expected, mentions, text)))
+        found = candidates.read(text, {})
+        out.append((text, schema.request_schema(found, text, max_actions=_max_actions(found))))
     out.append(("the number", {
         "type": "object",
         "properties": {"field": {"type": "string", "enum": ["epochs", "hidden_channels", "none"]}},

@@ -75,11 +75,15 @@ def test_comparison_refers_to_the_right_earlier_runs(store, options):
         plan(action="train", dataset="karate", model="gcn", epochs=3, seeds=2),
         plan(action="train", dataset="karate", model="sage", epochs=3, seeds=2),
         plan(action="train", dataset="karate", model="gat", epochs=3, seeds=2),
+        # one planner for chat: the model chooses the runs from the chat's typed context
+        plan(action="compare", run_ids=[2, 3]),
+        plan(action="answer", question="why did it overfit?"),
     )
     for model in ("gcn", "sage", "gat"):  # the planner keeps only numbers the text gives
         session.handle(f"train {model} on karate for 3 epochs over 2 seeds")
-    calls = len(backend.calls)
     turn = session.handle("compare that with the previous run")
+    context = backend.calls[-1][-1]["content"]
+    assert "turn 2 made run 2" in context and "turn 3 made run 3" in context
     outcome = turn.outcomes[0]
     assert outcome.status == "succeeded"
     # The turn created one run, the comparison; it refers to "that" (the last run) and
@@ -92,13 +96,12 @@ def test_comparison_refers_to_the_right_earlier_runs(store, options):
     stored = {i: store.get_run(i).metrics["test_mean"] for i in (2, 3)}
     assert f"{fmt_pct(stored[2])}%" in outcome.text and f"{fmt_pct(stored[3])}%" in outcome.text
     assert "run 1" not in outcome.text
-    assert len(backend.calls) == calls  # resolved from the chat: no model call needed
-    # "why did it overfit?" after the comparison: the last training run, from its curves;
-    # a question about the chat's runs needs no model call either (none is scripted).
-    why = session.handle("why did it overfit?").outcomes[0]
-    assert why.action == "answer" and why.fields["run_id"] == 3
-    assert f"{fmt_pct(stored[3])}%" in why.text
-    assert len(backend.calls) == calls
+    # "why did it overfit?" after the comparison: the last training run, from its curves,
+    # answered from the store: nothing is retrained.
+    why = session.handle("why did it overfit?")
+    assert [o.action for o in why.outcomes] == ["answer"] and why.run_ids == []
+    assert why.outcomes[0].fields["run_id"] == 3
+    assert f"{fmt_pct(stored[3])}%" in why.outcomes[0].text
 
 
 def test_it_after_an_inspection_is_the_inspected_dataset(store, options):
@@ -106,11 +109,13 @@ def test_it_after_an_inspection_is_the_inspected_dataset(store, options):
         store,
         options,
         plan(action="inspect", dataset="karate"),
-        plan(action="train", model="mlp", epochs=3),  # the model leaves the dataset out
+        plan(action="train", dataset="karate", model="mlp", epochs=3),
     )
     session.handle("what does the karate dataset look like?")
     outcome = session.handle("train an mlp on it for 3 epochs").outcomes[0]
     assert outcome.status == "succeeded"
+    # "it" is the inspected dataset: the session offers it as the candidate
+    assert "latest dataset: karate" in backend.calls[-1][-1]["content"]
     assert store.get_run(outcome.run_id).config["dataset"] == "karate"
 
 

@@ -12,9 +12,14 @@ import hashlib
 from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.paths import AllowedRoots
-from graph_ml.datasets import DATASETS, LoadedDataset, load_dataset, resolve_data_dir
+from graph_ml.catalogue import DATASETS
+from graph_ml.data_dir import resolve_data_dir
+
+if TYPE_CHECKING:  # torch and PyG load where a graph is loaded, not when the router imports this
+    from graph_ml.datasets import LoadedDataset
 
 IMPORT_CACHE_SIZE = 4  # imported graphs kept in memory, keyed by their files' content
 _IMPORTED: OrderedDict[tuple, LoadedDataset] = OrderedDict()
@@ -149,4 +154,6 @@ def fingerprint(ds: LoadedDataset) -> str:
 @lru_cache(maxsize=8)
 def _load_named(name: str, data_dir: str) -> LoadedDataset:
     # Loading Cora from raw files takes seconds; a chat trains on the same data many times.
+    from graph_ml.datasets import load_dataset
+
     return load_dataset(name, data_dir=data_dir)

@@ -172,8 +172,10 @@ class _Chat:
             print("\ninterrupted (a run in progress is marked interrupted)", flush=True)
             return 130
         except AutoGLMError as error:  # the chat goes on; the message says what to change
-            if self.args.json:
-                print(json.dumps(error_json(error), ensure_ascii=False), flush=True)
+            if self.args.json:  # the same keys as a turn, so a script reads every line alike
+                failed = {"text": text, "plan": [], "run_ids": [], "outcomes": [],
+                          "reply": f"error: {error}", **error_json(error)}  # fmt: skip
+                print(json.dumps(failed, ensure_ascii=False), flush=True)
             else:
                 print(f"error: {error}", flush=True)
             return error.exit_code

@@ -85,10 +85,30 @@ def _seconds(text: str) -> float:
 
 
 def make_backend(name: str | None) -> Any:
-    """The planner's language model (`agent.llm.get_backend`)."""
+    """The planner's language model (`agent.llm.get_backend`). The tools (torch and PyG,
+    ~3 s of imports) start loading on another thread first, so they load while the model
+    plans instead of after it (`tools.TOOLS` is built on first use)."""
+    prefetch_tools()
     from agent.llm import get_backend
 
     return get_backend(name)
+
+
+def prefetch_tools() -> None:
+    """Import the tools on a background thread. Not a daemon: the process waits for the
+    import at exit rather than stopping a thread halfway through loading torch; a failure is
+    left for the main thread's own import to report."""
+    import threading
+
+    def load() -> None:
+        try:
+            import tools
+
+            tools.TOOLS  # noqa: B018 - building the registry imports every tool
+        except BaseException:  # noqa: BLE001 - the main thread imports again and says why
+            pass
+
+    threading.Thread(target=load, name="autoglm-import-tools").start()
 
 
 def planning_budget(backend: Any, seconds: float | None):
@@ -193,7 +213,6 @@ def _run_text(args: argparse.Namespace) -> int:
     try:
         on_plan = None if args.json else lambda routed: print(format_plan(routed), flush=True)
         try:
-            # The embedded model loads on a background thread while the session imports torch.
             backend = make_backend(args.backend)
             from agent.session import Session
 

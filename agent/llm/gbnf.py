@@ -108,8 +108,14 @@ class GrammarState:
     def accept(self, token: int) -> None:
         self._llama.llama_sampler_accept(self._sampler, int(token))
 
-    def forced_bytes(self, limit: int) -> tuple[bytes, bool]:
+    def forced_bytes(self, limit: int, leave_quotes: bool = False) -> tuple[bytes, bool]:
         """Accept the bytes the grammar forces from here, at most `limit` of them.
+
+        With `leave_quotes`, forced punctuation (quotes, colons, brackets) is left to the
+        model and only the letters of names are forced: the model then writes punctuation
+        merged as it tokenizes it (`":"`, `":[{"`), instead of continuing after a split it
+        never saw (after a forced `":`, a small model prefers `null` to a string it would
+        have begun with `":"`, and after a forced `"action":"`, `train` to `tune`).
 
         Returns:
             (the forced bytes, whether the document is complete: nothing but the end allowed).
@@ -126,6 +132,14 @@ class GrammarState:
             if len(allowed) > 1:
                 return bytes(forced), False
             token = int(allowed[0])
+            if (
+                leave_quotes
+                and not chr(self._byte_of[token]).isalnum()
+                and self._byte_of[token] != ord("_")
+            ):
+                return bytes(
+                    forced
+                ), False  # punctuation: the model writes it, merged as it tokenizes
             self.accept(token)
             forced.append(self._byte_of[token])
         return bytes(forced), False

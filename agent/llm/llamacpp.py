@@ -162,6 +162,8 @@ class LlamaCppBackend(LLMBackend):
         threads: llama.cpp threads (default 1: measured the safe choice on 2 shared cores).
         n_ctx: context size in tokens.
         jump_forward: append grammar-forced bytes without a decoding step.
+        leave_quotes: even then, leave forced quote characters to the model (see
+            `GrammarState.forced_bytes`); the planner's per-request schemas need it.
         save_state: save the leading system message's KV state in the cache for later
             processes, and restore it from there.
         state_dir: where saved states live (default `<cache>/prompt-states`).
@@ -177,6 +179,7 @@ class LlamaCppBackend(LLMBackend):
         threads: int | None = None,
         n_ctx: int = DEFAULT_N_CTX,
         jump_forward: bool = True,
+        leave_quotes: bool = True,
         save_state: bool = True,
         state_dir: Path | None = None,
     ) -> None:
@@ -190,6 +193,7 @@ class LlamaCppBackend(LLMBackend):
         self.model = self.model_path.stem
         self.model_sha256 = model_sha256 or _model_identity(self.model_path)
         self.n_ctx, self.jump_forward, self.save_state = n_ctx, jump_forward, save_state
+        self.leave_quotes = leave_quotes
         self.state_dir = state_dir or cache_dir() / "prompt-states"
         self.threads = int(threads or 1)
         self._model = self._ctx = self._batch = None
@@ -483,10 +487,15 @@ class LlamaCppBackend(LLMBackend):
         started = time.perf_counter()
         self.wait_loaded()
         prompt_ids = self.encode_chat(messages)
+        keep = 0
         if messages and messages[0]["role"] == "system":
             system = self.encode_chat(messages[:1], add_generation_prompt=False)
             if prompt_ids[: len(system)] == system:
                 self._prefix(system)
+                keep = len(system)
+        # Only the system prompt is reused: what follows is evaluated afresh on every call,
+        # so an answer never depends on the request before it (batch splits differ).
+        self._forget_from(min(keep, len(self._kv))) if keep else None
         grammar = self._grammar(json_schema) if json_schema else None
         try:
             text, count, finish = self._decode(prompt_ids, grammar, max_tokens)
@@ -527,7 +536,9 @@ class LlamaCppBackend(LLMBackend):
         output, count = bytearray(), 0
         while count < max_tokens:
             if grammar is not None and self.jump_forward:
-                forced, complete = grammar.forced_bytes(limit=4 * (max_tokens - count))
+                forced, complete = grammar.forced_bytes(
+                    limit=4 * (max_tokens - count), leave_quotes=self.leave_quotes
+                )
                 if forced:
                     tokens = self._forced_tokens(forced)[: max_tokens - count]
                     output += b"".join(self._piece(t) for t in tokens)

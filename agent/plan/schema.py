@@ -1,0 +1,210 @@
+"""The per-request schema: every field an enum of its candidates, or absent.
+
+The model cannot write a value the words (or the session) did not offer; it chooses the
+actions, which number is which field, which of the named models are meant, and whether a
+field is set at all. A clarify's `question` is an enum of what could be asked about (an
+unknown name, a value out of range, a missing file, "unclear"); the planner writes the
+question itself from that choice. An answer's `question` is the request.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+from agent.actions import MAX_TEXT, action_fields
+from agent.plan.candidates import NUMERIC_FIELDS, Candidates
+
+RUN_ACTIONS = ("train", "tune", "compare")
+# words that ask for a training itself ("classify", "use" do not: they go with any action)
+_TRAIN_WORDS = re.compile(r"\btrain|\bfit\b|\bfits\b|训练|拟合|\bjust\s+run\b|直接", re.IGNORECASE)
+UNCLEAR = "unclear"
+
+
+def clarify_topics(c: Candidates) -> list[str]:
+    """What a clarify may be about: each unknown name or missing file, each number, and
+    "unclear" (the planner writes the question naming it)."""
+    topics = [u.text for u in c.unknown]
+    topics += [f.text for f in c.files if not f.exists]
+    topics += [n.text for n in c.numbers if n.inherited is None and not n.other and _bad(n)]
+    named = [n for n in c.names if n.how != "session" and not n.negated]
+    settled = any(n.kind == "dataset" for n in named) and (
+        any(n.kind == "model" for n in named) or bool(c.cues)
+    )
+    if not settled or topics:  # what to run and on what is named: nothing is unclear
+        topics.append(UNCLEAR)
+    return list(dict.fromkeys(topics))
+
+
+def _bad(n: object) -> bool:
+    """A number that cannot be the value it is next to: negative, or out of its bounds."""
+    from graph_ml.catalogue import PARAMS
+
+    hints = getattr(n, "hints", [])
+    value = getattr(n, "value", 0)
+    if not hints:
+        return value < 0
+    return all(PARAMS[h].problem(value) for h in hints if h in PARAMS)
+
+
+def _enum(values: list[Any], kind: str) -> dict[str, Any] | None:
+    """One of `values`, or null: the model decides each field, it never skips one by
+    closing the object early (a greedy small model ends objects too soon)."""
+    return {"enum": [*values, None]} if values else None
+
+
+def _number_kind(name: str) -> str:
+    return "integer" if name in ("epochs", "hidden_channels", "num_layers", "heads",
+                                 "n_trials", "seeds") else "number"  # fmt: skip
+
+
+def field_options(c: Candidates) -> dict[str, list[Any]]:
+    """Field -> the values the model may choose from."""
+    ctx = c.context or {}
+    datasets = c.of("dataset") + [f.text for f in c.files if f.exists]
+    options: dict[str, list[Any]] = {
+        "dataset": list(dict.fromkeys(datasets)),
+        "model": c.of("model"),
+        "models": c.of("model"),
+        "task": list(c.tasks),
+        "run_ids": [r for r in ctx.get("runs") or []],
+        "run_id": [r for r in ctx.get("runs") or []],
+        "nodes": list(c.mentions.nodes) if c.mentions else [],
+        "format": [c.mentions.format] if c.mentions and c.mentions.format else [],
+    }
+    named_runs = list(c.mentions.run_ids) if c.mentions else []
+    for key in ("run_ids", "run_id"):
+        options[key] = list(dict.fromkeys([*named_runs, *options[key]]))
+    for name in NUMERIC_FIELDS:
+        options[name] = c.values_for(name)
+    return options
+
+
+def _item(action: str, c: Candidates, options: dict[str, list[Any]], text: str) -> dict[str, Any]:
+    properties: dict[str, Any] = {"action": {"type": "string", "enum": [action]}}
+    required = ["action"]
+    if action == "clarify":
+        properties["question"] = {"type": "string", "enum": clarify_topics(c)}
+        required.append("question")
+    elif action == "answer":
+        properties["question"] = {"type": "string", "enum": [text[:MAX_TEXT]]}
+        required.append("question")
+    fields = action_fields(action)
+    for name in fields:
+        if name in properties or name == "question":
+            continue
+        values = options.get(name) or []
+        if not values:
+            continue
+        if name in ("models", "run_ids", "nodes"):
+            kind = "string" if name == "models" else "integer"
+            spec = {"type": "array", "items": {"type": kind, "enum": values},
+                    "minItems": 2 if name == "models" or (action, name) == ("compare", "run_ids")
+                    else 1, "maxItems": len(values),
+                    "uniqueItems": True}  # fmt: skip
+            if len(values) < spec["minItems"]:
+                continue
+            if len(values) <= 5:  # each set of them, in the text's order: no repeats possible
+                sets = [list(combo) for size in range(spec["minItems"], len(values) + 1)
+                        for combo in itertools.combinations(values, size)]  # fmt: skip
+                properties[name] = {"enum": [*sets, None]}
+                continue
+            properties[name] = {"anyOf": [spec, {"type": "null"}]}
+        elif name in NUMERIC_FIELDS:
+            properties[name] = _enum(values, _number_kind(name))
+        elif name in ("run_id",):
+            properties[name] = _enum(values, "integer")
+        else:
+            properties[name] = _enum(values, "string")
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def allowed_actions(c: Candidates) -> list[str]:
+    """The actions the model may choose for this request: those its action words offer
+    (train, when none does, and for a follow-up the last request's action too), asking,
+    and answering when it is a question."""
+    ctx = c.context or {}
+    m = c.mentions
+    runs = len(ctx.get("runs") or []) + len(m.run_ids if m else [])
+    cued = [q for q in ("tune", "compare", "inspect") if q in c.cues and q not in c.negated_cues]
+    negated = [q for q in ("tune", "compare", "inspect") if q in c.negated_cues]
+    strong_train = bool(_TRAIN_WORDS.search(c.text))
+    if cued and not strong_train and not negated:
+        out = list(cued)
+    else:
+        out = ["train", *cued]
+    named = [n for n in c.names if n.how != "session" and not n.negated]
+    if m is not None and (m.question or m.show) and any(n.kind == "dataset" for n in named):
+        if not any(n.kind == "model" for n in named) and "inspect" not in out:
+            out.append("inspect")  # a question about a dataset that names no model
+    last = (ctx.get("last") or {}).get("action")
+    if not cued and last in ("tune", "compare") and last not in negated:
+        out.append(last)  # "same but with 5 seeds" after a comparison
+    enough = (
+        len(c.of("model", False))
+        - len([n for n in c.names if n.kind == "model" and n.how == "session"])
+        >= 2
+        or runs >= 2
+        or (m is not None and m.all_models)
+    )
+    if "compare" in out and not enough:  # nothing to compare: no candidate
+        out.remove("compare")
+    if not out:
+        out = ["train", *[q for q in ("tune", "inspect") if q not in negated]]
+    if "explain" in c.cues or (m is not None and m.nodes):
+        out.append("explain")
+    if "report" in c.cues and (runs or "report" not in c.negated_cues):
+        out.append("report")
+    if m is None or m.question or m.show or "answer" in c.cues:
+        out.append("answer")
+    if clarify_topics(c):
+        out.append("clarify")
+    return list(dict.fromkeys(out))
+
+
+def request_schema(c: Candidates, text: str, max_actions: int = 1) -> dict[str, Any]:
+    """The JSON schema of `{"actions": [...]}` for this request."""
+    options = field_options(c)
+    items = [_item(action, c, options, text) for action in allowed_actions(c)]
+    return {
+        "type": "object",
+        "properties": {
+            "actions": {
+                "type": "array",
+                "items": {"anyOf": items},
+                "minItems": 1,
+                "maxItems": max_actions,
+            }
+        },
+        "required": ["actions"],
+        "additionalProperties": False,
+    }
+
+
+def relaxed(schema: dict[str, Any]) -> dict[str, Any]:
+    """The same choices with unset fields allowed to be left out: what an answer is checked
+    against (a backend that cannot constrain decoding writes only the fields it sets)."""
+    import copy
+
+    out = copy.deepcopy(schema)
+    for item in out["properties"]["actions"]["items"]["anyOf"]:
+        item["required"] = [k for k in ("action", "question") if k in item["properties"]]
+        for name, spec in item["properties"].items():
+            sets = [v for v in spec.get("enum") or [] if isinstance(v, list)]
+            if sets:  # any order of a set of the candidates, without repeats
+                values = list(dict.fromkeys(v for one in sets for v in one))
+                array = {
+                    "type": "array",
+                    "items": {"enum": values},
+                    "uniqueItems": True,
+                    "minItems": min(len(v) for v in sets),
+                    "maxItems": len(values),
+                }
+                item["properties"][name] = {"anyOf": [array, {"type": "null"}]}
+    return out
