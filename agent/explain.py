@@ -78,6 +78,7 @@ def explain_run(
     store: ExperimentStore | None = None,
     *,
     user_text: str | None = None,
+    detail: bool = False,
 ) -> str:
     """Explain a stored run of any kind.
 
@@ -87,6 +88,8 @@ def explain_run(
         store: lets the explanation look up related runs (the MLP baseline on the same
             dataset, a comparison's members). Optional.
         user_text: the user's request, to answer in the language they wrote in.
+        detail: add the facts behind the summary, per seed (per entry, per model): what a
+            question about an earlier run gets, rather than the summary again.
 
     Returns:
         A few sentences of plain text.
@@ -97,7 +100,11 @@ def explain_run(
         return explain_error(record, language)
     if record.kind == "explain":
         return explain_attributions(record, language, store)
-    return render(record.kind, language, f=run_facts(record, store))
+    facts = run_facts(record, store)
+    text = render(record.kind, language, f=facts)
+    if detail and record.kind in ("train", "compare", "tune"):
+        text += "\n\n" + render(f"{record.kind}_detail", language, f=facts)
+    return text
 
 
 def explain_train(record: RunRecord, language: str = "en", store: Any = None) -> str:
@@ -112,13 +119,51 @@ def explain_inspect(record: RunRecord, language: str = "en", store: Any = None) 
     return render("inspect", language, f=run_facts(record, store))
 
 
-def explain_compare(record: RunRecord, language: str = "en", store: Any = None) -> str:
-    return render("compare", language, f=run_facts(record, store))
+def _ad_hoc_compare(runs: list[RunRecord]) -> RunRecord:
+    """An unstored compare run over train runs (the web page compares any two), so their
+    comparison has the same facts and words as a stored one."""
+    from agent.executor import compare_labels
+    from agent.store import RunRecord
+
+    labels = compare_labels(runs)
+    metric = (runs[0].result or {}).get("metric", "accuracy") if runs else "accuracy"
+    entries = [{"label": label, "run_id": r.id} for label, r in zip(labels, runs, strict=True)]
+    result = {"metric": metric, "entries": entries}
+    return RunRecord(id=0, kind="compare", status="succeeded", config={}, host="", pid=0,
+                     started_at=0.0, result=result)  # fmt: skip
 
 
-def comparison_facts(record: RunRecord, store: ExperimentStore | None = None) -> dict[str, Any]:
-    """The compare facts of a stored compare run (for the report)."""
+def _compare_facts(record: RunRecord | list[RunRecord], store: Any) -> dict[str, Any]:
+    if isinstance(record, list):
+        if len(record) < 2:
+            raise UserInputError("A comparison needs at least two runs with results.")
+        return compare_facts(_ad_hoc_compare(record), store).model_dump(mode="json")
     return run_facts(record, store)
+
+
+def explain_compare(record: RunRecord | list[RunRecord], language: str = "en",
+                    store: Any = None) -> str:  # fmt: skip
+    """Which is better, its test, and what else differs; of a stored compare run or of
+    train runs compared on the spot."""
+    return render("compare", language, f=_compare_facts(record, store))
+
+
+def comparison_facts(
+    record: RunRecord | list[RunRecord], store: ExperimentStore | None = None
+) -> dict[str, Any]:
+    """The compare facts of a stored compare run, or of train runs compared on the spot,
+    with the best and runner-up entries and the difference (in the metric's units) spelled
+    out for pages that show them."""
+    facts = _compare_facts(record, store)
+    by_label = {e["label"]: e for e in facts["entries"]}
+    best, second = by_label[facts["best"]], by_label[facts["runner_up"]]
+    return {
+        **facts,
+        "best": {**best, "std": best["std"] or 0.0},
+        "runner_up": {**second, "std": second["std"] or 0.0},
+        "difference": best["mean"] - second["mean"],
+        "too_few_seeds": facts["p_value"] is None,
+    }
 
 
 def explain_error(record: RunRecord, language: str = "en", store: Any = None) -> str:

@@ -20,6 +20,7 @@ and sends a refusal back to the planner once before showing it to the user.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -487,7 +488,31 @@ def estimate(fields: dict[str, Any], action: str) -> Estimate:
         n_trials=fields.get("n_trials") or DEFAULT_TRIALS,
         trial_epochs=fields.get("epochs"),
     )
-    return Estimate(seconds=cost.seconds, memory_mb=cost.memory_mb, basis=cost.basis)
+    # Each epoch of a stored run is one store transaction (and a chat's progress callback),
+    # which the trainer-level probe does not see; a tune stores its trials, not epochs.
+    logged = 0.0 if action == "tune" else cost.epochs * store_epoch_seconds()
+    return Estimate(seconds=cost.seconds + logged, memory_mb=cost.memory_mb, basis=cost.basis)
+
+
+@functools.cache
+def store_epoch_seconds(samples: int = 40) -> float:
+    """Seconds to log one epoch to an experiment store, measured once per process on a
+    temporary store (~0.05 s): the per-epoch cost the executor adds to the trainer's."""
+    import tempfile
+    import time
+
+    from agent.store import ExperimentStore
+
+    with tempfile.TemporaryDirectory() as folder, ExperimentStore(folder) as store:
+        run_id = store.start_run("train", {"model": "probe"})
+        metrics = {"train_loss": 0.5, "train_metric": 0.5, "val_metric": 0.5, "val_loss": 0.5,
+                   "test_metric": 0.5, "lr": 0.01}  # fmt: skip
+        start = time.perf_counter()
+        for epoch in range(samples):
+            store.log_epoch(run_id, 0, epoch + 1, metrics)
+        seconds = (time.perf_counter() - start) / samples
+        store.finish_run(run_id, "succeeded")
+    return seconds
 
 
 def _settings(fields: dict[str, Any], model: str) -> dict[str, Any]:

@@ -362,7 +362,10 @@ class Session:
             item.fields["run_id"] = target
             if target is None:
                 return _no_run(item.action)
-            return Outcome(action=item.action, status="answered", text=self._explain(target, text))
+            # An answer about a stored run says more than the summary shown when it ran:
+            # the per-seed facts behind it.
+            answer = self._explain(target, text, detail=True)
+            return Outcome(action=item.action, status="answered", text=answer)
         if not self._resolve_refs(item):
             return _no_run(item.action)
         outcome = None
@@ -450,13 +453,13 @@ class Session:
             text=self._explain(done.run_id, text),
         )
 
-    def _explain(self, run_id: int, text: str) -> str:
+    def _explain(self, run_id: int, text: str, detail: bool = False) -> str:
         from agent.explain import explain_run
 
         with self.store.step(run_id, "explain", self.id):
             record = self.store.get_run(run_id)
             try:
-                return explain_run(record, store=self.store, user_text=text)
+                return explain_run(record, store=self.store, user_text=text, detail=detail)
             except Exception as error:  # noqa: BLE001 - the run is stored; losing the turn is worse
                 return (
                     f"Run {run_id} ({record.title}) finished as {record.status}, but its "

@@ -260,3 +260,24 @@ def test_the_checker_catches_an_invented_number(suite) -> None:
     if round(average) in bests or any(abs(round(average) - f) < 1e-9 for f in facts):
         pytest.skip("the average happens to be a stored number")
     assert check_text(done.run_id, "test", invented, facts, set())
+
+
+# -- "explain" answers repeated the stored one-run summary ------------------------------------
+
+
+def test_a_question_about_a_run_gets_the_facts_behind_its_summary(suite, data_dir) -> None:
+    store = suite["store"]
+    train = {"action": "train", "dataset": "karate", "model": "gcn", "epochs": 30, "seeds": 2}
+    question = {"action": "answer", "question": "why did it overfit?"}
+    backend = FakeBackend([json.dumps({"actions": [p]}) for p in (train, question)])
+    session = Session(backend, store, options=SessionOptions(data_dir=data_dir))
+    trained = session.handle(request_text(train)).outcomes[0]
+    answer = session.handle("why did it overfit?").outcomes[0]
+    assert answer.status == "answered" and answer.text != trained.text
+    facts = store.get_run(trained.run_id).facts
+    assert "In detail, per seed" in answer.text
+    for s in facts["seeds"]:
+        assert f"seed {s['seed']}: best epoch {s['best_epoch']}" in answer.text
+        assert f"train/val gap {s['train_val_gap']:.1f} points" in answer.text
+    literals = {1.0, 2.0, 3.0, 5.0}  # the template's advice ("3 or more seeds")
+    assert not check_text(trained.run_id, "answer", answer.text, leaves(facts), literals)

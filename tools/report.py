@@ -207,10 +207,26 @@ def decision_lines(steps: list[_Step]) -> list[str]:
     ]
 
 
+def _plan_lines(detail: dict[str, Any]) -> str:
+    """A planning step's actions as `action: key=value, ...` lines."""
+    lines = []
+    for action in detail.get("actions") or []:
+        fields = ", ".join(
+            f"{k}={','.join(map(str, v)) if isinstance(v, list) else _fmt(v)}"
+            for k, v in action.items()
+            if k != "action" and v not in (None, [], {})
+        )
+        lines.append(f"planned {action.get('action')}: {fields}")
+    return "\n".join(lines)
+
+
 def _decisions(detail: Any) -> str:
-    """Rule decisions as `rule: reason` lines; other detail as compact JSON."""
+    """Rule decisions as `rule: reason` lines; a plan as its actions; other detail as
+    compact JSON."""
     if detail is None:
         return ""
+    if isinstance(detail, dict) and isinstance(detail.get("actions"), list):
+        return _plan_lines(detail)
     if isinstance(detail, dict) and "decisions" in detail:
         detail = detail["decisions"]
     if isinstance(detail, list) and all(isinstance(d, dict) for d in detail):

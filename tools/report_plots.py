@@ -164,7 +164,7 @@ def plot_comparison(
     ax.set_xticks(list(x), [e["label"] for e in entries], rotation=15)
     ax.set(
         ylabel=f"test {metric} (axis from 0)",
-        title="Comparison (mean, error bar ± sample std over seeds; dots: seeds)",
+        title="Mean test metric (error bar: ± sample std; dots: seeds)",
     )
     return _save(fig, path)
 

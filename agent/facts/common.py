@@ -38,6 +38,10 @@ UNITS = {
 }
 
 
+UNITS_ZH = {"node_classification": "节点", "graph_classification": "图",
+            "link_prediction": "边"}  # fmt: skip
+
+
 def span(values: list[Any]) -> list[Any]:
     """`[120, 120, 120]` -> `[120]`; `[23, 187, 186]` -> `[23, 187]` (min, max): one value
     when every seed agrees, else the range - never an average no run had."""
@@ -52,6 +56,7 @@ class SplitFacts(BaseModel):
     """How many examples each split holds, and which are too small to trust alone."""
 
     unit: str  # nodes, graphs, edges
+    unit_zh: str = "样本"  # 节点, 图, 边
     train: int | None = None
     val: int | None = None
     test: int | None = None
@@ -65,6 +70,7 @@ def split_facts(sizes: dict[str, Any] | None, task: str) -> SplitFacts:
     val, test = sizes.get("val"), sizes.get("test")
     return SplitFacts(
         unit=UNITS.get(task, "examples"),
+        unit_zh=UNITS_ZH.get(task, "样本"),
         train=sizes.get("train"),
         val=val,
         test=test,
