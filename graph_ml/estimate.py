@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 PROBE_VERSION = 7
+PROBE_SECONDS_SAID = 20  # what the first run announces: 10-30 s of one core measured here
 # Node-classification families probed through the trainer, and the graph-level ones.
 NODE_FAMILIES = ("gcn", "gat", "gatv2", "sage", "gin", "mlp", "sgc", "appnp")
 GRAPH_FAMILIES = ("gin", "gcn", "gat", "sage", "mlp")
@@ -154,13 +155,21 @@ def load_profile(probe: bool | None = None) -> dict[str, Any]:
         probe = os.environ.get("AUTOGLM_COST_PROBE", "1") != "0"
     if not probe:
         return FALLBACK
+    # Said on screen: a first run must account for every second it takes.
+    what = "measuring this machine once for the time and memory estimates"
+    print(f"{what} (~{PROBE_SECONDS_SAID} s; AUTOGLM_COST_PROBE=0 skips it)...",
+          file=sys.stderr, flush=True)  # fmt: skip
+    started = time.perf_counter()
     measured = run_probe_subprocess()
     if measured is None:
+        print(f"{what}: failed; the estimates use rough constants", file=sys.stderr, flush=True)
         return FALLBACK
+    print(f"{what}: done in {time.perf_counter() - started:.1f} s (cached in {path})",
+          file=sys.stderr, flush=True)  # fmt: skip
     cached[key] = measured
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two first runs at once
         tmp.write_text(json.dumps(cached, indent=1))
         tmp.replace(path)
     except OSError:
