@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PROBE_VERSION = 7
+PROBE_VERSION = 8
 PROBE_SECONDS_SAID = 20  # what the first run announces: 10-30 s of one core measured here
 # Node-classification families probed through the trainer, and the graph-level ones.
 NODE_FAMILIES = ("gcn", "gat", "gatv2", "sage", "gin", "mlp", "sgc", "appnp")
@@ -210,13 +210,15 @@ def probe() -> dict[str, Any]:
     import tempfile
 
     import_s = {}  # module -> seconds its first import took here (after those before it)
+    import_mb = {}  # module -> resident MB its first import added (after those before it)
     for module in FIRST_IMPORTS:
-        start = time.perf_counter()
+        start, before = time.perf_counter(), _rss_mb()
         try:
             importlib.import_module(module)
         except ImportError:
             continue
         import_s[module] = time.perf_counter() - start
+        import_mb[module] = max(0.0, _rss_mb() - before)
     import torch
     from torch_geometric.data import Data
 
@@ -251,7 +253,7 @@ def probe() -> dict[str, Any]:
 
     sbm = DATASETS.get("sbm")
     out: dict[str, Any] = {"basis": "probe", "python_mb": python_mb, "stack_mb": stack_mb,
-                           "import_s": import_s,
+                           "import_s": import_s, "import_mb": import_mb,
                            "node": {}, "graph": {}}  # fmt: skip
     setups = []
     with tempfile.TemporaryDirectory() as folder:
@@ -458,12 +460,18 @@ def plan_cost(action: str, size: Any, task: str, models: list[str],
         settings: model -> its resolved hyper-parameters (epochs and patience included).
     """
     profile = load_profile()
-    torch_loaded = "torch" in sys.modules
+    # The probe's stack is torch + PyG + the trainer; torch alone (a test, a UI page) is not it.
+    stack_loaded = "graph_ml.train" in sys.modules
     # A process's first run of a kind imports what it needs first (torch, PyG, scipy...).
     imports = profile.get("import_s") or {}
     first = sum(imports.get(m, 0.0) for m in NEEDS.get(action, ()) if m not in sys.modules)
-    base = current_rss_mb() + (0.0 if torch_loaded else max(
-        0.0, profile.get("stack_mb", 0.0) - profile.get("python_mb", 0.0)))  # fmt: skip
+    grows = profile.get("import_mb")
+    if grows:  # what this action still has to import, module by module (torch may be loaded)
+        base = current_rss_mb() + sum(
+            grows.get(m, 0.0) for m in NEEDS.get(action, ()) if m not in sys.modules)
+    else:
+        base = current_rss_mb() + (0.0 if stack_loaded else max(
+            0.0, profile.get("stack_mb", 0.0) - profile.get("python_mb", 0.0)))  # fmt: skip
     if action == "tune":
         trials = n_trials or DEFAULT_TRIALS
         costs = []
