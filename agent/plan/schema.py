@@ -29,8 +29,12 @@ def clarify_topics(c: Candidates) -> list[str]:
     topics += [f.text for f in c.files if not f.exists]
     topics += [n.text for n in c.numbers if n.inherited is None and not n.other and _bad(n)]
     named = [n for n in c.names if n.how != "session" and not n.negated]
-    settled = any(n.kind == "dataset" for n in named) and (
-        any(n.kind == "model" for n in named) or bool(c.cues)
+    ctx = c.context or {}
+    has_data = any(n.kind == "dataset" for n in named) or bool(
+        ctx.get("dataset") or ctx.get("last")
+    )
+    settled = has_data and (
+        any(n.kind == "model" for n in named) or bool(c.cues) or bool(ctx.get("last"))
     )
     if not settled or topics:  # what to run and on what is named: nothing is unclear
         topics.append(UNCLEAR)
@@ -163,6 +167,10 @@ def allowed_actions(c: Candidates) -> list[str]:
         out.append("report")
     if m is None or m.question or m.show or "answer" in c.cues:
         out.append("answer")
+        stated = [n for n in c.numbers if not n.inherited and not n.other]
+        if runs and m is not None and m.question and not strong_train and not stated:
+            # a question about the chat's results ("which model scored higher?") trains nothing
+            out = [a for a in out if a not in ("train", "tune")] or ["answer"]
     if clarify_topics(c):
         out.append("clarify")
     return list(dict.fromkeys(out))
