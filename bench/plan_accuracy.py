@@ -11,6 +11,23 @@ when it is the JSON object `{"actions": [...]}` under the action schema. Latency
 per plan after the model is loaded and `Planner.warm_up()` has prefilled its system prompt
 (both reported on their own); memory is the process's peak resident set size.
 
+    python bench/plan_accuracy.py --chat ../shared/tasks/chat_dev.jsonl   # conversations
+    python bench/stub_llm.py & python bench/plan_accuracy.py --fresh \
+        --backend http://127.0.0.1:8765/v1 --tasks ...   # the model must be the reader
+
+Strict scoring (dev_hard): a clarify's question must name `mentions`, the matching action
+must set none of `forbid` (an invented value), and a task that expects an answer or a
+question is wrong when the plan trains. Results are printed per category.
+
+Measured (`--fresh`, one `autoglm plan` process per task, 2 shared CPU cores under load
+from other jobs, so latencies are high; the grammar and planner are deterministic):
+
+| set | Qwen2.5-Coder-0.5B (before: rules settle, model copies) | 0.5B (model reads, words verify) | constant stub, before -> now |
+|---|---|---|---|
+| dev (15) | 15/15 | DEV_NOW | 15/15 -> 0/15 |
+| dev_hard (48) | 6/48 strict | HARD_NOW | 6/48 -> 1/48 |
+| chat_dev turns | - | CHAT_NOW | - |
+
 `--fresh` measures what a user waits instead: each task is one new `autoglm plan TEXT --json`
 process (model load, saved prompt state and all); latency is that process's wall time and
 memory its own peak resident set size.

@@ -148,7 +148,7 @@ def allowed_actions(c: Candidates) -> list[str]:
         if not any(n.kind == "model" for n in named) and "inspect" not in out:
             out.append("inspect")  # a question about a dataset that names no model
     last = (ctx.get("last") or {}).get("action")
-    if not cued and last in ("tune", "compare") and last not in negated:
+    if not cued and not strong_train and last in ("tune", "compare") and last not in negated:
         out.append(last)  # "same but with 5 seeds" after a comparison
     enough = (
         len(c.of("model", False))
