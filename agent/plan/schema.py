@@ -101,6 +101,9 @@ def _item(action: str, c: Candidates, options: dict[str, list[Any]], text: str) 
         values = options.get(name) or []
         if not values:
             continue
+        if action == "compare" and name == "run_ids":  # only runs that trained can be compared
+            kinds = (c.context or {}).get("run_kinds") or {}
+            values = [v for v in values if kinds.get(v, "train") in ("train", "tune", "compare")]
         if name in ("models", "run_ids", "nodes"):
             kind = "string" if name == "models" else "integer"
             spec = {"type": "array", "items": {"type": kind, "enum": values},
