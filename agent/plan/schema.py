@@ -168,6 +168,9 @@ def allowed_actions(c: Candidates) -> list[str]:
         out.append("explain")
     if "report" in c.cues and (runs or "report" not in c.negated_cues):
         out.append("report")
+        stated = [n for n in c.numbers if not n.inherited and not n.other]
+        if runs and not strong_train and not stated and not cued:
+            out = [a for a in out if a != "train"]  # "report both runs" trains nothing
     if m is None or m.question or m.show or "answer" in c.cues:
         out.append("answer")
         stated = [n for n in c.numbers if not n.inherited and not n.other]
