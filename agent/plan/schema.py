@@ -176,7 +176,9 @@ def allowed_actions(c: Candidates) -> list[str]:
         stated = [n for n in c.numbers if not n.inherited and not n.other]
         if runs and m is not None and m.question and not strong_train and not stated:
             # a question about the chat's results ("which model scored higher?") trains nothing
-            out = [a for a in out if a not in ("train", "tune")] or ["answer"]
+            out = [a for a in out if a not in ("train", "tune") and (a in cued or a != last)] or [
+                "answer"
+            ]
     if clarify_topics(c):
         out.append("clarify")
     return list(dict.fromkeys(out))
