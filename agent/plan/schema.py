@@ -153,8 +153,10 @@ def allowed_actions(c: Candidates) -> list[str]:
     last = (ctx.get("last") or {}).get("action")
     if not cued and not strong_train and last in ("tune", "compare") and last not in negated:
         out.append(last)  # "same but with 5 seeds" after a comparison
+    last_models = (ctx.get("last") or {}).get("models") or []
     enough = (
-        len(c.of("model", False))
+        len(last_models) >= 2  # "same comparison on citeseer"
+        or len(c.of("model", False))
         - len([n for n in c.names if n.kind == "model" and n.how == "session"])
         >= 2
         or runs >= 2
