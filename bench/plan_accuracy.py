@@ -39,6 +39,8 @@ process (model load, saved prompt state and all); latency is that process's wall
 memory its own peak resident set size.
 """
 
+# ruff: noqa: E501 (the results table in the docstring)
+
 from __future__ import annotations
 
 import argparse
