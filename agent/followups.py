@@ -153,6 +153,9 @@ class FollowUps:
                 turns.append((turn, run_id, _summary(self.store.get_run(run_id))))
         if turns:
             context["turns"] = turns
+            context["run_kinds"] = {
+                run_id: summary.split(" ", 1)[0] for _, run_id, summary in turns
+            }
             context["runs"] = [run_id for _, run_id, _ in turns]
         newest = self.latest_dataset()
         if newest is not None:
@@ -294,6 +297,12 @@ class FollowUps:
             self.add_run(run_id)
         if item.action in ("train", "tune", "compare") and run_id is not None:
             requested = {k: v for k, v in item.requested.items() if k not in ("run_ids", "models")}
+            if (
+                item.action == "compare"
+                and item.fields.get("models")
+                and not item.fields.get("run_ids")
+            ):  # "same comparison on citeseer" keeps the models compared
+                requested["models"] = list(item.fields["models"])
             for key in ("dataset", "task"):
                 if item.fields.get(key) is not None:
                     requested[key] = item.fields[key]

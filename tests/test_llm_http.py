@@ -336,8 +336,7 @@ def test_an_oversized_answer_is_cut_off_and_refused():
 
 def test_a_long_answer_is_bounded_by_max_tokens_and_so_is_its_echo(server):
     """A server that ignores max_tokens: the backend keeps what max_tokens could hold and
-    says it was cut off; the planner's re-asks then carry at most that much of it (the
-    planner re-asks with the reason, not the answer), never 300 KB."""
+    says it was cut off; the planner's re-asks then echo that much, not 300 KB."""
     from agent.errors import PlanningError
     from agent.planner import Planner
 
@@ -350,9 +349,8 @@ def test_a_long_answer_is_bounded_by_max_tokens_and_so_is_its_echo(server):
     with pytest.raises(PlanningError):
         Planner(backend).plan("train a gcn on cora")
     assert len(server.posts()) == 4  # one direct call, then the plan's ask and two re-asks
-    for body in server.posts()[2:]:
-        echoed = [m["content"] for m in body["messages"] if m["role"] == "assistant"]
-        assert all(len(text) <= body["max_tokens"] * 32 for text in echoed)
+    for body in server.posts()[2:]:  # the re-ask says why, quoting a bounded snippet
+        assert "cut off after" in body["messages"][-1]["content"]
         assert len(json.dumps(body)) < 100_000
 
 

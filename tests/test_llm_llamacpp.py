@@ -55,10 +55,9 @@ def test_the_grammar_is_compact_and_keeps_control_characters_out_of_strings():
 
 
 def planner_schemas() -> list[tuple[str, dict]]:
-    """The schemas agent.planner passes for real requests: each request's own, whose fields
-    are enums of the candidates its words supply."""
-    from agent.plan import candidates, schema
-    from agent.planner import _max_actions
+    """The schemas agent.planner passes for real requests, narrowed by its own code."""
+    from agent.plan.candidates import read
+    from agent.plan.schema import request_schema
 
     texts = [
         "Train a GCN on Cora for 100 epochs",
@@ -66,11 +65,12 @@ def planner_schemas() -> list[tuple[str, dict]]:
         "which model did best?",
         "在 MUTAG 上训练 GIN",
         "train something",
+        "train GIN on proteins for 60 epochs, no, 90",
     ]
     out = []
     for text in texts:
-        found = candidates.read(text, {})
-        out.append((text, schema.request_schema(found, text, max_actions=_max_actions(found))))
+        candidates = read(text, {"runs": [1, 2, 3]})
+        out.append((text, request_schema(candidates, text, max_actions=2)))
     out.append(("the number", {
         "type": "object",
         "properties": {"field": {"type": "string", "enum": ["epochs", "hidden_channels", "none"]}},
@@ -87,7 +87,7 @@ def test_every_planner_schema_becomes_a_grammar(text, schema):
 @pytest.mark.slow
 @pytest.mark.parametrize("text, schema", planner_schemas())
 def test_the_real_model_answers_every_planner_schema_validly(embedded_backend, text, schema):
-    from agent.planner import system_prompt
+    from agent.plan.prompt import system_prompt
 
     messages = [{"role": "system", "content": system_prompt()}, {"role": "user", "content": text}]
     completion = embedded_backend.complete(messages, json_schema=schema, max_tokens=200)

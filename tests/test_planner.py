@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from agent.actions import action_json_schema, dump_actions
+from agent.actions import action_json_schema
 from agent.errors import PlanningError, UserInputError
 from agent.grounding import decide_steps, expected_plan, settle
 from agent.llm.fake import FakeBackend

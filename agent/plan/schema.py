@@ -29,8 +29,12 @@ def clarify_topics(c: Candidates) -> list[str]:
     topics += [f.text for f in c.files if not f.exists]
     topics += [n.text for n in c.numbers if n.inherited is None and not n.other and _bad(n)]
     named = [n for n in c.names if n.how != "session" and not n.negated]
-    settled = any(n.kind == "dataset" for n in named) and (
-        any(n.kind == "model" for n in named) or bool(c.cues)
+    ctx = c.context or {}
+    has_data = any(n.kind == "dataset" for n in named) or bool(
+        ctx.get("dataset") or ctx.get("last")
+    )
+    settled = has_data and (
+        any(n.kind == "model" for n in named) or bool(c.cues) or bool(ctx.get("last"))
     )
     if not settled or topics:  # what to run and on what is named: nothing is unclear
         topics.append(UNCLEAR)
@@ -97,6 +101,9 @@ def _item(action: str, c: Candidates, options: dict[str, list[Any]], text: str) 
         values = options.get(name) or []
         if not values:
             continue
+        if action == "compare" and name == "run_ids":  # only runs that trained can be compared
+            kinds = (c.context or {}).get("run_kinds") or {}
+            values = [v for v in values if kinds.get(v, "train") in ("train", "tune", "compare")]
         if name in ("models", "run_ids", "nodes"):
             kind = "string" if name == "models" else "integer"
             spec = {"type": "array", "items": {"type": kind, "enum": values},
@@ -144,10 +151,12 @@ def allowed_actions(c: Candidates) -> list[str]:
         if not any(n.kind == "model" for n in named) and "inspect" not in out:
             out.append("inspect")  # a question about a dataset that names no model
     last = (ctx.get("last") or {}).get("action")
-    if not cued and last in ("tune", "compare") and last not in negated:
+    if not cued and not strong_train and last in ("tune", "compare") and last not in negated:
         out.append(last)  # "same but with 5 seeds" after a comparison
+    last_models = (ctx.get("last") or {}).get("models") or []
     enough = (
-        len(c.of("model", False))
+        len(last_models) >= 2  # "same comparison on citeseer"
+        or len(c.of("model", False))
         - len([n for n in c.names if n.kind == "model" and n.how == "session"])
         >= 2
         or runs >= 2
@@ -161,8 +170,17 @@ def allowed_actions(c: Candidates) -> list[str]:
         out.append("explain")
     if "report" in c.cues and (runs or "report" not in c.negated_cues):
         out.append("report")
+        stated = [n for n in c.numbers if not n.inherited and not n.other]
+        if runs and not strong_train and not stated and not cued:
+            out = [a for a in out if a != "train"]  # "report both runs" trains nothing
     if m is None or m.question or m.show or "answer" in c.cues:
         out.append("answer")
+        stated = [n for n in c.numbers if not n.inherited and not n.other]
+        if runs and m is not None and m.question and not strong_train and not stated:
+            # a question about the chat's results ("which model scored higher?") trains nothing
+            out = [a for a in out if a not in ("train", "tune") and (a in cued or a != last)] or [
+                "answer"
+            ]
     if clarify_topics(c):
         out.append("clarify")
     return list(dict.fromkeys(out))

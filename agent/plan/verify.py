@@ -217,7 +217,12 @@ def check(plan: list[dict[str, Any]], c: Candidates, text: str) -> Verdict:
             holders = [a for a in plan if n.name in (a.get(n.kind), *(a.get("models") or []))]
             if holders:
                 continue
-            if n.kind == "dataset" and "dataset" in fields and len(c.of("dataset", False)) == 1:
+            own = {m.name for m in c.names if m.kind == "dataset" and m.how != "session"}
+            if (
+                n.kind == "dataset"
+                and "dataset" in fields
+                and len(own - {x for k, x in negated_names}) == 1
+            ):
                 problems.append(f"the dataset {n.name} is not in the plan")
             if n.kind == "model" and primary["action"] == "train" and not primary.get("model"):
                 problems.append(f"the model {n.name} is not in the plan")
