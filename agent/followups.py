@@ -221,26 +221,6 @@ class FollowUps:
                     out.append(run_id)
         return out
 
-    def reference_plan(self, text: str) -> ResolvedPlan | None:
-        """A plan for a pure reference to earlier runs, resolved from the chat, or None:
-        "compare that with the previous run" (the last two training runs), "why did it
-        overfit?" (a question about the last training run)."""
-        from agent.actions import ActionPlan
-        from agent.grounding import extract
-
-        runs = self.session_runs()
-        if len(runs) >= 2 and COMPARE_REFERENCE.search(text):
-            action: dict[str, Any] = {"action": "compare", "run_ids": runs[-2:]}
-        elif runs and QUESTION.search(text) and TRAINING_QUESTION.search(text):
-            action = {"action": "answer", "question": text}
-        else:
-            return None
-        mentions = extract(text)
-        if mentions.datasets or mentions.models or mentions.numbers or mentions.run_ids:
-            return None  # it names something new: the planner's job
-        actions = ActionPlan.model_validate({"actions": [action]}).actions
-        return ResolvedPlan(actions=actions, mentions=mentions)
-
     def resolve(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Point "that", "the previous run" and "why did it..." at this session's runs."""
         if fields.get("action") == "compare":

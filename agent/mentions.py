@@ -1,12 +1,11 @@
-"""What a request names, read from its words alone (English and Chinese).
+"""The keyword layer the planner's candidates are read with (English and Chinese).
 
-The planner's model is small; it is good at choosing a JSON structure and bad at copying
-values. So the values are read here, deterministically, from the text: catalogue names and
-their aliases ("graph attention network" = gat, "图卷积网络" = gcn), numbers next to their
-keywords ("200 epochs", "训练100轮", "lr 0.005", "128 hidden units", "20次试验"), task words
-("predict missing links", "节点分类") and the words that ask for an action ("compare",
-"tune", "超参数", "tell me about"). `agent.grounding` builds the expected plan from them and
-keeps the model's plan faithful to them.
+Catalogue names and their aliases ("graph attention network" = gat, "图卷积网络" = gcn),
+numbers next to their keywords ("200 epochs", "训练100轮", "lr 0.005", "128 hidden units",
+"20次试验"), task words ("predict missing links", "节点分类"), the words that ask for an
+action ("compare", "tune", "超参数", "tell me about") and typo correction. `agent.plan`
+turns what is found here into candidates, each with its span: the model chooses among them,
+nothing here decides the plan.
 """
 
 from __future__ import annotations

@@ -1,25 +1,22 @@
-"""Plain-language request -> validated, grounded actions.
+"""Plain-language request -> validated actions: the model reads, the words verify.
 
-One request is planned in four steps:
+One request is planned in four steps (`agent/plan/`):
 
-1. Read what the text names (`agent.mentions.extract`): catalogue names and aliases,
-   numbers next to their keywords, task and action words, in English and Chinese.
-2. Where the words settle the plan (`agent.grounding.decide_steps` and `expected_plan`:
-   "compare" with two models is a compare, "30 trials" is a tune, "200 epochs" is
-   `epochs: 200`), narrow the action schema to exactly that plan (`narrow_schema`); where
-   they do not, let the model choose between asking the user and answering a question.
-3. Ask the model under that schema; check its output with `parse_actions`, and on failure
-   send the validator's message back, a bounded number of times.
-4. Reconcile the model's plan with the words (`agent.grounding`): a value the user named
-   appears as named, a value the user did not give is dropped, each change is a `Fix`.
-5. A number in the text that no keyword claims ("Train GCN on Cora for 100") is put to the
-   model as one small constrained question: which open field does it set, or none? The
-   choices are only the fields still open where the value is plausible, so the model can
-   place the user's number but never invent one.
+1. The words supply candidates (`candidates.read`): every number with its span and every
+   reading of it (`numbers`), catalogue names by alias, description or fact, task and
+   action words, negations and corrections, unknown names and files, and the text that
+   poses as instructions (cut out: it is data).
+2. The model is asked under a schema made for this request (`schema.request_schema`):
+   every field an enum of its candidates or absent, so it chooses (the action, which
+   number is which field, what a negation removes) but cannot invent a value. The prompt
+   (`prompt`) carries the catalogue with one-line descriptions and the nearest worked
+   examples from a bank, English and Chinese.
+3. The plan is verified against the words (`verify`): an out-of-range or negative value,
+   an unknown name or a missing file becomes a question naming it; a plan that uses what
+   the text took back, or leaves out what it stated, is re-asked with the reason.
+4. What is left after the re-asks is a `clarify` that says what was understood.
 
-A small local model (Qwen2.5-Coder-0.5B) planning alone was measured at 0/15 on the dev
-tasks with every output valid JSON: it dropped datasets, invented values and padded plans.
-So the words decide what they can, and the model decides the rest.
+Follow-ups in a chat go through the same steps with a typed context (`agent.followups`).
 """
 
 from __future__ import annotations
@@ -29,38 +26,22 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from typing import Any
-
-import yaml
 
 import prompts
 from agent.actions import (
-    ACTION_NAMES,
-    MAX_TEXT,
-    TASKS,
     Action,
     ActionPlan,
     action_class,
-    action_fields,
-    action_json_schema,
     dump_actions,
-    parse_actions,
 )
 from agent.errors import ModelOutputError, PlanningError, UserInputError
-from agent.grounding import Fix
-from agent.llm.base import Completion, LLMBackend, Message
-from agent.mentions import Mentions, catalogue_aliases, has_cjk
-from core.registry import canonical
+from agent.llm.base import Completion, LLMBackend
+from agent.mentions import Mentions
 
 MAX_REQUEST_CHARS = 2000  # a request longer than this is a document, not a task
 MAX_ATTEMPTS = 3  # one answer plus two re-asks; more rarely helps a small model
-QUESTION_CHARS = 200  # a clarifying question the model writes; longer ones ramble
 TOKENS_BASE = 24  # {"actions": [ ... ]} and slack
-TOKENS_QUESTION = 64  # a free-text question of QUESTION_CHARS characters
-FREE_CHOICE = ("clarify", "answer")  # what the model may choose when no words settle it
-CONTEXT_KEYS = ("dataset", "model", "task", "run_id", "run_ids")
 
 
 @dataclass
@@ -70,9 +51,9 @@ class Plan:
     Attributes:
         actions: the validated, grounded actions.
         attempts: model calls made (1 when the first answer validated).
-        fixes: what grounding changed and why.
+        fixes: how the plan was verified: readings, re-asks, questions.
         completion: the model's last raw answer.
-        model_actions: the actions as the model wrote them, before grounding.
+        model_actions: the actions as the model wrote them, before verification.
         steps: the action structure the words settled (None: the model chose).
         decisions: how the words shaped the expected plan, before the model was asked.
         mentions: what the text names.
@@ -106,65 +87,12 @@ def render(template: str, **values: Any) -> str:
     return prompts.render(template, **values).strip()
 
 
-def _display_aliases(kind: str, name: str) -> list[str]:
-    """Two common names and one Chinese one, for the prompt (all of them are matched)."""
-    seen = {canonical(name)}
-    aliases = []
-    for alias in catalogue_aliases()[kind].get(name, ()):
-        if canonical(alias) not in seen:  # "cite seer" says nothing "citeseer" does not
-            seen.add(canonical(alias))
-            aliases.append(alias)
-    latin = [a for a in aliases if not has_cjk(a)][:2]
-    chinese = [a for a in aliases if has_cjk(a)][:1]
-    return latin + chinese
-
-
-@cache
 def system_prompt() -> str:
-    """The planner's system prompt: role, actions, catalogues with aliases, examples."""
-    examples = yaml.safe_load(
-        resources.files("prompts").joinpath("planner_examples.yaml").read_text("utf-8")
-    )["examples"]
-    for example in examples:  # a drifted example fails here, not silently in the prompt
-        parse_actions(json.dumps({"actions": example["actions"]}))
-    return render(
-        "planner_system.j2",
-        actions=[
-            {
-                "name": name,
-                "doc": (action_class(name).__doc__ or "").strip(),
-                "fields": list(action_fields(name)),
-            }
-            for name in ACTION_NAMES
-        ],
-        datasets=[
-            {"name": n, "aliases": _display_aliases("datasets", n)}
-            for n in catalogue_aliases()["datasets"]
-        ],
-        models=[
-            {"name": n, "aliases": _display_aliases("models", n)}
-            for n in catalogue_aliases()["models"]
-        ],
-        tasks=TASKS,
-        examples=[
-            {
-                "text": e["text"],
-                "json": json.dumps({"actions": e["actions"]}, ensure_ascii=False),
-            }
-            for e in examples
-        ],
-    )
+    """The planner's system prompt (`agent.plan.prompt`): the same for every request, so a
+    backend keeps it prefilled."""
+    from agent.plan.prompt import system_prompt as fixed
 
-
-def _messages(text: str, context: Mapping[str, Any] | None) -> list[Message]:
-    """System prompt (the same every time, so a backend can keep it prefilled), then the
-    request with what the session knows and why its last plan was refused, if it was."""
-    context = context or {}
-    known = ", ".join(f"{k} {context[k]}" for k in CONTEXT_KEYS if context.get(k) is not None)
-    user = render(
-        "planner_user.j2", text=text, context=known, feedback=str(context.get("feedback") or "")
-    )
-    return [{"role": "system", "content": system_prompt()}, {"role": "user", "content": user}]
+    return fixed()
 
 
 # ---------------------------------------------------------------------------------------
@@ -172,173 +100,23 @@ def _messages(text: str, context: Mapping[str, Any] | None) -> list[Message]:
 # ---------------------------------------------------------------------------------------
 
 
-def _forced_item(action: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
-    """A schema that admits exactly `action`."""
-    definition = definitions[action_class(action["action"]).__name__]["properties"]
-    properties: dict[str, Any] = {}
-    for key, value in action.items():
-        spec = definition[key]
-        if key == "action":
-            properties[key] = spec
-        elif isinstance(value, list):  # each position fixed: no choices left to decode
-            kind = spec["items"]["type"]
-            properties[key] = {
-                "type": "array",
-                "prefixItems": [{"type": kind, "enum": [v]} for v in value],
-                "items": False,
-                "minItems": len(value),
-                "maxItems": len(value),
-            }
-        else:
-            properties[key] = {"type": spec["type"], "enum": [value]}
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
+@dataclass
+class Fix:
+    """One note on how a plan was reached: a verified reading, a re-ask, a question."""
 
+    index: int  # which action
+    field: str
+    old: Any
+    new: Any
+    reason: str
 
-NUMERIC_FIELDS = (
-    "epochs", "lr", "hidden_channels", "num_layers", "dropout", "weight_decay", "heads",
-    "n_trials", "seeds",
-)  # fmt: skip
-COUNT_FIELDS = ("epochs", "hidden_channels", "num_layers", "heads", "n_trials", "seeds")
-RUN_ACTIONS = ("train", "tune", "compare")
+    def __str__(self) -> str:
+        if self.new is None:
+            return f"actions[{self.index}].{self.field}: dropped {self.old!r} ({self.reason})"
+        if self.old is None:
+            return f"actions[{self.index}].{self.field}: set to {self.new!r} ({self.reason})"
+        return f"actions[{self.index}].{self.field}: {self.old!r} -> {self.new!r} ({self.reason})"
 
-
-# Where an unclaimed number is plausible at all: a value outside these ranges is almost never
-# meant for that field ("5" is no dropout, "0.001" no dropout either, "100" no layer count).
-PLAUSIBLE = {
-    "epochs": (5, 10_000),
-    "hidden_channels": (4, 4096),
-    "num_layers": (1, 10),
-    "heads": (1, 16),
-    "n_trials": (5, 1000),
-    "seeds": (1, 20),
-    "lr": (1e-5, 0.5),
-    "dropout": (0.05, 0.95),
-    "weight_decay": (0.0, 0.01),
-}
-ATTENTION_MODELS = ("gat", "gatv2")
-
-
-def loose_options(
-    expected: list[dict[str, Any]] | None, m: Mentions
-) -> tuple[int, dict[int | float, list[str]]] | None:
-    """The text's unclaimed numbers and the open fields each could fill, for the model.
-
-    "Train GCN on Cora for 100": no keyword claims 100, so the model is asked which field
-    it sets (epochs, hidden_channels, ... or none). Only the first run in the plan is
-    offered numbers, only numbers the text holds, and only fields that are open, that the
-    action has, and where the value is plausible: grounding still guarantees that nothing
-    is invented and nothing named is overwritten.
-
-    Returns:
-        (action index, {number: candidate fields}), or None when there is nothing to place.
-    """
-    if not expected or not m.loose:
-        return None
-    index = next((i for i, a in enumerate(expected) if a["action"] in RUN_ACTIONS), None)
-    if index is None:
-        return None
-    action = expected[index]
-    fields = action_fields(action["action"])
-    named = {action.get("model"), *(action.get("models") or [])}
-    options: dict[int | float, list[str]] = {}
-    for value in m.loose:
-        count = float(value).is_integer()
-        candidates = [
-            name
-            for name in NUMERIC_FIELDS
-            if name in fields
-            and name not in action
-            and (name in COUNT_FIELDS) == count
-            and PLAUSIBLE[name][0] <= value <= PLAUSIBLE[name][1]
-            and (name != "heads" or named & set(ATTENTION_MODELS))
-        ]
-        if candidates:
-            options[value] = candidates
-    return (index, options) if options else None
-
-
-def _free_item(name: str, definitions: dict[str, Any], m: Mentions, text: str) -> dict[str, Any]:
-    """A clarify or answer the model writes itself: its question, and what the text names."""
-    definition = definitions[action_class(name).__name__]
-    properties: dict[str, Any] = {"action": definition["properties"]["action"]}
-    if name == "answer":
-        properties["question"] = {"type": "string", "enum": [text[:MAX_TEXT]]}
-    else:
-        properties["question"] = dict(
-            definition["properties"]["question"], maxLength=QUESTION_CHARS
-        )
-    for prop, values in (("dataset", m.datasets), ("run_id", m.run_ids)):
-        if prop in definition["properties"] and values:  # only what the text names
-            properties[prop] = {"type": definition["properties"][prop]["type"], "enum": values}
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": ["action", "question"],
-        "additionalProperties": False,
-    }
-
-
-def narrow_schema(
-    expected: list[dict[str, Any]] | None, m: Mentions, text: str = ""
-) -> dict[str, Any]:
-    """The action schema cut down to this request.
-
-    With an `expected` plan (the words settled it), the schema admits that plan and
-    nothing else: the model cannot drop a named value, invent one, or pad the plan. Without
-    one, the model chooses between asking the user (clarify) and, for a question,
-    answering it from earlier results. Either way the result is a sub-schema of
-    `action_json_schema()`, so whatever it admits also passes `parse_actions`.
-    """
-    definitions = action_json_schema()["$defs"]
-    if expected is not None:
-        items = [_forced_item(action, definitions) for action in expected]
-    else:
-        # answering needs a question about earlier results; anything else unclear is asked
-        about = "answer" in m.cues or m.about_results
-        choices = FREE_CHOICE if m.question and about else ("clarify",)
-        items = [{"anyOf": [_free_item(name, definitions, m, text) for name in choices]}]
-        items = items if len(choices) > 1 else items[0]["anyOf"]
-    if len(items) == 1:
-        array = {"type": "array", "items": items[0], "minItems": 1, "maxItems": 1}
-    else:
-        array = {"type": "array", "prefixItems": items, "items": False}
-        array.update(minItems=len(items), maxItems=len(items))
-    return {
-        "type": "object",
-        "properties": {"actions": array},
-        "required": ["actions"],
-        "additionalProperties": False,
-    }
-
-
-def _item_tokens(item: dict[str, Any]) -> int:
-    chars = 0
-    for name, spec in item["properties"].items():
-        values = spec.get("enum") or [v for p in spec.get("prefixItems", []) for v in p["enum"]]
-        values = values or spec.get("items", {}).get("enum") or [spec.get("const")]
-        chars += len(name) + 6 + sum(len(json.dumps(v, ensure_ascii=False)) + 2 for v in values)
-        if "maxLength" in spec:
-            chars += TOKENS_QUESTION
-    return chars // 2 + 16  # digits and CJK characters can be one token each
-
-
-def _token_budget(schema: dict[str, Any]) -> int:
-    """Enough tokens for the longest answer the schema admits."""
-    array = schema["properties"]["actions"]
-    if "prefixItems" in array:
-        return TOKENS_BASE + sum(_item_tokens(item) for item in array["prefixItems"])
-    items = array["items"].get("anyOf", [array["items"]])
-    return TOKENS_BASE + array["maxItems"] * max(_item_tokens(item) for item in items)
-
-
-# ---------------------------------------------------------------------------------------
-# The planner
-# ---------------------------------------------------------------------------------------
 
 
 class Planner:
@@ -440,85 +218,6 @@ class Planner:
             prompt_tokens=sum(c.prompt_tokens for c in completions),
             completion_tokens=sum(c.completion_tokens for c in completions),
         )
-
-    def _place_numbers(
-        self,
-        text: str,
-        plan: list[dict[str, Any]],
-        options: tuple[int, dict[int | float, list[str]]] | None,
-        fixes: list[Fix],
-    ) -> list[Completion]:
-        """Ask the model which open field each unclaimed number sets (or none); each number
-        fills at most one field, each field at most once. An answer that does not parse
-        places nothing: the plan is already complete without it."""
-        if options is None:
-            return []
-        index, numbers = options
-        action, completions = plan[index], []
-        for value, candidates in numbers.items():
-            candidates = [name for name in candidates if name not in action]
-            if not candidates:
-                continue
-            prompt = render(
-                "planner_number.j2",
-                text=text,
-                number=value,
-                fields=[(name, action_fields(action["action"])[name]) for name in candidates],
-            )
-            schema = {
-                "type": "object",
-                "properties": {"field": {"type": "string", "enum": [*candidates, "none"]}},
-                "required": ["field"],
-                "additionalProperties": False,
-            }
-            try:
-                completion = self.backend.complete(
-                    [  # the same system prompt: the backend's prefilled prefix is reused
-                        {"role": "system", "content": system_prompt()},
-                        {"role": "user", "content": prompt},
-                    ],
-                    json_schema=schema,
-                    max_tokens=16,
-                )
-                choice = json.loads(_unfence(completion.text)).get("field")
-            except Exception:  # noqa: BLE001 - a failed side question only leaves a field open
-                continue
-            completions.append(completion)
-            if choice in candidates:
-                action[choice] = value
-                why = "a number in the text no keyword claims; the model placed it"
-                fixes.append(Fix(index, choice, None, value, why))
-        return completions
-
-    def _ask(
-        self, messages: list[Message], schema: dict[str, Any]
-    ) -> tuple[list[Action], list[Completion]]:
-        """Ask until the answer validates; re-ask with the validator's message."""
-        completions: list[Completion] = []
-        budget = _token_budget(schema)
-        error: ModelOutputError | None = None
-        for _ in range(self.max_attempts):
-            completion = self.backend.complete(messages, json_schema=schema, max_tokens=budget)
-            completions.append(completion)
-            try:
-                return parse_actions(_unfence(completion.text)), completions
-            except ModelOutputError as caught:
-                error = caught
-                if getattr(completion, "finish_reason", "stop") == "length":
-                    error = ModelOutputError(f"{caught} (cut off after {budget} tokens)")
-                messages = [
-                    *messages,
-                    {"role": "assistant", "content": completion.text},
-                    {"role": "user", "content": render("planner_retry.j2", error=str(error))},
-                ]
-        raise PlanningError(
-            f"The planner model gave no valid plan in {len(completions)} attempts; "
-            f"the last answer was rejected because {error}. Try rephrasing the request, "
-            "or use a larger model (--backend).",
-            attempts=len(completions),
-            last_completion=completions[-1].text,
-        )
-
 
 def _max_actions(found: Any) -> int:
     """One action, or a few when the request asks for several steps ("..., then ...")."""

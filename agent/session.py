@@ -229,7 +229,7 @@ class Session:
             time.perf_counter() - start,
             detail={
                 "actions": [a.model_dump(exclude_none=True) for a in plan.actions],
-                "fixes": [str(fix) for fix in plan.fixes],  # what grounding changed, and why
+                "fixes": [str(fix) for fix in plan.fixes],  # how the plan was verified, and why
                 "context": context,
             },
             prompt_tokens=plan.prompt_tokens,

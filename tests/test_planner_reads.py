@@ -366,3 +366,20 @@ def test_embedded_model_plans_the_same_text_the_same_way_always(embedded_backend
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert json.loads(fresh.stdout) == first
+
+
+def test_a_zero_count_is_asked_about_not_dropped():
+    """'0 epochs' is a value the schema cannot hold: a question naming it, never a default."""
+    reply = _reply({"action": "train", "dataset": "cora", "model": "gcn", "epochs": 0})
+    plan, _ = _plan("Train GCN on Cora for 0 epochs", reply, reply, reply)
+    action = plan.to_json()["actions"][0]
+    assert action["action"] == "clarify" and "0" in action["question"]
+
+
+def test_compare_all_models_offers_the_zoo_for_the_task():
+    from graph_ml.catalogue import MODELS
+
+    models = read("compare all models on cora").of("model")
+    node_zoo = {n for n, s in MODELS.items()
+                if "node_classification" in s.tasks and not (s.requires_hetero or s.uses_edge_types)}  # fmt: skip
+    assert {"gcn", "gat", "sage", "mlp"} <= set(models) <= node_zoo

@@ -92,14 +92,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def format_plan(plan: Plan) -> str:
-    """A readable plan: one line per action, then the grounding fixes and the cost."""
+    """A readable plan: one line per action, then the verification notes and the cost."""
     lines = []
     for index, action in enumerate(plan.to_json()["actions"], 1):
         kind = action.pop("action")
         fields = ", ".join(f"{k}={v}" for k, v in action.items())
         lines.append(f"{index}. {kind}" + (f": {fields}" if fields else ""))
     if plan.fixes:
-        lines.append("grounding fixes:")
+        lines.append("verified:")
         lines += [f"  - {fix}" for fix in plan.fixes]
     lines.append(
         f"({plan.attempts} model call{'s' if plan.attempts != 1 else ''}, "

@@ -510,9 +510,7 @@ def read(text: str, context: Mapping[str, Any] | None = None) -> Candidates:
             task_at[task] = at
     out.tasks = sorted(task_at, key=task_at.__getitem__)
     if out.mentions.all_models and not out.of("model"):  # "compare all models": the zoo
-        from agent.grounding import named_models
-
-        for name in named_models(out.mentions):
+        for name in zoo_models(out.mentions):
             out.names.append(NameCandidate("model", name, "described", (0, 0), "all models"))
     _add_context(out, context)
     return out
@@ -583,3 +581,17 @@ def _add_context(out: Candidates, context: Mapping[str, Any]) -> None:
     task = last.get("task")
     if task and task not in out.tasks:
         out.tasks.append(task)
+
+
+def zoo_models(m: Any) -> list[str]:
+    """The catalogue's models for the request's task ("compare all models"), at most the
+    zoo's size; typed models (rgcn, hgt) need node or edge types, so they are left out."""
+    from agent.actions import MAX_MODELS
+    from graph_ml.catalogue import DATASETS, MODELS  # torch-free
+
+    task = m.task
+    if task is None and m.datasets:
+        task = getattr(DATASETS.get(m.datasets[0]), "default_task", None)
+    zoo = [name for name, spec in MODELS.items() if (task is None or task in spec.tasks)
+           and not (spec.requires_hetero or spec.uses_edge_types)]  # fmt: skip
+    return zoo[:MAX_MODELS]
