@@ -311,7 +311,7 @@ def rule_default_task(c: _Check) -> None:
         if isinstance(name, str) and is_path(name):  # an imported graph: what it holds decides
             graph = load(name, c.context.workspace, c.context.data_dir, missing_features="keep")
             task = graph.spec.default_task
-            why = "it has node labels" if task == "node_classification" else "it has no labels"
+            why = "has node labels" if task == "node_classification" else "has no labels"
             c.set_default("default.task", "task", task, f"task set to {task} because {name} {why}")
         return
     c.set_default(

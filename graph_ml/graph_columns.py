@@ -149,6 +149,27 @@ def require_column(table: tables.TextTable, wanted: str, role: str, example: str
     return name
 
 
+# The usual other spellings of an edge list's two endpoint columns, taken as a pair (never one
+# of them beside a 'dst': a file that says 'source' and 'dst' is asked about).
+ENDPOINT_PAIRS = (("source", "target"), ("from", "to"), ("u", "v"), ("head", "tail"))
+
+
+def endpoint_columns(table: tables.TextTable, cols: Columns, example: str) -> tuple[str, str]:
+    """The source and destination columns: `cols.src`/`cols.dst`, else, for the default
+    names, one of the usual pairs (source/target, from/to, u/v, head/tail)."""
+    src, dst = find_column(table.names, cols.src), find_column(table.names, cols.dst)
+    if src is None and dst is None and (cols.src, cols.dst) == ("src", "dst"):
+        for a, b in ENDPOINT_PAIRS:
+            pair = find_column(table.names, a), find_column(table.names, b)
+            if pair[0] is not None and pair[1] is not None:
+                return pair  # type: ignore[return-value]
+    pairs = ", ".join("/".join(p) for p in ENDPOINT_PAIRS)
+    return (
+        src or require_column(table, cols.src, f"source node ids; or a pair {pairs}", example),
+        dst or require_column(table, cols.dst, "destination node ids", example),
+    )
+
+
 def first_true(mask: pa.Array | pa.ChunkedArray) -> int | None:
     """Index of the first true value of a boolean array (nulls count as false)."""
     values = np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False))
@@ -419,8 +440,7 @@ def read_edges(
     each batch of ids becomes node indices at once, so the text is never held whole."""
     example = f"{cols.src},{cols.dst},{cols.weight}"
     text = open_text(path, roots, "edges", example, True)
-    src_col = require_column(text, cols.src, "source node ids", example)
-    dst_col = require_column(text, cols.dst, "destination node ids", example)
+    src_col, dst_col = endpoint_columns(text, cols, example)
     weight_col = find_column(text.names, cols.weight)
     type_col = find_column(text.names, cols.edge_type)
     types = {n: pa.string() for n in (src_col, dst_col, type_col) if n}

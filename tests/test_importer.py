@@ -405,3 +405,20 @@ def test_tools_load_resolves_from_the_current_directory(
         assert load(name, ws, None).spec.name == "med"
     with pytest.raises(UserInputError, match="does not exist"):
         load("./nope", ws, None)
+
+
+@pytest.mark.parametrize("pair", [("source", "target"), ("From", "To"), ("u", "v")])
+def test_the_usual_endpoint_column_pairs_are_read(tmp_path: Path, pair) -> None:
+    nodes, edges = tmp_path / "nodes.csv", tmp_path / "edges.csv"
+    nodes.write_text("id,label,f\na,0,1.0\nb,1,2.0\nc,0,3.0\n")
+    edges.write_text(f"{pair[0]},{pair[1]}\na,b\nb,c\n")
+    ds = load_csv_graph(nodes, edges)
+    assert ds.data.num_nodes == 3 and ds.data.edge_index.size(1) == 4  # undirected
+
+
+def test_half_a_pair_is_asked_about(tmp_path: Path) -> None:
+    nodes, edges = tmp_path / "nodes.csv", tmp_path / "edges.csv"
+    nodes.write_text("id,label,f\na,0,1.0\nb,1,2.0\n")
+    edges.write_text("source,dst\na,b\n")
+    with pytest.raises(UserInputError, match="no 'src' column .*source/target"):
+        load_csv_graph(nodes, edges)
