@@ -383,3 +383,43 @@ def test_compare_all_models_offers_the_zoo_for_the_task():
     node_zoo = {n for n, s in MODELS.items()
                 if "node_classification" in s.tasks and not (s.requires_hetero or s.uses_edge_types)}  # fmt: skip
     assert {"gcn", "gat", "sage", "mlp"} <= set(models) <= node_zoo
+
+
+# ------------------------------------------------------------------ chat, found by hand
+
+CHAT = {
+    "last": {"action": "train", "dataset": "karate", "model": "gcn", "epochs": 20},
+    "dataset": "karate",
+    "runs": [1, 2, 3],
+    "run_kinds": {1: "train", 2: "train", 3: "train"},
+}
+
+
+def test_a_file_named_in_a_turn_is_the_only_dataset_offered(tmp_path, monkeypatch):
+    """'train a GCN on ./g/nodes.csv' after a karate run trained karate again."""
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "nodes.csv").write_text("id,label\n0,0\n")
+    monkeypatch.chdir(tmp_path)
+    found = read("train a GCN on ./g/nodes.csv", {**CHAT, "workspace": str(tmp_path / "ws")})
+    options = request_schema(found, found.text)["properties"]["actions"]["items"]["anyOf"]
+    train = next(o for o in options if "train" in o["properties"]["action"]["enum"])
+    assert [v for v in train["properties"]["dataset"]["enum"] if v] == ["./g/nodes.csv"]
+
+
+def test_compare_the_two_offers_the_latest_two_runs_and_no_number():
+    """'compare the two' compared runs 1, 2 and 3 and set heads, layers and seeds to 2."""
+    found = read("compare the two", CHAT)
+    assert found.values_for("heads") == [] and found.values_for("seeds") == []
+    options = request_schema(found, found.text)["properties"]["actions"]["items"]["anyOf"]
+    compare = next(o for o in options if "compare" in o["properties"]["action"]["enum"])
+    assert [v for v in compare["properties"]["run_ids"]["enum"] if v] == [[2, 3]]
+
+
+def test_a_named_model_replaces_the_sessions_or_the_plan_is_re_asked():
+    """'same but with GAT' planned the session's gcn: the verifier sends it back."""
+    from agent.plan import verify
+
+    found = read("same but with GAT", CHAT)
+    plan = [{"action": "train", "dataset": "karate", "model": "gcn", "epochs": 20}]
+    verdict = verify.check(plan, found, found.text)
+    assert "the model gat is not in the plan" in verdict.feedback

@@ -112,6 +112,7 @@ class Candidates:
     names: list[NameCandidate] = field(default_factory=list)
     unknown: list[Unknown] = field(default_factory=list)
     files: list[Unknown] = field(default_factory=list)
+    pointing: int | None = None  # "compare the two", "both": how many things it points at
     tasks: list[str] = field(default_factory=list)
     cues: list[str] = field(default_factory=list)  # action words, in order
     negated_cues: list[str] = field(default_factory=list)
@@ -483,6 +484,11 @@ def read(text: str, context: Mapping[str, Any] | None = None) -> Candidates:
             r"\s*(?:runs?|experiments?|trainings?|results?|次|个\s*run)", rest
         ):
             candidate.hints, candidate.other = [], True  # "the last two runs": which runs
+        if not candidate.hints and number.spelled and _POINTING.search(
+            clean[max(0, number.start - 12) : number.start]
+        ):
+            candidate.other = True  # "compare the two", "these three": which things, no value
+            out.pointing = int(number.value)
         out.numbers.append(candidate)
     described = _described(clean, "dataset", named) + _described(clean, "model", named)
     sized = _by_size(clean, [c.number for c in out.numbers if c.other or not c.hints])
@@ -512,6 +518,8 @@ def read(text: str, context: Mapping[str, Any] | None = None) -> Candidates:
     if out.mentions.all_models and not out.of("model"):  # "compare all models": the zoo
         for name in zoo_models(out.mentions):
             out.names.append(NameCandidate("model", name, "described", (0, 0), "all models"))
+    if out.pointing is None and re.search(r"\bboth\b|这两|那两", clean, re.IGNORECASE):
+        out.pointing = 2
     _add_context(out, context)
     return out
 
@@ -560,15 +568,25 @@ def _other_number(text: str, number: Number) -> bool:
     return bool(re.fullmatch(r"(?:19|20)\d\d", number.text))
 
 
+# A spelled number right after these words points at things ("the two", "these three
+# models", "both"), it is no field's value.
+_POINTING = re.compile(r"(?:\bthe|\bthese|\bthose|\bboth|\ball|\blast|\bfirst)\s+$", re.IGNORECASE)
+
+
 def _add_context(out: Candidates, context: Mapping[str, Any]) -> None:
-    """The session's last request: its dataset, model(s) and values may be kept."""
+    """The session's last request: its dataset, model(s) and values may be kept. A turn that
+    names its own data (a dataset, a file) is not offered the session's: what it names is
+    used as named or asked about, never swapped for the previous one."""
     last = context.get("last") or {}
+    names_data = bool(out.files) or bool(out.of("dataset", include_negated=False))
     for kind in ("dataset", "model"):
         value = last.get(kind) or (context.get(kind) if kind == "dataset" else None)
+        if kind == "dataset" and names_data:
+            continue
         if value and value not in out.of(kind):
             out.names.append(NameCandidate(kind, str(value), "session"))
     latest = context.get("dataset")
-    if latest and latest not in out.of("dataset"):
+    if latest and not names_data and latest not in out.of("dataset"):
         out.names.append(NameCandidate("dataset", str(latest), "session"))
     for model in last.get("models") or []:
         if model not in out.of("model"):

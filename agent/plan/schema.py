@@ -104,6 +104,9 @@ def _item(action: str, c: Candidates, options: dict[str, list[Any]], text: str) 
         if action == "compare" and name == "run_ids":  # only runs that trained can be compared
             kinds = (c.context or {}).get("run_kinds") or {}
             values = [v for v in values if kinds.get(v, "train") in ("train", "tune", "compare")]
+            named_runs = c.mentions.run_ids if c.mentions else []
+            if c.pointing and not named_runs and len(values) >= c.pointing >= 2:
+                values = values[-c.pointing :]  # "compare the two": the chat's latest two
         if name in ("models", "run_ids", "nodes"):
             kind = "string" if name == "models" else "integer"
             spec = {"type": "array", "items": {"type": kind, "enum": values},

@@ -224,8 +224,13 @@ def check(plan: list[dict[str, Any]], c: Candidates, text: str) -> Verdict:
                 and len(own - {x for k, x in negated_names}) == 1
             ):
                 problems.append(f"the dataset {n.name} is not in the plan")
-            if n.kind == "model" and primary["action"] == "train" and not primary.get("model"):
+            if n.kind == "model" and primary["action"] == "train":
+                # no model, or the session's instead of the one this turn names ("same but
+                # with GAT" kept gcn)
                 problems.append(f"the model {n.name} is not in the plan")
+        files = [f.text for f in c.files if f.exists]
+        if files and "dataset" in fields and primary.get("dataset") not in files:
+            problems.append(f"the file {files[0]} is not the plan's dataset")
         if (
             primary["action"] in NEEDS_DATASET
             and not primary.get("dataset")
