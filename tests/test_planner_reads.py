@@ -380,8 +380,11 @@ def test_compare_all_models_offers_the_zoo_for_the_task():
     from graph_ml.catalogue import MODELS
 
     models = read("compare all models on cora").of("model")
-    node_zoo = {n for n, s in MODELS.items()
-                if "node_classification" in s.tasks and not (s.requires_hetero or s.uses_edge_types)}  # fmt: skip
+    node_zoo = {
+        n
+        for n, s in MODELS.items()
+        if "node_classification" in s.tasks and not (s.requires_hetero or s.uses_edge_types)
+    }
     assert {"gcn", "gat", "sage", "mlp"} <= set(models) <= node_zoo
 
 
