@@ -7,8 +7,9 @@ What one plan costs here is what every command costs, so this backend does four 
    grammar about the model's best tokens first and the whole vocabulary only when none of
    them fits, so a constrained step costs what a free one does.
 3. Jump-forward: bytes the grammar forces (`"dataset":"` after a choice, `"}]}` at the end)
-   are appended without asking the model and fed to it with the next choice in one batch. A
-   schema that admits one document is written without evaluating the model at all.
+   are appended without asking the model and fed to it with the next choice in one batch
+   (forced punctuation is left to the model unless `leave_quotes=False`: then a schema that
+   admits one document is written without evaluating the model at all).
 4. The leading system message's KV state is prefilled once, saved in the cache
    (`agent.llm.prompt_state`: raw bytes, a JSON header, a sha256) and restored by every new
    process in milliseconds; within a process the KV cache of the previous call is reused up
