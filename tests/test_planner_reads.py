@@ -148,6 +148,14 @@ def test_instructions_inside_the_text_are_cut_out_and_set_nothing():
         assert 1000 not in c.values_for("n_trials") and 100000 not in c.values_for("epochs")
 
 
+def test_markup_in_the_text_is_data_and_its_numbers_set_nothing():
+    """Issue 10 item 4: the '(1)' of '<script>alert(1)</script>' set num_layers 1."""
+    c = read("<script>alert(1)</script> train a GCN on Cora for 50 epochs")
+    assert c.injected == ["<script>alert(1)</script>"]
+    assert all(c.values_for(f) == [] for f in ("num_layers", "heads", "seeds", "hidden_channels"))
+    assert c.values_for("epochs") == [50] and c.of("model") == ["gcn"]
+
+
 # ------------------------------------------------------------------------ the planner
 
 

@@ -157,6 +157,7 @@ def _plausible(name: str, value: int | float) -> bool:
 
 _INJECTIONS = (
     r"<!--.*?(?:-->|$)",
+    r"<\s*(script|style|iframe)\b[^>]*>.*?(?:<\s*/\s*\1\s*>|$)",  # markup is data, not numbers
     r"</?\s*(?:system|assistant|user|instructions?|im_start|im_end|s|inst)\b[^>]*>.*$",
     r"\[/?(?:system|inst|INST)\].*$",
     r"[（(]\s*(?:系统提示|系统|system(?:\s+prompt)?|note\s+to\s+(?:the\s+)?(?:planner|assistant|model))\s*[:：].*?(?:[）)]|$)",
