@@ -224,9 +224,13 @@ def check(plan: list[dict[str, Any]], c: Candidates, text: str) -> Verdict:
                 and len(own - {x for k, x in negated_names}) == 1
             ):
                 problems.append(f"the dataset {n.name} is not in the plan")
-            if n.kind == "model" and primary["action"] == "train":
-                # no model, or the session's instead of the one this turn names ("same but
-                # with GAT" kept gcn)
+            own_models = {m.name for m in c.names if m.kind == "model" and m.how != "session"}
+            if (
+                n.kind == "model"
+                and primary["action"] == "train"
+                and (not primary.get("model") or primary["model"] not in own_models)
+            ):  # no model, or the session's instead of this turn's ("same but with GAT" kept
+                # gcn); one of this turn's own (a described 'simplifying GCN' = sgc) is fine
                 problems.append(f"the model {n.name} is not in the plan")
         files = [f.text for f in c.files if f.exists]
         if files and "dataset" in fields and primary.get("dataset") not in files:
