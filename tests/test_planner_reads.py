@@ -434,3 +434,12 @@ def test_a_named_model_replaces_the_sessions_or_the_plan_is_re_asked():
     plan = [{"action": "train", "dataset": "karate", "model": "gcn", "epochs": 20}]
     verdict = verify.check(plan, found, found.text)
     assert "the model gat is not in the plan" in verdict.feedback
+
+
+def test_report_both_runs_offers_the_latest_two_trainings():
+    """'report both runs' reported an inspection too."""
+    context = {**CHAT, "run_kinds": {1: "train", 2: "train", 3: "inspect"}}
+    found = read("report both runs", context)
+    options = request_schema(found, found.text)["properties"]["actions"]["items"]["anyOf"]
+    report = next(o for o in options if "report" in o["properties"]["action"]["enum"])
+    assert [v for v in report["properties"]["run_ids"]["enum"] if v] == [[1, 2]]

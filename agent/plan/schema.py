@@ -101,18 +101,23 @@ def _item(action: str, c: Candidates, options: dict[str, list[Any]], text: str) 
         values = options.get(name) or []
         if not values:
             continue
-        if action == "compare" and name == "run_ids":  # only runs that trained can be compared
+        pointed = False
+        if action in ("compare", "report") and name == "run_ids":
+            # only runs that trained can be compared or reported on together
             kinds = (c.context or {}).get("run_kinds") or {}
             values = [v for v in values if kinds.get(v, "train") in ("train", "tune", "compare")]
             named_runs = c.mentions.run_ids if c.mentions else []
             if c.pointing and not named_runs and len(values) >= c.pointing >= 2:
-                values = values[-c.pointing :]  # "compare the two": the chat's latest two
+                values = values[-c.pointing :]  # "compare the two", "both": the latest two
+                pointed = True
         if name in ("models", "run_ids", "nodes"):
             kind = "string" if name == "models" else "integer"
             spec = {"type": "array", "items": {"type": kind, "enum": values},
                     "minItems": 2 if name == "models" or (action, name) == ("compare", "run_ids")
                     else 1, "maxItems": len(values),
                     "uniqueItems": True}  # fmt: skip
+            if pointed:  # exactly the runs it points at
+                spec["minItems"] = len(values)
             if len(values) < spec["minItems"]:
                 continue
             if len(values) <= 5:  # each set of them, in the text's order: no repeats possible
