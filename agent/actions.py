@@ -239,7 +239,7 @@ def action_class(action: str) -> type[_Action]:
     return ACTION_TYPES[ACTION_NAMES.index(action)]
 
 
-def _error_path(error: jsonschema.ValidationError) -> str:
+def error_path(error: jsonschema.ValidationError) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
 
 
@@ -270,8 +270,19 @@ def _schema_error(data: Any, schema: dict[str, Any]) -> str | None:
                 jsonschema.Draft202012Validator(sub).iter_errors(item)
             )
             if sub_error is not None:
-                return f"actions[{index}]{_error_path(sub_error)}: {sub_error.message}"
-    return f"{_error_path(error).lstrip('.') or 'output'}: {error.message}"
+                return f"actions[{index}]{error_path(sub_error)}: {sub_error.message}"
+    return f"{error_path(error).lstrip('.') or 'output'}: {error.message}"
+
+
+def load_output(text: str) -> Any:
+    """A model's output as JSON, or a `ModelOutputError` quoting a bounded snippet of it."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        snippet = text if len(text) <= 80 else text[:40] + " ... " + text[-30:]
+        raise ModelOutputError(
+            f"the output is not valid JSON ({error.msg} at character {error.pos}): {snippet!r}"
+        ) from None
 
 
 def parse_actions(text: str, schema: dict[str, Any] | None = None) -> list[Action]:
@@ -289,13 +300,7 @@ def parse_actions(text: str, schema: dict[str, Any] | None = None) -> list[Actio
         ModelOutputError: not JSON, or not valid under the schema; the message is the
             validator's, ready to be sent back to the model.
     """
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        snippet = text if len(text) <= 80 else text[:40] + " ... " + text[-30:]
-        raise ModelOutputError(
-            f"the output is not valid JSON ({error.msg} at character {error.pos}): {snippet!r}"
-        ) from None
+    data = load_output(text)
     message = _schema_error(data, schema if schema is not None else _schema())
     if message is not None:
         raise ModelOutputError(f"the output does not match the action schema: {message}")

@@ -34,6 +34,8 @@ from agent.actions import (
     ActionPlan,
     action_class,
     dump_actions,
+    error_path,
+    load_output,
 )
 from agent.errors import ModelOutputError, PlanningError, UserInputError
 from agent.llm.base import Completion, LLMBackend
@@ -246,13 +248,7 @@ def _parse(text: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
     that is no candidate is refused, whatever the backend's decoding allowed)."""
     import jsonschema
 
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        snippet = text if len(text) <= 80 else text[:40] + " ... " + text[-30:]
-        raise ModelOutputError(
-            f"the output is not valid JSON ({error.msg} at character {error.pos}): {snippet!r}"
-        ) from None
+    data = load_output(text)
     problem = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator(schema).iter_errors(data)
     )
@@ -273,20 +269,12 @@ def _parse(text: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
                 jsonschema.Draft202012Validator(alternative).iter_errors(item)
             )
             if sub is not None:
-                problem = sub
-                problem.message = (
-                    f"actions[{index}]"
-                    + "".join(
-                        f"[{p}]" if isinstance(p, int) else f".{p}" for p in sub.absolute_path
-                    )
-                    + f": {sub.message}"
-                )
                 raise ModelOutputError(
-                    f"the output does not match this request's schema: {problem.message} "
-                    "(use only the candidates)"
+                    "the output does not match this request's schema: "
+                    f"actions[{index}]{error_path(sub)}: {sub.message} (use only the candidates)"
                 )
     if problem is not None:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem.absolute_path)
+        where = error_path(problem)
         message = problem.message if len(problem.message) < 200 else problem.message[:200] + "..."
         raise ModelOutputError(
             f"the output does not match this request's schema at {where.lstrip('.') or 'output'}: "
