@@ -55,34 +55,11 @@ class StubModel:
     """An OpenAI-compatible server on 127.0.0.1 that answers every chat with one JSON text."""
 
     def __init__(self) -> None:
+        from stub_llm import make_handler  # bench/stub_llm.py: the same constant server
+
         self.answer = "{}"
-        stub = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # /v1/models
-                self._send({"object": "list", "data": [{"id": "stub", "owned_by": "bench"}]})
-
-            def do_POST(self) -> None:  # /v1/chat/completions
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self._send({
-                    "model": "stub",
-                    "choices": [{"message": {"role": "assistant", "content": stub.answer},
-                                 "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 0, "completion_tokens": 0},
-                })  # fmt: skip
-
-            def _send(self, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        handler = make_handler(lambda: self.answer)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -14,12 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DEFAULT_ANSWER = '{"actions": [{"action": "train", "dataset": "cora", "model": "gcn"}]}'
 
 
-def make_handler(answer: str) -> type[BaseHTTPRequestHandler]:
+def make_handler(answer: str | Callable[[], str]) -> type[BaseHTTPRequestHandler]:
+    """The request handler; `answer` is the reply, or a function giving the current one (a
+    bench that changes it between commands)."""
+    reply = answer if callable(answer) else (lambda: answer)
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:  # quiet
             return
@@ -43,7 +48,7 @@ def make_handler(answer: str) -> type[BaseHTTPRequestHandler]:
             self._send({
                 "id": "stub", "object": "chat.completion", "model": "stub",
                 "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": answer}}],
+                             "message": {"role": "assistant", "content": reply()}}],
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
             })  # fmt: skip
 
