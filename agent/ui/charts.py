@@ -51,32 +51,23 @@ def curve_figures(curve_runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ("Learning rate per epoch", [n for n in names if n in SCHEDULE]),
     )
     for title, group in groups:
-        data = [
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "name": f"{name} · {_label(run)}",
-                "x": [row["epoch"] for row in run["curves"] if name in row],
-                "y": [row[name] for row in run["curves"] if name in row],
-            }
-            for name in group
-            for run in curve_runs
-        ]
+        data = [_line(f"{name} · {_label(run)}", run, name) for name in group for run in curve_runs]
         if data:
             figures.append({"data": data, "layout": _layout(title, ", ".join(group))})
     return figures
 
 
+def _line(name: str, run: dict[str, Any], key: str) -> dict[str, Any]:
+    """One seed's `key` per epoch as a Plotly line."""
+    rows = [row for row in run["curves"] if key in row]
+    return {"type": "scatter", "mode": "lines", "name": name,
+            "x": [row["epoch"] for row in rows], "y": [row[key] for row in rows]}  # fmt: skip
+
+
 def overlay_figure(runs: list[tuple[str, list[dict[str, Any]]]], metric: str) -> dict[str, Any]:
     """One metric of several runs overlaid, one line per run and seed."""
     data = [
-        {
-            "type": "scatter",
-            "mode": "lines",
-            "name": f"{label} · {_label(run)}",
-            "x": [row["epoch"] for row in run["curves"] if metric in row],
-            "y": [row[metric] for row in run["curves"] if metric in row],
-        }
+        _line(f"{label} · {_label(run)}", run, metric)
         for label, curve_runs in runs
         for run in curve_runs
     ]
