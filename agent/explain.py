@@ -19,12 +19,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import prompts
-from agent.facts import (
-    compare_facts,
-    inspect_facts,
-    train_facts,
-    tune_facts,
-)
+from agent.facts import BUILDERS, compare_facts
 from agent.facts.common import SIGNIFICANCE_LEVEL  # noqa: F401 - re-exported
 from core.errors import UserInputError
 from graph_ml.attributions import explain_node, receptive_hops
@@ -64,9 +59,7 @@ def run_facts(record: RunRecord, store: ExperimentStore | None = None) -> dict[s
     stored = getattr(record, "facts", None)
     if stored and "error" not in stored:
         return stored
-    builders = {"train": train_facts, "tune": tune_facts, "compare": compare_facts,
-                "inspect": inspect_facts}  # fmt: skip
-    return builders[record.kind](record, store).model_dump(mode="json")
+    return BUILDERS[record.kind](record, store).model_dump(mode="json")
 
 
 # -- dispatch ---------------------------------------------------------------------------
