@@ -33,6 +33,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import hashlib
+import os
 import platform
 import sys
 import threading
@@ -146,6 +147,29 @@ def use_extra_buffers(features: set[str]) -> bool:
     return not any(name.startswith("AMX") for name in features)
 
 
+MAX_THREADS = 4  # a 0.5B model's step gains little beyond this many cores
+
+
+def default_threads() -> int:
+    """llama.cpp threads for this process: the cores not busy right now.
+
+    llama.cpp's threads spin while they wait for each other, so a thread on a core another
+    process holds slows every step (measured here: 2 threads on 2 shared cores under a test
+    run were slower than one); on an idle machine each core cuts prefill nearly in
+    proportion (2 threads on 2 idle cores: `autoglm plan` 3.8 s -> 2.5 s). So: the usable
+    cores less the one-minute load average, rounded, at least 1.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = float(cores)
+    return max(1, min(MAX_THREADS, cores, int(cores - load + 0.5)))
+
+
 def _model_identity(path: Path) -> str:
     """A stand-in hash for a GGUF whose sha256 nobody gave: its path, size and mtime."""
     stat = path.stat()
@@ -160,7 +184,7 @@ class LlamaCppBackend(LLMBackend):
         model_path: the .gguf file (memory-mapped, never copied).
         model_sha256: its verified hash, the key of saved prompt states (None: derived
             from path, size and mtime).
-        threads: llama.cpp threads (default 1: measured the safe choice on 2 shared cores).
+        threads: llama.cpp threads (default `default_threads()`: the cores idle now).
         n_ctx: context size in tokens.
         jump_forward: append grammar-forced bytes without a decoding step.
         leave_quotes: even then, leave forced quote characters to the model (see
@@ -196,7 +220,7 @@ class LlamaCppBackend(LLMBackend):
         self.n_ctx, self.jump_forward, self.save_state = n_ctx, jump_forward, save_state
         self.leave_quotes = leave_quotes
         self.state_dir = state_dir or cache_dir() / "prompt-states"
-        self.threads = int(threads or 1)
+        self.threads = int(threads or default_threads())
         self._model = self._ctx = self._batch = None
         self._grammars: dict[str, str] = {}
         self._kv: list[int] = []  # the token ids held in the KV cache, sequence 0

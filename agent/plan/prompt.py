@@ -24,10 +24,12 @@ import prompts
 from agent.actions import ACTION_NAMES, action_class, parse_actions
 from agent.plan.candidates import Candidates, read
 
-# One worked example, the nearest: 47/48 on dev_hard with one or three (measured here), and
-# each example is ~100 prompt tokens the model must read per request (one: 2.9 s a plan,
-# three: 5.3 s, in one process under the same load).
-N_EXAMPLES = 1
+# Worked examples per request, the nearest ones. Each is ~100 prompt tokens the model must
+# read per request (~1 s on one thread). A first request reads without one: dev_hard 48/48
+# and dev 15/15 with none, 47/48 with one or three (measured here). A follow-up gets one: the
+# bank's session examples are how the model learns what "the two", "instead" and "it" mean.
+N_EXAMPLES = 0
+N_EXAMPLES_SESSION = 1
 
 
 @cache
@@ -184,10 +186,15 @@ def _session_context(session: dict[str, Any]) -> dict[str, Any]:
 
 
 def nearest(
-    text: str, c: Candidates, context: Mapping[str, Any], k: int = N_EXAMPLES
+    text: str, c: Candidates, context: Mapping[str, Any], k: int | None = None
 ) -> list[Example]:
-    """The `k` bank examples nearest to the request, the nearest last (next to it)."""
+    """The `k` bank examples nearest to the request, the nearest last (next to it); by
+    default `N_EXAMPLES`, or `N_EXAMPLES_SESSION` for a follow-up in a session."""
     grams, kinds = _grams(text), _kinds(c, context)
+    if k is None:
+        k = N_EXAMPLES_SESSION if "session" in kinds else N_EXAMPLES
+    if k <= 0:
+        return []
 
     def score(e: Example) -> tuple[float, str]:
         overlap = len(grams & e.grams) / max(1, len(grams | e.grams))
