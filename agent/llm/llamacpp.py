@@ -151,23 +151,25 @@ MAX_THREADS = 4  # a 0.5B model's step gains little beyond this many cores
 
 
 def default_threads() -> int:
-    """llama.cpp threads for this process: the cores not busy right now.
+    """llama.cpp threads for this process: the cores no other process is running on now.
 
     llama.cpp's threads spin while they wait for each other, so a thread on a core another
-    process holds slows every step (measured here: 2 threads on 2 shared cores under a test
-    run were slower than one); on an idle machine each core cuts prefill nearly in
-    proportion (2 threads on 2 idle cores: `autoglm plan` 3.8 s -> 2.5 s). So: the usable
-    cores less the one-minute load average, rounded, at least 1.
+    process holds slows every step (measured here: 2 threads on 2 cores shared with a test
+    run were slower than one); on idle cores each one cuts prefill nearly in proportion (2
+    threads on 2 idle cores: `autoglm plan` 3.8 s -> 2.5 s). "Now" is the kernel's count of
+    runnable tasks (/proc/loadavg, this one included), not the load average, which still
+    counts the user's previous command for a minute after it ended.
     """
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = float(cores)
-    return max(1, min(MAX_THREADS, cores, int(cores - load + 0.5)))
+        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return 1
+    others = max(0, running - 1)
+    return max(1, min(MAX_THREADS, cores - others))
 
 
 def _model_identity(path: Path) -> str:
