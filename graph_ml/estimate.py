@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PROBE_VERSION = 8
-PROBE_SECONDS_SAID = 20  # what the first run announces: 10-30 s of one core measured here
+PROBE_VERSION = 10
+PROBE_SECONDS_SAID = 25  # what the first run announces: 15-30 s of one core measured here
 # Node-classification families probed through the trainer, and the graph-level ones.
 NODE_FAMILIES = ("gcn", "gat", "gatv2", "sage", "gin", "mlp", "sgc", "appnp")
 GRAPH_FAMILIES = ("gin", "gcn", "gat", "sage", "mlp")
@@ -47,10 +47,14 @@ PROBE_REPEATS = 2
 # What a process's first run of each kind imports, in order (each timed after the ones
 # before it): a later run in the same process finds them loaded.
 FIRST_IMPORTS = ("torch", "torch_geometric", "graph_ml.train", "tools", "scipy.stats",
-                 "optuna", "graph_ml.tune")  # fmt: skip
+                 "optuna", "sqlalchemy", "optuna.storages._rdb.storage",
+                 "graph_ml.tune")  # fmt: skip
 NEEDS = {"train": ("torch", "torch_geometric", "graph_ml.train", "tools"),
          "compare": ("torch", "torch_geometric", "graph_ml.train", "tools", "scipy.stats"),
          "tune": FIRST_IMPORTS}  # fmt: skip
+WIDE = 64  # the second width of `_feature_passes` (the catalogue's GCN default is 16)
+LONG_TRIAL = 20  # epochs of the probe's long trials: 90 more epochs than the short ones, so
+# the ~5 ms a trial epoch adds stands out of the timing noise (with 30 it read 5-14 ms)
 BIG_FEATURES = 4000  # a third graph, CiteSeer-wide, for the feature-bandwidth term
 FEATURE_DENSITY = 0.013  # Cora's share of non-zero features (CiteSeer 0.9%)
 PROBE_GRAPHS = (120, 18, 7)  # graphs, nodes per graph, features: a MUTAG-like set
@@ -76,13 +80,21 @@ FALLBACK: dict[str, Any] = {
 # -- the size of one epoch ------------------------------------------------------------------
 
 
-def work(nodes: float, edges: float, features: float, hp: dict[str, Any]) -> float:
+def work(nodes: float, edges: float, features: float, hp: dict[str, Any],
+         passes: float = 0.0) -> float:  # fmt: skip
     """Multiply-adds of one full-batch epoch (forward, backward ~2x, evaluation): the
     feature transform of the first layer, then per layer a message per edge and a dense
-    transform per node."""
+    transform per node.
+
+    `passes` is what an epoch spends on the feature matrix whatever the width (dropout on
+    it, its copies, reading it for the first layer), in units of one output column of the
+    first layer: measured by the probe (`feature_passes`; about 20 here). Without it, time
+    would be taken as proportional to the width, and a width-256 trial estimated at 3x what
+    it takes (Cora GCN: 16 -> 64 -> 256 hidden took 13 -> 33 -> 95 ms an epoch)."""
     layers = hp.get("num_layers") or 2
     width = (hp.get("hidden_channels") or 64) * (hp.get("heads") or 1)
-    return 3.0 * (nodes * features * width + layers * (edges * width + nodes * width * width))
+    return 3.0 * (nodes * features * (width + passes)
+                  + layers * (edges * width + nodes * width * width))  # fmt: skip
 
 
 def expected_epochs(epochs: int, patience: int | None) -> float:
@@ -263,6 +275,8 @@ def probe() -> dict[str, Any]:
         for model in NODE_FAMILIES:
             timed(TrainConfig(**warm, model=model, epochs=2), LoadedDataset(spec=sbm,
                   graphs=[graphs[1]]), folder)  # fmt: skip
+        passes = out["feature_passes"] = _feature_passes(graphs[1], timed, sbm, LoadedDataset,
+                                                         TrainConfig, folder)  # fmt: skip
         for model in NODE_FAMILIES:
             hp = MODELS.get(model).hparams("node_classification")
             points, peak = [], 0.0
@@ -276,7 +290,7 @@ def probe() -> dict[str, Any]:
                 peak = max(peak, _rss_mb() - before)
                 per_epoch = max(1e-5, (long - short) / (PROBE_EPOCHS[1] - PROBE_EPOCHS[0]))
                 setups.append(max(0.0, short - PROBE_EPOCHS[0] * per_epoch))
-                points.append((work(*size, hp), per_epoch))
+                points.append((work(*size, hp, passes), per_epoch))
             (w0, t0), (w1, t1) = points
             b = max(0.0, (t1 - t0) / (w1 - w0))
             out["node"][model] = {"a": max(1e-5, t0 - b * w0), "b": b,
@@ -312,6 +326,29 @@ def probe() -> dict[str, Any]:
     return out
 
 
+def _feature_passes(graph, timed, sbm, LoadedDataset, TrainConfig, folder) -> float:
+    """`work()`'s width-free feature cost, in first-layer columns: GCN on the large probe
+    graph at two widths; what the narrower one took beyond its width's share."""
+    from graph_ml.catalogue import MODELS
+
+    hp = MODELS.get("gcn").hparams("node_classification")
+    dataset = LoadedDataset(spec=sbm, graphs=[graph])
+    per_epoch = {}
+    for width in (hp["hidden_channels"], WIDE):
+        base = dict(dataset="sbm", model="gcn", patience=0, progress=False, device="cpu",
+                    split="random", hidden_channels=width)  # fmt: skip
+        short = timed(TrainConfig(**base, epochs=PROBE_EPOCHS[0]), dataset, folder)
+        long = timed(TrainConfig(**base, epochs=PROBE_EPOCHS[1]), dataset, folder)
+        per_epoch[width] = max(1e-6, (long - short) / (PROBE_EPOCHS[1] - PROBE_EPOCHS[0]))
+    n, e, f = PROBE_SIZES[1]
+    narrow = {**hp, "hidden_channels": hp["hidden_channels"]}
+    wide = {**hp, "hidden_channels": WIDE}
+    b = max(1e-15, (per_epoch[WIDE] - per_epoch[narrow["hidden_channels"]])
+            / max(1.0, work(n, e, f, wide) - work(n, e, f, narrow)))  # fmt: skip
+    extra = per_epoch[narrow["hidden_channels"]] / b - work(n, e, f, narrow)
+    return max(0.0, extra / (3.0 * n * f))
+
+
 def _feature_bandwidth(node_graph, timed, sbm, out, LoadedDataset, TrainConfig) -> float:
     """Seconds per feature entry beyond the probe's large graph: a feature matrix larger than
     the caches makes each pass over it (dropout, the first layer and its gradient) slower
@@ -330,32 +367,39 @@ def _feature_bandwidth(node_graph, timed, sbm, out, LoadedDataset, TrainConfig) 
 
     gcn = out["node"]["gcn"]
     predicted = gcn["a"] + gcn["b"] * work(n, e, f, MODELS.get("gcn").hparams(
-        "node_classification"))  # fmt: skip
+        "node_classification"), out.get("feature_passes", 0.0))  # fmt: skip
     extra = n * f - PROBE_SIZES[1][0] * PROBE_SIZES[1][2]
     return max(0.0, (per_epoch - predicted) / extra)
 
 
 def _tune_overhead(dataset: Any, out: dict[str, Any]) -> dict[str, float]:
     """What a search adds to its trainings: the study (SQLite storage, importances) once,
-    and the sampler and storage per trial. Two searches of 2 and 5 two-epoch trials on the
-    small graph; the trainings' own cost (from the node probe) is taken off."""
+    the sampler and storage per trial, and per trial epoch the report and the pruner's
+    check (the median pruner reads every trial from the storage each epoch: ~4 ms here,
+    two thirds of a karate trial). Three searches of 2-epoch and 20-epoch trials on the
+    small graph, with the pruner real searches use; the trainings' own cost (from the node
+    probe) is taken off."""
     import tempfile
 
     from graph_ml.tune import TuneConfig, tune
 
     times = {}
     with tempfile.TemporaryDirectory() as folder:
-        for n in (2, 5):
-            config = TuneConfig(dataset="sbm", models=["gcn"], n_trials=n, epochs=2,
-                                retrain_seeds=0, storage=str(Path(folder) / f"s{n}.sqlite"),
-                                study=f"probe{n}", seed=0, pruner="none")  # fmt: skip
+        for n, epochs in ((2, 2), (5, 2), (5, LONG_TRIAL)):
+            config = TuneConfig(dataset="sbm", models=["gcn"], n_trials=n, epochs=epochs,
+                                retrain_seeds=0, storage=str(Path(folder) / f"s{n}_{epochs}.db"),
+                                study=f"probe{n}_{epochs}", seed=0)  # fmt: skip
             start = time.perf_counter()
             tune(config, dataset=dataset)
-            times[n] = time.perf_counter() - start
-    trial_train = out["setup_s"] + 2 * out["node"]["gcn"]["a"]
-    per_trial = max(0.0, (times[5] - times[2]) / 3 - trial_train)
-    study = max(0.0, times[2] - 2 * (per_trial + trial_train))
-    return {"trial_overhead_s": per_trial, "study_overhead_s": study}
+            times[n, epochs] = time.perf_counter() - start
+    gcn_epoch = out["node"]["gcn"]["a"] + out.get("log_epoch_s", 0.0)
+    extra_epochs = 5 * (LONG_TRIAL - 2)
+    per_epoch = max(0.0, (times[5, LONG_TRIAL] - times[5, 2]) / extra_epochs - gcn_epoch)
+    trial_train = out["setup_s"] + 2 * (gcn_epoch + per_epoch)
+    per_trial = max(0.0, (times[5, 2] - times[2, 2]) / 3 - trial_train)
+    study = max(0.0, times[2, 2] - 2 * (per_trial + trial_train))
+    return {"trial_overhead_s": per_trial, "study_overhead_s": study,
+            "trial_epoch_overhead_s": per_epoch}  # fmt: skip
 
 
 def _sqlite_commit_seconds(n: int = 60) -> float:
@@ -408,10 +452,13 @@ def train_cost(size: Any, model: str, hp: dict[str, Any], task: str, *, seeds: i
 
         default = MODELS.get(model).hparams(task) if model in MODELS else hp
         n, e = PROBE_GRAPHS[1], 2 * PROBE_GRAPHS[1]
-        width = work(n, e, size.features, hp) / max(work(n, e, size.features, default), 1.0)
+        passes = profile.get("feature_passes", 0.0)
+        width = work(n, e, size.features, hp, passes) / max(
+            work(n, e, size.features, default, passes), 1.0)  # fmt: skip
         per_epoch = per_graph * size.graphs * scale * max(0.5, width)
     else:
-        per_epoch = node["a"] + node["b"] * work(size.nodes, size.edges, size.features, hp)
+        per_epoch = node["a"] + node["b"] * work(size.nodes, size.edges, size.features, hp,
+                                                 profile.get("feature_passes", 0.0))  # fmt: skip
         big = size.nodes * size.features - PROBE_SIZES[1][0] * PROBE_SIZES[1][2]
         per_epoch += profile.get("feature_s", 0.0) * max(0, big)
     per_epoch += profile.get("log_epoch_s", 0.0)
@@ -429,8 +476,10 @@ def train_cost(size: Any, model: str, hp: dict[str, Any], task: str, *, seeds: i
 
 
 def search_midpoint(model: str, task: str) -> dict[str, Any]:
-    """The model's defaults with each searched number at the middle of its range (the
-    geometric middle of a log range): what an average trial trains."""
+    """The model's defaults with each searched number at its mean under the sampler's
+    first, random trials (uniform, or log-uniform for a log range): an epoch's cost is
+    about linear in the width, so a trial at the mean width costs what trials cost on
+    average (hidden 16-256 log-uniform: 87, where the geometric middle 64 read 25% low)."""
     from graph_ml.catalogue import MODELS
 
     spec = MODELS.get(model)
@@ -438,8 +487,10 @@ def search_midpoint(model: str, task: str) -> dict[str, Any]:
     for name, rng in (getattr(spec, "search", None) or {}).items():
         low, high = getattr(rng, "low", None), getattr(rng, "high", None)
         if isinstance(low, (int, float)) and isinstance(high, (int, float)):
-            mid = math.sqrt(low * high) if getattr(rng, "log", False) and low > 0 else (
-                (low + high) / 2)  # fmt: skip
+            if getattr(rng, "log", False) and 0 < low < high:
+                mid = (high - low) / math.log(high / low)  # the mean of a log-uniform draw
+            else:
+                mid = (low + high) / 2
             hp[name] = int(round(mid)) if isinstance(low, int) else mid
     return hp
 
@@ -482,11 +533,13 @@ def plan_cost(action: str, size: Any, task: str, models: list[str],
             costs.append(train_cost(size, m, hp, task, seeds=1, epochs=epochs,
                                     patience=TRIAL_PATIENCE,
                                     profile=profile, with_stack=False))  # fmt: skip
-        per_trial = sum(c.seconds for c in costs) / len(costs)
+        per_run = sum(c.seconds for c in costs) / len(costs)  # a trial's training
+        per_trial = per_run + profile.get("trial_epoch_overhead_s", 0.0) * sum(
+            c.epochs for c in costs) / len(costs)  # and its report and pruning check per epoch
         pruned = max(0, trials - STARTUP_TRIALS) * PRUNED_SHARE * 0.5  # about half get pruned
         search = per_trial * (trials - pruned) + trials * profile.get("trial_overhead_s", 0.0)
         search += profile.get("study_overhead_s", 0.0)
-        retrain = per_trial * seeds
+        retrain = per_run * seeds  # the best configuration again: no pruning, no reports
         mean_epochs = sum(c.epochs for c in costs) / len(costs)
         return Cost(seconds=first + search + retrain,
                     memory_mb=base + profile.get("optuna_mb", 0.0)
