@@ -27,12 +27,13 @@ import graph_ml._pyg  # noqa: F401  (first: PyG without its transformers glue)
 # isort: split
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -328,6 +329,17 @@ def _cache_lock(spec: DatasetSpec) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# What PyG prints while it downloads and processes a dataset; our own note says it instead.
+_PYG_PROGRESS = ("Processing...", "Done!", "Downloading ", "Extracting ")
+
+
+def _echo_unless_pyg_progress(text: str) -> None:
+    """Pass on what was printed while PyG built a dataset, less PyG's progress lines."""
+    for line in text.splitlines():
+        if line.strip() and not line.startswith(_PYG_PROGRESS):
+            print(line, file=sys.stderr, flush=True)
+
+
 def _with_download(spec: DatasetSpec, data_dir: Path, build: Callable[[Path], object]):
     with _cache_lock(spec):
         root = _stage_raw(spec, data_dir)
@@ -336,12 +348,18 @@ def _with_download(spec: DatasetSpec, data_dir: Path, build: Callable[[Path], ob
             raise _offline_error(spec, data_dir, cause)
         processed = _processed_dir(root, spec)
         _check_processed(spec, processed)
+        if not processed.is_dir():
+            _note(f"preparing {spec.name} once (read from its raw files, then cached)")
+        said = io.StringIO()
         try:
-            dataset = build(root)
+            with redirect_stderr(said):
+                dataset = build(root)
         except _DOWNLOAD_ERRORS as error:
             if _missing_files(spec, root):
                 raise _offline_error(spec, data_dir, error) from error
             raise
+        finally:
+            _echo_unless_pyg_progress(said.getvalue())
         if processed.is_dir() and not (processed / PROCESSED_MANIFEST).is_file():
             _record_processed(processed)  # written just now, by PyG
         return dataset

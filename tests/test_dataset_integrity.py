@@ -102,3 +102,14 @@ def test_datasets_without_known_hashes_say_their_files_are_not_verified(data_dir
     datasets._load_planetoid(spec, data_dir)
     err = capsys.readouterr().err
     assert "cora" in err and "not verified" in err
+
+
+def test_a_first_load_says_what_it_does_and_pyg_progress_is_not_printed(data_dir, cache, capsys):
+    datasets.load_dataset("cora", data_dir)
+    first = capsys.readouterr().err
+    assert "preparing cora once" in first
+    datasets.load_dataset("cora", data_dir)
+    assert "preparing" not in capsys.readouterr().err  # cached: nothing to say
+    # PyG prints nothing under pytest, so its lines are fed to the filter directly.
+    datasets._echo_unless_pyg_progress("Processing...\nDone!\nnote: ours\nDownloading https://x\n")
+    assert capsys.readouterr().err == "note: ours\n"
