@@ -106,8 +106,12 @@ def test_tune_compare_and_interrupted_reports(tmp_path: Path) -> None:
     }  # fmt: skip
     tune_id = store.start_run("tune", {"dataset": "cora", "models": ["gcn"]})
     store.finish_run(tune_id, "succeeded", result=tune)
-    names = {p.name for p in write_report(store, tune_id).images}
+    files = write_report(store, tune_id)
+    names = {p.name for p in files.images}
     assert {"tuning_history.png", "importances.png", "retrained_learning_curves.png"} <= names
+    # The retraining's table comes from the stored facts, as a train run's does.
+    retrained = files.markdown.read_text().split("Retrained Results per seed", 1)[1]
+    assert "train-val gap (points)" in retrained.split("Retrained Learning curves")[0]
 
     a, b = (
         store_train(store, "gcn", [0.81, 0.82, 0.815]),

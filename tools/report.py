@@ -498,7 +498,9 @@ def _tune_sections(
     elif result.get("importance_note"):
         sections.append(Section("Parameter importance", text=result["importance_note"]))
     if result.get("retrained"):
-        sections += _train_sections(result["retrained"], out, prefix="Retrained ")
+        retrained = {"seeds": facts.get("retrained_seeds"), "splits": facts.get("splits")}
+        sections += _train_sections(result["retrained"], out, prefix="Retrained ",
+                                    facts=retrained)  # fmt: skip
     return sections
 
 

@@ -152,7 +152,7 @@ def _with_delta(baseline: Baseline | None, test_mean: float) -> Baseline | None:
     return baseline
 
 
-def _seed_facts(
+def seed_facts(
     run: dict[str, Any], epochs: int | None, metric: str, sizes: dict[str, Any]
 ) -> SeedFacts:
     curves = run.get("curves") or []
@@ -209,7 +209,7 @@ def train_facts(record: RunRecord, store: ExperimentStore | None = None) -> Trai
     task = str(config.get("task") or "node_classification")
     sizes = result.get("split_sizes") or {}
     runs = result.get("runs") or []
-    seeds = [_seed_facts(r, epochs, metric, sizes) for r in runs]
+    seeds = [seed_facts(r, epochs, metric, sizes) for r in runs]
     tests = [s.test_metric for s in seeds]
     model = str(config.get("model", "")).lower()
     dataset = str(config.get("dataset", ""))

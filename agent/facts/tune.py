@@ -14,6 +14,7 @@ from agent.facts.common import (
     split_facts,
     timing,
 )
+from agent.facts.train import SeedFacts, seed_facts
 
 if TYPE_CHECKING:
     from agent.store import ExperimentStore, RunRecord
@@ -61,6 +62,7 @@ class TuneFacts(BaseModel):
     test_mean: float | None = None
     test_std: float | None = None  # None for one retraining seed
     retrained_test_values: list[float] = Field(default_factory=list)
+    retrained_seeds: list[SeedFacts] = Field(default_factory=list)  # per retraining run
     splits: SplitFacts | None = None
     seconds: float | None = None
     timing: Timing = Field(default_factory=Timing)
@@ -109,6 +111,12 @@ def tune_facts(record: RunRecord, store: ExperimentStore | None = None) -> TuneF
     retrained = result.get("retrained") or {}
     runs = retrained.get("runs") or []
     tests = [float(r["test_metric"]) for r in runs]
+    retrained_config = retrained.get("config") or {}
+    retrained_seeds = [
+        seed_facts(r, retrained_config.get("epochs"), str(result.get("metric", "accuracy")),
+                   retrained.get("split_sizes") or {})
+        for r in runs
+    ]  # fmt: skip
     n_complete = int(result.get("n_complete", sum(p.complete for p in per_model)))
     overrides = (record.config.get("config") or {}).get("space") or record.config.get("space")
     space = searched_space(models, overrides)
@@ -143,6 +151,7 @@ def tune_facts(record: RunRecord, store: ExperimentStore | None = None) -> TuneF
         test_mean=result.get("test_mean"),
         test_std=result.get("test_std") if len(runs) > 1 else None,
         retrained_test_values=tests,
+        retrained_seeds=retrained_seeds,
         splits=split_facts(retrained.get("split_sizes"), str(result.get("task") or ""))
         if retrained
         else None,
