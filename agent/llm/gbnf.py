@@ -84,6 +84,13 @@ class GrammarState:
             [*byte_tokens.values(), *self.eog_tokens], dtype=np.int32
         )  # [256 + n_eog]
 
+    def clone(self) -> GrammarState:
+        """An independent copy at the same position."""
+        copy = object.__new__(GrammarState)
+        copy.__dict__.update(self.__dict__)
+        copy._sampler = self._llama.llama_sampler_clone(self._sampler)
+        return copy
+
     def close(self) -> None:
         if self._sampler:
             self._llama.llama_sampler_free(self._sampler)
