@@ -70,11 +70,16 @@ def py_literal(value: Any) -> str:
     raise ValueError(f"a {type(value).__name__} has no Python literal")
 
 
-def fmt_span(values: list[Any] | None) -> str:
-    """`[120]` -> '120'; `[23, 187]` -> '23 to 187' (a range over seeds, `agent.facts.span`)."""
+SPAN_WORDS = {"en": ("{0} to {1}", "n/a"), "zh": ("{0} 至 {1}", "无")}
+
+
+def fmt_span(values: list[Any] | None, language: str = "en") -> str:
+    """`[120]` -> '120'; `[23, 187]` -> '23 to 187', in Chinese '23 至 187' (a range over
+    seeds, `agent.facts.span`)."""
+    pattern, none = SPAN_WORDS.get(language, SPAN_WORDS["en"])
     if not values:
-        return "n/a"
-    return str(values[0]) if len(values) == 1 else f"{values[0]} to {values[-1]}"
+        return none
+    return str(values[0]) if len(values) == 1 else pattern.format(values[0], values[-1])
 
 
 def fmt_points(value: float | None) -> str:

@@ -310,3 +310,13 @@ def test_compare_explanation_reads_the_tools_stored_test(store: ExperimentStore)
     compare = stored(store, "compare", {"run_ids": [a.id, b.id]}, result)
     facts = compare_facts(compare, store)
     assert facts.p_value == 0.0123 and facts.t == 12.25
+
+
+def test_a_range_over_seeds_is_worded_in_the_explanation_language() -> None:
+    from prompts import fmt_span
+
+    assert fmt_span([23, 187]) == "23 to 187" and fmt_span([23, 187], "zh") == "23 至 187"
+    assert fmt_span([120], "zh") == "120" and fmt_span([], "zh") == "无"
+    for name in ("explain_train.zh.j2", "explain_compare_detail.zh.j2"):
+        source = (Path(__file__).parents[1] / "prompts" / name).read_text("utf-8")
+        assert "|span }" not in source and "|span|" not in source  # every range in Chinese
