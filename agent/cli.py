@@ -131,10 +131,42 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_main(argv: list[str] | None = None) -> int:
-    """Entry point of `autoglm-train`: the same as `autoglm train`."""
+    """`autoglm train`, under another name."""
     argv = sys.argv[1:] if argv is None else argv
     return main(["train", *argv])
 
 
+def console_main() -> None:
+    """The `autoglm` executable: `main`, then a quick exit (`exit_now`)."""
+    exit_now(main())
+
+
+def console_train_main() -> None:
+    """The `autoglm-train` executable: `train_main`, then a quick exit."""
+    exit_now(train_main())
+
+
+def exit_now(code: int) -> None:
+    """End the process once the command is done, without the interpreter's teardown.
+
+    A process that imported torch and PyG spends ~1 s of CPU here tearing their modules
+    down at exit (measured: 0.97 s after `import graph_ml.train`, against 8 ms for every
+    atexit handler together), a fifth of a karate run, and nothing a finished command
+    needs happens in it. Everything that does still runs first: other threads are waited
+    for, atexit handlers run (readline history, logging, temporary directories), stdout and
+    stderr are flushed; then `os._exit`.
+    """
+    import atexit
+
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe: nothing left to tell it
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

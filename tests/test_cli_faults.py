@@ -240,3 +240,25 @@ def test_sigterm_ends_a_chat_where_ctrl_c_would_only_stop_the_request(
     assert child.returncode == 130, err.decode()
     assert b"Traceback" not in err
     assert query(db, "SELECT id, status FROM runs") == [(1, "interrupted")]
+
+
+def test_the_executable_exits_without_teardown_yet_loses_nothing(tmp_path: Path) -> None:
+    """`exit_now`: a thread still running is waited for, atexit handlers run, the whole
+    output arrives, and the command's exit code is the process's."""
+    script = (
+        "import atexit, sys, threading, time\n"
+        "from agent import cli\n"
+        f"atexit.register(lambda: open({str(tmp_path / 'atexit')!r}, 'w').write('ran'))\n"
+        f"threading.Thread(target=lambda: (time.sleep(0.5), open({str(tmp_path / 'thread')!r},"
+        " 'w').write('done'))).start()\n"
+        "print('x' * 200000, end='')\n"  # more than a pipe holds: flushed, not lost
+        "cli.exit_now(3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=ENV, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 3 and len(done.stdout) == 200000
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert (tmp_path / "thread").read_text() == "done"
+    bad = subprocess.run([*AUTOGLM, "train", "--dataset", "nosuch"], env=ENV,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode != 0 and "nosuch" in bad.stderr
