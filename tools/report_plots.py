@@ -109,6 +109,9 @@ def plot_tuning_history(history: list[dict[str, Any]], metric: str, path: Path) 
     if best:
         ax.step(*zip(*best, strict=True), where="post", color="C3", label="best so far")
     ax.set(xlabel="trial", ylabel=f"validation {metric}", title="Tuning history")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers: no "trial 1.5"
     ax.legend(fontsize="small")
     return _save(fig, path)
 
