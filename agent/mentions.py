@@ -541,6 +541,11 @@ _ACTION_PATTERNS: dict[str, tuple[str, ...]] = {
         r"\b(?:have|did)\s+I\s+(?:done|run|ran|trained|tried)\b|\bI(?:'ve|\s+have)\s+"
         r"(?:done|run|trained|tried)\b|how\s+many\s+(?:runs|experiments)\b",
         r"上次|上一次|之前|刚才|哪次|哪一次|目前为止|我(?:的)?(?:实验|结果)",
+        # the spread of results over seeds/runs is a fact of stored runs, not of the data
+        r"\b(?:std|stdev|standard\s+deviation|variance|spread|variability)\b[^.?!]{0,30}?"
+        r"\b(?:across|over|between|among)\s+(?:the\s+|its\s+|my\s+|all\s+)?(?:\d+\s+)?"
+        r"(?:seeds|runs|folds|repeats)\b",
+        r"(?:种子|运行|折)(?:之间|间)?的?(?:标准差|方差|波动)|(?:标准差|方差|波动)(?:有)?多(?:大|少)",
     ),
     "train": (
         r"\btrain|\bfit\b|\bfits\b|\brun\b|\bbaseline|\bclassif|\bpredict|\buse\b|\busing\b|\bbuild",

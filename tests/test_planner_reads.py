@@ -443,3 +443,17 @@ def test_report_both_runs_offers_the_latest_two_trainings():
     options = request_schema(found, found.text)["properties"]["actions"]["items"]["anyOf"]
     report = next(o for o in options if "report" in o["properties"]["action"]["enum"])
     assert [v for v in report["properties"]["run_ids"]["enum"] if v] == [[1, 2]]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["what's the std across seeds on citeseer?", "what is the variance over the 3 seeds?",
+     "how big is the spread between runs?", "各种子之间的标准差是多少？", "方差有多大？"],
+)  # fmt: skip
+def test_the_spread_over_seeds_or_runs_is_a_question_about_stored_runs(text):
+    c = read(text, {"turns": [(1, 1, "train gcn on citeseer")]})
+    assert "answer" in c.cues and "inspect" not in c.cues
+
+
+def test_asking_for_a_spread_in_a_new_training_is_no_question():
+    assert read("train gcn with 5 seeds and report the std").cues == ["train", "report"]
