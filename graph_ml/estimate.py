@@ -341,11 +341,10 @@ def _feature_passes(graph, timed, sbm, LoadedDataset, TrainConfig, folder) -> fl
         long = timed(TrainConfig(**base, epochs=PROBE_EPOCHS[1]), dataset, folder)
         per_epoch[width] = max(1e-6, (long - short) / (PROBE_EPOCHS[1] - PROBE_EPOCHS[0]))
     n, e, f = PROBE_SIZES[1]
-    narrow = {**hp, "hidden_channels": hp["hidden_channels"]}
-    wide = {**hp, "hidden_channels": WIDE}
-    b = max(1e-15, (per_epoch[WIDE] - per_epoch[narrow["hidden_channels"]])
-            / max(1.0, work(n, e, f, wide) - work(n, e, f, narrow)))  # fmt: skip
-    extra = per_epoch[narrow["hidden_channels"]] / b - work(n, e, f, narrow)
+    narrow, wide = hp["hidden_channels"], {**hp, "hidden_channels": WIDE}
+    b = max(1e-15, (per_epoch[WIDE] - per_epoch[narrow])
+            / max(1.0, work(n, e, f, wide) - work(n, e, f, hp)))  # fmt: skip
+    extra = per_epoch[narrow] / b - work(n, e, f, hp)
     return max(0.0, extra / (3.0 * n * f))
 
 

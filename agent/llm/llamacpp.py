@@ -564,17 +564,17 @@ class LlamaCppBackend(LLMBackend):
         pending = prompt_ids[reused:]  # not yet in the KV cache
         output, count = bytearray(), 0
         if grammar is not None and self.jump_forward:
-            # The opening every answer shares (`{"actions":[{"action":"`) goes into the
-            # prompt's batch, tokenized as text is: prefill costs ~15 ms a token here, a
-            # step of decoding ~40-80 ms, and the opening took 5 steps.
+            # The opening every answer shares (`{"actions":[{"action`) goes into the prompt's
+            # batch, tokenized as text is: prefill costs ~15 ms a token here, a step of
+            # decoding ~40-80 ms, and the opening took 5 steps. What the grammar forces is
+            # read on a copy first, so that its closing punctuation can be left to the model
+            # (see `forced_bytes`) unless the document is complete.
             probe = grammar.clone()
             opening, complete = probe.forced_bytes(limit=4 * max_tokens, leave_quotes=False)
             probe.close()
-            if not complete:  # its closing punctuation is left to the model (see forced_bytes)
-                opening = opening[: len(opening.rstrip(b'"{}[],: '))]
-                opening, _ = grammar.forced_bytes(limit=len(opening), leave_quotes=False)
-            else:
-                opening, _ = grammar.forced_bytes(limit=4 * max_tokens, leave_quotes=False)
+            if not complete:
+                opening = opening.rstrip(b'"{}[],: ')
+            opening, _ = grammar.forced_bytes(limit=len(opening), leave_quotes=False)
             if opening:
                 tokens = self._forced_tokens(opening)[:max_tokens]
                 output += b"".join(self._piece(t) for t in tokens)
