@@ -438,6 +438,16 @@ def rule_default_hparams(c: _Check) -> None:
             DEFAULT_TRIALS,
             f"n_trials set to {DEFAULT_TRIALS}, enough for TPE to beat random search",
         )
+        from graph_ml.samplers import draw_seed
+
+        seed = draw_seed()
+        c.set_default(
+            "default.sampler_seed",
+            "sampler_seed",
+            seed,
+            f"sampler seed {seed}, drawn at random and stored with the run (the same seed "
+            "draws the same trials)",
+        )
 
 
 def rule_bounds(c: _Check) -> None:
@@ -473,8 +483,17 @@ def estimate(fields: dict[str, Any], action: str) -> Estimate:
     if size is None or action not in ("train", "tune", "compare"):
         return Estimate()
     task = fields.get("task") or DATASETS.get(name).default_task
-    models = fields.get("models") or [fields.get("model") or TASK_SPECS[task].default_model]
-    models = [m for m in models if m in MODELS] or [TASK_SPECS[task].default_model]
+    draws = None
+    if action == "tune":  # the tool searches the named models, else the zoo for the task
+        from graph_ml.search_space import searchable_models
+
+        models = fields.get("models") or ([fields["model"]] if fields.get("model") else None)
+        models = [m for m in models or searchable_models(task) if m in MODELS]
+        draws = _planned_draws(models, fields.get("sampler_seed"), fields.get("n_trials"))
+    else:
+        models = fields.get("models") or [fields.get("model") or TASK_SPECS[task].default_model]
+        models = [m for m in models if m in MODELS]
+    models = models or [TASK_SPECS[task].default_model]
     settings = {m: _settings({**fields, "task": task}, m) for m in models}
     if action == "tune":
         settings = {m: {k: v for k, v in hp.items() if k != "epochs"} for m, hp in settings.items()}
@@ -487,11 +506,27 @@ def estimate(fields: dict[str, Any], action: str) -> Estimate:
         seeds=fields.get("seeds") or 1,
         n_trials=fields.get("n_trials") or DEFAULT_TRIALS,
         trial_epochs=fields.get("epochs"),
+        draws=draws,
     )
     # Each epoch of a stored run is one store transaction (and a chat's progress callback),
     # which the trainer-level probe does not see; a tune stores its trials, not epochs.
     logged = 0.0 if action == "tune" else cost.epochs * store_epoch_seconds()
     return Estimate(seconds=cost.seconds + logged, memory_mb=cost.memory_mb, basis=cost.basis)
+
+
+def _planned_draws(models: list[str], seed: int | None, n_trials: int | None):
+    """The trials the tool's sampler (TPE, the default) will draw first with this seed, or
+    None where they cannot be known (no seed, a model without a search space)."""
+    if seed is None or not models:
+        return None
+    from graph_ml.samplers import planned_draws
+    from graph_ml.search_space import build_space
+
+    try:
+        space = build_space(models)
+    except (UserInputError, KeyError):
+        return None
+    return planned_draws(space, "tpe", int(seed), n_trials or DEFAULT_TRIALS)
 
 
 @functools.cache

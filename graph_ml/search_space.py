@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.errors import UserInputError
 from graph_ml import catalogue
-from graph_ml.train import TrainConfig
+from graph_ml.config import TrainConfig
 
 Value = int | float | str
 
@@ -165,6 +165,12 @@ def narrow(name: str, base: Param, override: RangeOverride) -> Param:
     return FloatRange(low=float(low), high=float(high), log=log)
 
 
+def searchable_models(task: str) -> list[str]:
+    """The models a search over the whole zoo tries for `task`: each that supports it and
+    has a search space."""
+    return [name for name, s in catalogue.MODELS.items() if task in s.tasks and s.search]
+
+
 def build_space(models: list[str], overrides: dict[str, RangeOverride] | None = None) -> Space:
     """The search space over `models`, with `overrides` applied.
 
@@ -177,7 +183,7 @@ def build_space(models: list[str], overrides: dict[str, RangeOverride] | None = 
     """
     tunable, spaces = trainer_fields(), search_spaces()
     space: Space = {m: {p: r for p, r in spaces[m].items() if p in tunable} for m in models}
-    optional = _optional()
+    optional = _optional() if overrides else {}  # it imports PyG: only when asked for
     for key in overrides or {}:
         model_name, _, param = key.rpartition(".")
         if param in optional:

@@ -44,10 +44,10 @@ from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.errors import SetupError, Terminated, UserInputError
-from core.registry import Registry
 from core.storage import StorageError, check_integrity, os_error, sqlite_error
 from graph_ml.datasets import DATASETS, LoadedDataset, load_dataset
-from graph_ml.models import MODELS, check_task
+from graph_ml.models import check_task
+from graph_ml.samplers import PRUNERS, SAMPLERS, draw_seed
 from graph_ml.search_space import (  # noqa: F401 - re-exported: callers import them from here
     Choice,
     FloatRange,
@@ -61,6 +61,7 @@ from graph_ml.search_space import (  # noqa: F401 - re-exported: callers import 
     narrow,
     param_name,
     search_spaces,
+    searchable_models,
     suggest,
     trainer_fields,
 )
@@ -68,74 +69,7 @@ from graph_ml.train import TrainConfig, TrainResult, train
 
 Task = Literal["node_classification", "link_prediction", "graph_classification"]
 
-# ------------------------------------------------------------------------ samplers and pruners
-
-SamplerFactory = Callable[[Space, "int | None"], optuna.samplers.BaseSampler]
-PrunerFactory = Callable[[int], optuna.pruners.BasePruner]
-SAMPLERS: Registry[SamplerFactory] = Registry("sampler")
-PRUNERS: Registry[PrunerFactory] = Registry("pruner")
-
-
-def _tpe(space: Space, seed: int | None) -> optuna.samplers.BaseSampler:
-    # group=True: multivariate TPE models each model's conditional sub-space on its own.
-    with warnings.catch_warnings():  # multivariate and group are "experimental" since 2.2
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(
-            multivariate=True,
-            group=len(space) > 1,
-            seed=seed,
-            constant_liar=True,  # parallel workers do not all sample the same point
-        )
-
-
-def _one_model(space: Space, sampler: str) -> dict[str, Param]:
-    if len(space) != 1:
-        raise UserInputError(
-            f"The {sampler} sampler searches one model's space; pass one model "
-            f"(--model) or use the tpe or random sampler to search {', '.join(space)}."
-        )
-    return next(iter(space.values()))
-
-
-def _grid(space: Space, seed: int | None) -> optuna.samplers.BaseSampler:
-    params = _one_model(space, "grid")
-    grid = {p: grid_values(r) for p, r in params.items() if len(grid_values(r)) > 1}
-    if not grid:
-        raise UserInputError("Every parameter is fixed; there is nothing for a grid to search.")
-    return optuna.samplers.GridSampler(grid, seed=seed)
-
-
-def _cmaes(space: Space, seed: int | None) -> optuna.samplers.BaseSampler:
-    params = _one_model(space, "cmaes")
-    if not any(isinstance(r, (FloatRange, IntRange)) and r.low < r.high for r in params.values()):
-        raise UserInputError("CMA-ES needs at least one numeric range; use tpe or grid instead.")
-    try:
-        import cmaes  # noqa: F401
-    except ImportError as error:
-        raise SetupError("The cmaes sampler needs the cmaes package: pip install cmaes") from error
-    # Categorical parameters (heads, aggr) fall back to random sampling.
-    return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-
-
-SAMPLERS.register("tpe", _tpe, aliases=("bayes", "bayesian", "tree-parzen"))
-SAMPLERS.register(
-    "random", lambda space, seed: optuna.samplers.RandomSampler(seed=seed), aliases=("rand",)
-)
-SAMPLERS.register("grid", _grid, aliases=("gridsearch",))
-SAMPLERS.register("cmaes", _cmaes, aliases=("cma",))
-
-PRUNERS.register(
-    "median",
-    # Five full trials set the median; no pruning in the first 10% of epochs (noisy starts).
-    lambda epochs: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=epochs // 10),
-)
-PRUNERS.register(
-    "hyperband",
-    lambda epochs: optuna.pruners.HyperbandPruner(
-        min_resource=max(1, epochs // 20), max_resource=epochs, reduction_factor=3
-    ),
-)
-PRUNERS.register("none", lambda epochs: optuna.pruners.NopPruner(), aliases=("off", "nop"))
+# The samplers and pruners live in graph_ml.samplers (no torch there, for the router).
 
 
 # ------------------------------------------------------------------------------------ config
@@ -154,7 +88,7 @@ class TuneConfig(BaseModel):
     timeout: float | None = Field(None, gt=0)  # seconds for this session's search
     sampler: str = "tpe"
     pruner: str = "median"
-    seed: int | None = None  # sampler seed; None: a fresh one per worker
+    seed: int | None = None  # sampler seed (worker k: seed + k); None: drawn by `resolve`
     n_jobs: int = Field(1, ge=1)  # threads in this process
     workers: int = Field(1, ge=1)  # processes on this machine (each with n_jobs threads)
     storage: str | None = None  # URL or SQLite path; None: <workspace>/studies.sqlite
@@ -218,7 +152,7 @@ def resolve(config: TuneConfig, dataset: LoadedDataset | None = None) -> Plan:
         # dict.fromkeys: "gcn, GCN" is one model, in the order given.
         models = list(dict.fromkeys(check_task(m, task).name for m in config.models))
     else:
-        models = [name for name, s in MODELS.items() if task in s.tasks and s.search]
+        models = searchable_models(task)
     spaces = search_spaces()
     unsearchable = [m for m in models if m not in spaces]
     if unsearchable:
@@ -227,6 +161,8 @@ def resolve(config: TuneConfig, dataset: LoadedDataset | None = None) -> Plan:
             f"searchable: {', '.join(spaces)}."
         )
     space = build_space(models, config.space)
+    if config.seed is None:  # drawn here and kept in the plan and result: a rerun repeats it
+        config = config.model_copy(update={"seed": draw_seed()})
     SAMPLERS.get(config.sampler)(space, config.seed)  # fails now, not in a worker
     PRUNERS.get(config.pruner)
     study = config.study or f"{spec.name}-{task}-{'+'.join(models)}"
@@ -507,6 +443,7 @@ class TuneResult(BaseModel):
     metric: str  # the validation metric maximised: accuracy or roc_auc
     sampler: str
     pruner: str
+    seed: int | None = None  # the sampler's (worker k used seed + k); None in older runs
     models: list[str]
     best_model: str
     best_params: dict[str, Value]
@@ -625,7 +562,7 @@ def open_study(plan: Plan, worker: int = 0) -> optuna.Study:
     """
     config = plan.config
     storage = open_storage(plan.storage_url, config.heartbeat)
-    seed = None if config.seed is None else config.seed + worker
+    seed = None if config.seed is None else config.seed + worker  # None: a Plan built by hand
     study = optuna.create_study(
         storage=storage,
         study_name=plan.study,
@@ -834,6 +771,7 @@ def summarise(plan: Plan, study: optuna.Study, dataset: LoadedDataset, seconds: 
         metric=str(best.user_attrs.get("metric", "accuracy")),
         sampler=SAMPLERS.resolve(config.sampler),
         pruner=PRUNERS.resolve(config.pruner),
+        seed=config.seed,
         models=plan.models,
         best_model=model,
         best_params=params,

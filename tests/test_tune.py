@@ -221,6 +221,24 @@ def test_narrowed_space_is_honoured_in_a_real_search(workspace: Path) -> None:
     assert result.storage.startswith("sqlite:///") and (workspace / "studies.sqlite").exists()
 
 
+def test_the_drawn_seed_is_recorded_and_its_trials_are_known_before_they_run(
+    workspace: Path,
+) -> None:
+    from graph_ml.samplers import planned_draws
+
+    config = make_config(dataset="karate", models=["gcn", "sage"], n_trials=4, epochs=5,
+                         retrain_seeds=0, study=f"drawn-{uuid.uuid4().hex[:6]}")  # fmt: skip
+    plan = resolve(config)
+    assert isinstance(plan.config.seed, int)  # none was asked for: one is drawn and kept
+    result = tuning.tune(plan.config)
+    assert result.seed == plan.config.seed
+    planned = planned_draws(plan.space, "tpe", result.seed, 4)
+    assert [(r.model, r.params) for r in result.history] == planned
+    # The same seed in a new study draws the same trials.
+    again = tuning.tune(plan.config.model_copy(update={"study": plan.study + "-again"}))
+    assert [(r.model, r.params) for r in again.history] == planned
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [

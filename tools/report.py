@@ -397,6 +397,7 @@ def _tune_sections(
     search = [
         ["study", str(result.get("study", "-"))],
         ["sampler", str(result.get("sampler", "-"))],
+        ["sampler seed", "-" if result.get("seed") is None else str(result["seed"])],
         ["pruner", str(result.get("pruner", "-"))],
         ["models searched", ", ".join(result.get("models") or [])],
         [

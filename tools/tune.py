@@ -25,6 +25,7 @@ class TuneArgs(ToolArgs):
     space: dict[str, RangeOverride] | None = None
     sampler: str | None = None  # tpe (default), random, grid, cmaes
     pruner: str | None = None  # median (default), hyperband, none
+    sampler_seed: int | None = Field(None, ge=0)  # None: graph_ml.tune draws one and keeps it
     # A stored tune run's full TuneConfig (a rerun); `study` and `timeout` still apply.
     config: dict[str, Any] | None = None
 
@@ -66,6 +67,7 @@ def tune_model(args: TuneArgs, ctx: ToolContext) -> TuneOutput:
         "space": args.space,
         "sampler": args.sampler,
         "pruner": args.pruner,
+        "seed": args.sampler_seed,
     }
     if args.epochs is not None:
         fields["epochs"] = args.epochs

@@ -72,7 +72,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--seeds", type=int, default=5, help="seeds to retrain the best with (0: none)"
     )
     parser.add_argument(
-        "--seed", type=int, default=None, help="sampler seed (default: fresh per worker)"
+        "--seed",
+        type=int,
+        default=None,
+        help="sampler seed; worker k uses seed + k (default: drawn, printed and stored)",
     )
     parser.add_argument("--epochs", type=int, default=200, help="epochs per trial (default 200)")
     parser.add_argument(
@@ -212,8 +215,8 @@ def _print_result(result: TuneResult) -> None:
     print(
         f"trials: {result.n_trials} finished ({result.n_complete} complete, "
         f"{result.n_pruned} pruned), {result.n_failed} failed; "
-        f"{result.epochs_trained} epochs trained; sampler {result.sampler}, "
-        f"pruner {result.pruner}"
+        f"{result.epochs_trained} epochs trained; sampler {result.sampler}"
+        f"{'' if result.seed is None else f' (seed {result.seed})'}, pruner {result.pruner}"
     )
     print(
         f"best: {result.best_model} ({params}), validation {result.metric} "

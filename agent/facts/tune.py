@@ -37,6 +37,7 @@ class TuneFacts(BaseModel):
     metric: str
     study: str | None = None
     sampler: str | None = None
+    seed: int | None = None  # the sampler's seed (None: a run stored before seeds were kept)
     pruner: str | None = None
     models: list[str]  # searched
     per_model: list[ModelTrials]  # in the searched order
@@ -127,6 +128,7 @@ def tune_facts(record: RunRecord, store: ExperimentStore | None = None) -> TuneF
         metric=str(result.get("metric", "accuracy")),
         study=result.get("study"),
         sampler=result.get("sampler"),
+        seed=result.get("seed"),
         pruner=result.get("pruner"),
         models=models,
         per_model=per_model,
