@@ -515,18 +515,18 @@ def estimate(fields: dict[str, Any], action: str) -> Estimate:
 
 
 def _planned_draws(models: list[str], seed: int | None, n_trials: int | None):
-    """The trials the tool's sampler (TPE, the default) will draw first with this seed, or
+    """The trials the tool's default sampler (TPE) will draw first with this seed, or
     None where they cannot be known (no seed, a model without a search space)."""
     if seed is None or not models:
         return None
-    from graph_ml.samplers import planned_draws
+    from graph_ml.samplers import DEFAULT_SAMPLER, planned_draws
     from graph_ml.search_space import build_space
 
     try:
         space = build_space(models)
     except (UserInputError, KeyError):
         return None
-    return planned_draws(space, "tpe", int(seed), n_trials or DEFAULT_TRIALS)
+    return planned_draws(space, DEFAULT_SAMPLER, int(seed), n_trials or DEFAULT_TRIALS)
 
 
 @functools.cache

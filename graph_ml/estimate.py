@@ -198,36 +198,31 @@ def load_profile(probe: bool | None = None) -> dict[str, Any]:
 
 def run_probe_subprocess(timeout: float = 300.0) -> dict[str, Any] | None:
     """Run the probe in a fresh process; None when it fails (the estimate then says so)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
-        str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}  # fmt: skip
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "graph_ml.estimate", "--probe"],
-            capture_output=True, text=True, timeout=timeout, env=env,
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    measured = _last_json(done)
+    measured = _run_fresh("--probe", timeout)
     if measured is None:
         return None
     # The probe's own imports were the first after an install: Python compiled every module
     # to bytecode and read it from a cold disk (torch 11 s, PyG 35 s measured here, against
     # 1.5 s each afterwards). Every later process finds them compiled and cached, so they
     # are timed again in a second fresh process, as later runs will pay them.
-    try:
-        again = subprocess.run(
-            [sys.executable, "-m", "graph_ml.estimate", "--imports"],
-            capture_output=True, text=True, timeout=timeout, env=env,
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
-        return measured
-    warm = _last_json(again)
+    warm = _run_fresh("--imports", timeout)
     if warm:
         measured["import_s"], measured["import_mb"] = warm["import_s"], warm["import_mb"]
     return measured
 
 
-def _last_json(done: subprocess.CompletedProcess) -> dict[str, Any] | None:
+def _run_fresh(flag: str, timeout: float) -> dict[str, Any] | None:
+    """`python -m graph_ml.estimate <flag>` in a fresh process: the JSON it printed last,
+    or None when it failed."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+        str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}  # fmt: skip
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "graph_ml.estimate", flag],
+            capture_output=True, text=True, timeout=timeout, env=env,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
     if done.returncode != 0:
         return None
     try:
@@ -601,13 +596,13 @@ def plan_cost(action: str, size: Any, task: str, models: list[str],
         mean_epochs = sum(c.epochs for c in typical) / len(typical)
         epoch_overhead = profile.get("trial_epoch_overhead_s", 0.0)  # report + pruning check
         search = profile.get("study_overhead_s", 0.0)
+        search += trials * profile.get("trial_overhead_s", 0.0)  # sampler and storage
         for i in range(trials):
             run, epochs = ((planned[i].seconds, planned[i].epochs) if i < len(planned)
                            else (mean_run, mean_epochs))  # fmt: skip
             # After the pruner's start-up trials, about half are pruned about half-way.
             share = 1.0 if i < MEDIAN_STARTUP_TRIALS else 1.0 - PRUNED_SHARE * 0.5
             search += share * (run + epoch_overhead * epochs)
-            search += profile.get("trial_overhead_s", 0.0)
         retrain = mean_run * seeds  # the best configuration again: no pruning, no reports
         return Cost(seconds=first + search + retrain,
                     memory_mb=base + profile.get("optuna_mb", 0.0)

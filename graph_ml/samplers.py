@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import secrets
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import optuna
 
@@ -23,6 +24,7 @@ from core.errors import SetupError, UserInputError
 from core.registry import Registry
 from graph_ml.search_space import FloatRange, IntRange, Param, Space, Value, grid_values, suggest
 
+DEFAULT_SAMPLER = "tpe"
 TPE_STARTUP_TRIALS = 10  # Optuna's default: random trials before TPE models the results
 MEDIAN_STARTUP_TRIALS = 5  # the median pruner prunes nothing before this many completed
 SEED_RANGE = 1_000_000  # a drawn sampler seed: short enough to read and to type again
@@ -126,18 +128,24 @@ def planned_draws(
     n = independent_trials(sampler, n_trials)
     if n == 0:
         return []
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet_optuna():
         warnings.simplefilter("ignore")
-        verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        try:
-            study = optuna.create_study(direction="maximize",
-                                        sampler=SAMPLERS.get(sampler)(space, seed))  # fmt: skip
-            draws = []
-            for _ in range(n):
-                trial = study.ask()
-                draws.append(suggest(trial, space))
-                study.tell(trial, 0.0)  # no result steers these draws
-        finally:
-            optuna.logging.set_verbosity(verbosity)
+        study = optuna.create_study(direction="maximize",
+                                    sampler=SAMPLERS.get(sampler)(space, seed))  # fmt: skip
+        draws = []
+        for _ in range(n):
+            trial = study.ask()
+            draws.append(suggest(trial, space))
+            study.tell(trial, 0.0)  # no result steers these draws
     return draws
+
+
+@contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's per-trial log lines off (the caller shows progress its own way)."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)

@@ -25,6 +25,7 @@ Objectives have Optuna's shape, `objective(trial)`, and are unit-testable with
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import multiprocessing
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import optuna
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -47,7 +49,7 @@ from core.errors import SetupError, Terminated, UserInputError
 from core.storage import StorageError, check_integrity, os_error, sqlite_error
 from graph_ml.datasets import DATASETS, LoadedDataset, load_dataset
 from graph_ml.models import check_task
-from graph_ml.samplers import PRUNERS, SAMPLERS, draw_seed
+from graph_ml.samplers import DEFAULT_SAMPLER, PRUNERS, SAMPLERS, draw_seed, quiet_optuna
 from graph_ml.search_space import (  # noqa: F401 - re-exported: callers import them from here
     Choice,
     FloatRange,
@@ -86,7 +88,7 @@ class TuneConfig(BaseModel):
     space: dict[str, RangeOverride] = Field(default_factory=dict)  # "lr", "gat.heads", ...
     n_trials: int | None = Field(20, ge=1)  # the study's total, counting earlier sessions
     timeout: float | None = Field(None, gt=0)  # seconds for this session's search
-    sampler: str = "tpe"
+    sampler: str = DEFAULT_SAMPLER
     pruner: str = "median"
     seed: int | None = None  # sampler seed (worker k: seed + k); None: drawn by `resolve`
     n_jobs: int = Field(1, ge=1)  # threads in this process
@@ -100,7 +102,7 @@ class TuneConfig(BaseModel):
     retrain_seed: int = 0  # first seed of the retraining runs
     data_dir: str | None = None
     device: str | None = None
-    heartbeat: int = Field(10, ge=1)  # seconds; a trial silent for 3x this is declared dead
+    heartbeat: int = Field(10, ge=1)  # seconds; a trial silent for GRACE_HEARTBEATS x this is dead
 
     @model_validator(mode="after")
     def _has_budget(self) -> TuneConfig:
@@ -271,6 +273,9 @@ def _storage_errors(url: str) -> Iterator[None]:
         ) from None
 
 
+GRACE_HEARTBEATS = 3  # a trial silent for this many heartbeat intervals is dead
+
+
 def open_storage(url: str, heartbeat: int = 10) -> optuna.storages.RDBStorage:
     """Open (creating if needed) the RDB storage at `url`, with a trial heartbeat.
 
@@ -295,7 +300,7 @@ def open_storage(url: str, heartbeat: int = 10) -> optuna.storages.RDBStorage:
                     url,
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=heartbeat,
-                    grace_period=3 * heartbeat,
+                    grace_period=GRACE_HEARTBEATS * heartbeat,
                 )
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
             # Workers starting together race to create the tables (and to stamp the schema
@@ -353,6 +358,40 @@ def _claim_slot(trial: optuna.Trial, n_trials: int | None) -> None:
         with warnings.catch_warnings():  # "experimental" since Optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # a dead worker's trial frees its slot
+        _fail_unannounced(study, ahead)
+
+
+def _announce(trial: optuna.Trial) -> None:
+    """Record the trial's first heartbeat now, then its worker: a trial with a worker has a
+    heartbeat, so Optuna's stale check sees it if the worker dies."""
+    storage = trial.study._storage
+    if is_heartbeat_enabled(storage):
+        storage.record_heartbeat(trial._trial_id)
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+
+
+def _fail_unannounced(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> None:
+    """Fail running trials whose worker died between creating them and `_announce`.
+
+    Optuna's heartbeat thread starts after the trial is created, and it never declares stale a
+    trial that has no heartbeat yet: a worker killed in that gap left the trial RUNNING forever,
+    and a resumed study waited for it (seen in CI). Such a trial has no worker; once it is older
+    than the storage's grace period it is dead.
+    """
+    storage = study._storage
+    if not is_heartbeat_enabled(storage):
+        return
+    grace = GRACE_HEARTBEATS * storage.get_heartbeat_interval()
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace)
+    for trial in trials:
+        started = trial.datetime_start
+        if trial.state != TrialState.RUNNING or "worker" in trial.user_attrs or started is None:
+            continue
+        if started < cutoff:
+            try:
+                storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # its worker was alive after all, or another worker failed it first
 
 
 class Objective:
@@ -392,10 +431,10 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         if not isinstance(trial, optuna.trial.FixedTrial):
+            _announce(trial)
             _claim_slot(trial, self.n_trials)
         model, params = suggest(trial, self.plan.space)
         trial.set_user_attr("model", model)
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         train_config = self.train_config(model, params, seeds=1, seed=self.plan.config.trial_seed)
         epochs, best = 0, -math.inf
 
@@ -535,17 +574,6 @@ def _importance(trials: list[optuna.trial.FrozenTrial]) -> dict[str, float]:
 # ------------------------------------------------------------------------------------ search
 
 
-@contextmanager
-def _quiet_optuna():
-    """Optuna's per-trial log lines off (the caller shows progress its own way)."""
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(level)
-
-
 def _signature(space: Space) -> str:
     return json.dumps(
         {m: {p: r.model_dump(mode="json") for p, r in ps.items()} for m, ps in space.items()},
@@ -630,7 +658,7 @@ def _worker_main(plan_json: str, worker: int) -> None:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     plan = Plan.model_validate_json(plan_json)
     dataset = load_dataset(plan.config.dataset, plan.config.data_dir)
-    with _quiet_optuna():
+    with quiet_optuna():
         _search(plan, dataset, worker)
 
 
@@ -696,7 +724,7 @@ def tune(
             "catalogue; use --n-jobs (threads) for an imported graph."
         )
     dataset = dataset or load_dataset(config.dataset, config.data_dir)
-    with _quiet_optuna(), _storage_errors(plan.storage_url):
+    with quiet_optuna(), _storage_errors(plan.storage_url):
         study = open_study(plan)  # storage and space errors surface before any training
         bar = _progress(plan, finished_trials(study)) if progress else None
 

@@ -419,6 +419,27 @@ def test_killed_study_resumes_with_every_finished_trial(tmp_path: Path, workspac
     assert states.count(TrialState.FAIL) <= 1
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the orphan is asked by hand
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_frees_its_slot(
+    tmp_path: Path, workspace: Path
+) -> None:
+    # A worker killed between creating a trial and its first heartbeat left it RUNNING with no
+    # heartbeat; Optuna never declares such a trial stale, and the resumed study waited on it
+    # until CI's 900 s timeout.
+    storage, study_name = str(tmp_path / "studies.sqlite"), "orphan"
+    fields = _fields(storage, study_name, n_trials=2, seed=0)
+    orphan = tuning.open_study(resolve(make_config(**fields))).ask()  # no heartbeat, no worker
+
+    started = time.monotonic()
+    result = tuning.tune(make_config(**fields))
+
+    assert time.monotonic() - started < 60
+    assert result.n_trials == 2
+    states = {t.number: t.state for t in _load(storage, study_name).get_trials()}
+    assert states[orphan.number] == TrialState.FAIL
+    assert TrialState.RUNNING not in states.values()
+
+
 def _two_workers_share_one_study(tmp_path: Path, storage: str) -> None:
     study_name, n_trials = f"shared-{uuid.uuid4().hex[:8]}", 10
     fields = _fields(storage, study_name, n_trials=n_trials)
