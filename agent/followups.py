@@ -110,6 +110,14 @@ def _summary(record: Any) -> str:
     return head + (f", {values}" if values else "")
 
 
+def _settings(record: Any) -> dict[str, Any]:
+    """What a request may describe a run by ("the 30-epoch cora run"): its dataset, its
+    models and its epochs."""
+    config = record.config or {}
+    models = [config["model"]] if config.get("model") else list(config.get("models") or [])
+    return {"dataset": config.get("dataset"), "models": models, "epochs": config.get("epochs")}
+
+
 class FollowUps:
     """The chat's runs and last request, and how a new request refers to them.
 
@@ -147,12 +155,15 @@ class FollowUps:
         if last is not None:
             fields = {k: v for k, v in last.requested.items() if v is not None}
             context["last"] = {"action": last.action, **fields}
-        turns = []
+        turns, settings = [], {}
         for turn, run_id in self.state.made[-8:]:
             with contextlib.suppress(UserInputError):
-                turns.append((turn, run_id, _summary(self.store.get_run(run_id))))
+                record = self.store.get_run(run_id)
+                turns.append((turn, run_id, _summary(record)))
+                settings[run_id] = _settings(record)
         if turns:
             context["turns"] = turns
+            context["run_settings"] = settings
             context["run_kinds"] = {
                 run_id: summary.split(" ", 1)[0] for _, run_id, summary in turns
             }

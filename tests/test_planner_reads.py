@@ -426,6 +426,31 @@ def test_compare_the_two_offers_the_latest_two_runs_and_no_number():
     assert [v for v in compare["properties"]["run_ids"]["enum"] if v] == [[2, 3]]
 
 
+DESCRIBED = {
+    **CHAT,
+    "run_settings": {
+        1: {"dataset": "cora", "models": ["gat"], "epochs": 20},
+        2: {"dataset": "cora", "models": ["gat"], "epochs": 30},
+        3: {"dataset": "citeseer", "models": ["gat"], "epochs": 30},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "offered"),
+    [("compare it with the 30-epoch cora run", [[2, 3]]),  # chat_dev c03.5 compared 1, 2, 3
+     ("把它和30轮的cora那次比较一下", [[2, 3]]),
+     ("compare the two cora runs", [[1, 2]]),
+     ("compare the cora runs", [[1, 2]]),
+     ("compare it with the pubmed run", [[1, 2], [1, 3], [2, 3], [1, 2, 3]])],  # fits none
+)  # fmt: skip
+def test_a_described_run_narrows_the_runs_offered(text, offered):
+    found = read(text, DESCRIBED)
+    options = request_schema(found, found.text)["properties"]["actions"]["items"]["anyOf"]
+    compare = next(o for o in options if "compare" in o["properties"]["action"]["enum"])
+    assert [v for v in compare["properties"]["run_ids"]["enum"] if v] == offered
+
+
 def test_a_named_model_replaces_the_sessions_or_the_plan_is_re_asked():
     """'same but with GAT' planned the session's gcn: the verifier sends it back."""
     from agent.plan import verify

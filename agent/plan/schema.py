@@ -107,6 +107,8 @@ def _item(action: str, c: Candidates, options: dict[str, list[Any]], text: str) 
             kinds = (c.context or {}).get("run_kinds") or {}
             values = [v for v in values if kinds.get(v, "train") in ("train", "tune", "compare")]
             named_runs = c.mentions.run_ids if c.mentions else []
+            if not named_runs:
+                values = described_runs(c, values)
             if c.pointing and not named_runs and len(values) >= c.pointing >= 2:
                 values = values[-c.pointing :]  # "compare the two", "both": the latest two
                 pointed = True
@@ -138,6 +140,50 @@ def _item(action: str, c: Candidates, options: dict[str, list[Any]], text: str) 
         "required": list(properties),
         "additionalProperties": False,
     }
+
+
+_LATEST = re.compile(
+    r"\b(?:it|this|that one|this one|the latest|the last one|the new one)\b|它|这次|刚才|最新",
+    re.IGNORECASE,
+)
+
+
+def described_runs(c: Candidates, runs: list[int]) -> list[int]:
+    """The stored runs that fit how the text describes them, and the latest for "it".
+
+    "compare it with the 30-epoch cora run" after runs 1 (cora, 20 epochs), 2 (cora, 30) and
+    3 (citeseer, 30): the text names cora and 30 epochs, which fit run 2 only, and "it" is
+    run 3. A run fits when each kind of setting the text names (datasets, models, epochs)
+    holds one of the named values; a run whose settings are not known is kept. When the
+    description fits none, every run stays (the model reads the text; nothing is guessed).
+    """
+    settings = (c.context or {}).get("run_settings") or {}
+    own = [n for n in c.names if n.how == "named" and not n.negated]
+    datasets = {n.name for n in own if n.kind == "dataset"}
+    models = {n.name for n in own if n.kind == "model"}
+    epochs = {
+        n.value
+        for n in c.numbers
+        if "epochs" in n.hints and not (n.other or n.negated or n.inherited)
+    }
+    if not (datasets or models or epochs):
+        return runs
+
+    def fits(run: int) -> bool:
+        said = settings.get(run, settings.get(str(run)))
+        if said is None:
+            return True
+        return (
+            (not datasets or said.get("dataset") in datasets)
+            and (not models or bool(models & set(said.get("models") or [])))
+            and (not epochs or said.get("epochs") in epochs)
+        )
+
+    fitting = [r for r in runs if fits(r)]
+    if not fitting:
+        return runs
+    latest = runs[-1] if runs and _LATEST.search(c.text) else None
+    return [r for r in runs if r in fitting or r == latest]
 
 
 def allowed_actions(c: Candidates) -> list[str]:
