@@ -19,7 +19,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import prompts
-from agent.facts import BUILDERS, compare_facts
+from agent.facts import compare_facts, stored_or_computed
 from agent.facts.common import SIGNIFICANCE_LEVEL  # noqa: F401 - re-exported
 from core.errors import UserInputError
 from graph_ml.attributions import explain_node, receptive_hops
@@ -56,10 +56,7 @@ def train_result(record: RunRecord) -> dict[str, Any]:
 def run_facts(record: RunRecord, store: ExperimentStore | None = None) -> dict[str, Any]:
     """The facts of a succeeded run as plain data: the stored ones when the run has them,
     else computed now from the stored result."""
-    stored = getattr(record, "facts", None)
-    if stored and "error" not in stored:
-        return stored
-    return BUILDERS[record.kind](record, store).model_dump(mode="json")
+    return stored_or_computed(record, store, strict=True)
 
 
 # -- dispatch ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from agent.explain import (
     fmt_pct,
     receptive_hops,
     render,
+    run_facts,
 )
 from agent.facts import compare_facts, train_facts
 from agent.facts.train import published_reference
@@ -320,3 +321,25 @@ def test_a_range_over_seeds_is_worded_in_the_explanation_language() -> None:
     for name in ("explain_train.zh.j2", "explain_compare_detail.zh.j2"):
         source = (Path(__file__).parents[1] / "prompts" / name).read_text("utf-8")
         assert "|span }" not in source and "|span|" not in source  # every range in Chinese
+
+
+def test_facts_that_failed_when_the_run_finished_are_computed_again(store: ExperimentStore) -> None:
+    """A run whose facts failed is stored with {"error": ...}: `experiments show --json` and
+    the explanation both compute them again from the stored result, and a result that
+    still cannot give facts is shown as an error, not as facts."""
+    from agent.facts import stored_or_computed
+
+    result = train_result("gcn", [0.8123, 0.8071])
+    record = stored(store, "train", result["config"], result)
+    store.set_facts(record.id, {"error": "KeyError: 'runs'"})
+    record = store.get_run(record.id)
+    facts = stored_or_computed(record, store)
+    assert "error" not in facts and facts == run_facts(record, store)
+    assert [s["test_metric"] for s in facts["seeds"]] == [0.8123, 0.8071]
+
+    broken = stored(store, "train", result["config"], {"runs": "not a list"})
+    store.set_facts(broken.id, {"error": "KeyError: 'runs'"})
+    shown = stored_or_computed(store.get_run(broken.id), store)
+    assert set(shown) == {"error"}
+    with pytest.raises(Exception):  # noqa: B017 - whatever the builder raises
+        run_facts(store.get_run(broken.id), store)

@@ -77,10 +77,23 @@ def facts_for(record: RunRecord, store: ExperimentStore | None = None) -> Any | 
     return builder(record, store)
 
 
-def stored_or_computed(record: RunRecord, store: ExperimentStore | None = None) -> dict | None:
-    """The facts stored with the run, or computed now (a run stored before facts existed)."""
+def stored_or_computed(
+    record: RunRecord, store: ExperimentStore | None = None, *, strict: bool = False
+) -> dict | None:
+    """The facts stored with the run, or computed now: for a run stored before facts existed,
+    or one whose facts failed when it finished (stored as `{"error": ...}`).
+
+    When `strict` (an explanation must not be written without its facts) they are computed
+    whatever the run's state, and a failure raises; else a run without facts gives None and a
+    failure is given as `{"error": ...}` (`experiments show --json`).
+    """
     stored = getattr(record, "facts", None)
-    if stored:
+    if stored and "error" not in stored:
         return stored
-    facts = facts_for(record, store)
+    if strict:
+        return BUILDERS[record.kind](record, store).model_dump(mode="json")
+    try:
+        facts = facts_for(record, store)
+    except Exception as error:  # noqa: BLE001 - the run is stored; say why it has no facts
+        return {"error": f"{type(error).__name__}: {error}"}
     return None if facts is None else facts.model_dump(mode="json")
