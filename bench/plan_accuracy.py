@@ -26,7 +26,7 @@ and a follow-up with the nearest one, the answer's forced opening fed with the p
 |---|---|---|---|
 | dev (15) | 15/15 | 15/15, valid 100% | 15/15 -> 0/15 |
 | dev_hard (48), strict | 6/48 | 48/48 (every category 8/8), valid 100%, 0 invented | 6/48 -> 1/48 |
-| chat_dev turns | - | 37/38 (97%): misses c03.5 | - |
+| chat_dev turns | - | 38/38 (c03.5, "compare it with the 30-epoch cora run", since the runs a text describes narrow the choice) | - |
 | bench/tasks_extra, tasks_blind | - | 20/22, 62/67 (the same as before this session's runtime changes) | - |
 | latency per plan, in process | - | median 1.3 s (2 idle cores; 1.9 s beside a CI run) | - |
 | peak memory | - | 676-693 MB | 53 MB |
