@@ -134,18 +134,29 @@ LABEL_KEYS = ("model", "dataset", "hidden_channels", "num_layers", "heads", "lr"
               "weight_decay", "epochs")  # fmt: skip
 
 
+MAX_LABEL_KEYS = 2  # more differing settings than this are listed by the explanation instead
+
+
 def compare_labels(records: list[RunRecord]) -> list[str]:
     """Names for compared runs: the model, plus what else differs when the models agree
-    (two GCNs differ by their hidden size; a GCN and a GAT by being a GCN and a GAT)."""
-    models = {r.config.get("model") for r in records}
+    (two GCNs differ by their hidden size; a GCN and a GAT by being a GCN and a GAT). A tuning
+    is named by its retrained best configuration, marked "tuned"."""
+    views = [r.as_training() or r for r in records]
+    models = {v.config.get("model") for v in views}
     keys = LABEL_KEYS[1:] if len(models) == 1 else ("dataset",)
-    differ = [k for k in keys if len({json.dumps(r.config.get(k)) for r in records}) > 1]
+    differ = [k for k in keys if len({json.dumps(v.config.get(k)) for v in views}) > 1]
+    shown = differ if len(differ) <= MAX_LABEL_KEYS else []
     labels = []
-    for record in records:
-        extra = ", ".join(f"{k}={record.config.get(k)}" for k in differ)
-        name = str(record.config.get("model", record.kind))
+    for record, view in zip(records, views, strict=True):
+        extra = ", ".join(f"{k}={_short(view.config.get(k))}" for k in shown)
+        name = str(view.config.get("model", record.kind))
+        name += " tuned" if record.kind == "tune" else ""
         labels.append(f"{name} ({extra + ', ' if extra else ''}run {record.id})")
     return labels
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 class Executor:
@@ -328,14 +339,24 @@ class Executor:
         return args, self._context(run_id)
 
     def _prepare_compare(self, call: ToolCall, run_id: int, members: list[RunRecord]):
-        entries = []
-        for record, label in zip(members, compare_labels(members), strict=True):
-            values = [r["test_metric"] for r in (record.result or {}).get("runs", [])]
-            if record.status != "succeeded" or not values:
-                raise UserInputError(
-                    f"Cannot compare: run {record.id} has no test results ({record.status})."
+        trainings = []
+        for record in members:
+            trained = record.as_training() if record.status == "succeeded" else None
+            if trained is None or not (trained.result or {}).get("runs"):
+                what = (
+                    "a tuning whose best configuration was not retrained (retrain_seeds=0)"
+                    if record.kind == "tune" and record.status == "succeeded"
+                    else f"a {record.kind} run ({record.status})"
                 )
-            entries.append({"label": label, "run_id": record.id, "values": values})
+                raise UserInputError(
+                    f"Cannot compare: run {record.id} is {what}, with no test results. "
+                    "Compare trainings, or tunings that retrained their best configuration."
+                )
+            trainings.append(trained)
+        entries = []
+        for trained, label in zip(trainings, compare_labels(members), strict=True):
+            values = [r["test_metric"] for r in (trained.result or {}).get("runs", [])]
+            entries.append({"label": label, "run_id": trained.id, "values": values})
         metric = (members[0].result or {}).get("metric", "accuracy") if members else "accuracy"
         return {"entries": entries, "metric": metric}, self._context()
 

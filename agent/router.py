@@ -629,6 +629,21 @@ def expand(action: str, fields: dict[str, Any]) -> list[ToolCall]:
 def rule_route(c: _Check) -> None:
     """routing: each action to its tool calls."""
     c.calls = expand(c.action, c.fields)
+    if c.action == "compare" and c.fields.get("run_ids"):
+        kept = ("action", "run_ids", "dataset", "task")
+        unused = {k: v for k, v in c.fields.items() if v is not None and k not in kept}
+        if unused:
+            said = ", ".join(
+                f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                for k, v in unused.items()
+            )
+            runs = ", ".join(map(str, c.fields["run_ids"]))
+            c.decide(
+                "routing",
+                "routing",
+                f"{said} not used: a comparison of the stored runs {runs} takes each run's "
+                "own settings",
+            )
     tools = [m.tool for call in c.calls for m in call.members] + [call.tool for call in c.calls]
     if not tools:
         c.decide("routing", "routing", "answered in the conversation", "tool", None)
@@ -639,9 +654,9 @@ def rule_route(c: _Check) -> None:
 
 
 def duration(seconds: float) -> str:
-    """A rough duration for people: `1 s`, `31 s`, `10 min`, `1.5 h`."""
+    """A rough duration for people: `under 1 s`, `31 s`, `10 min`, `1.5 h`."""
     if seconds < 1:
-        return "1 s"
+        return "under 1 s"  # not "1 s": an estimate of 0.1 s read as ten times that
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

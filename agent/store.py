@@ -205,6 +205,18 @@ class RunRecord(BaseModel):
         label = " ".join(p for p in parts[:2] if p)
         return f"{label} on {parts[2]}" if parts[2] else label
 
+    def as_training(self) -> RunRecord | None:
+        """This run as the training whose test results it holds: a train run itself, a tune
+        run its best configuration retrained over seeds (its config and result), else None
+        (a tune without retraining, an inspection, a comparison)."""
+        if self.kind == "train":
+            return self
+        retrained = (self.result or {}).get("retrained") if self.kind == "tune" else None
+        if not isinstance(retrained, dict) or not retrained.get("runs"):
+            return None
+        config = dict(retrained.get("config") or {})
+        return self.model_copy(update={"kind": "train", "config": config, "result": retrained})
+
     def train_result(self) -> dict[str, Any]:
         """The `TrainResult` dict of a train run (also unwraps the train tool's output).
 

@@ -23,6 +23,7 @@ from agent.explain import (
 from agent.facts import compare_facts, train_facts
 from agent.facts.train import published_reference
 from agent.store import ExperimentStore
+from core.errors import UserInputError
 
 
 def curves(val_metric: list[float], val_loss: list[float]) -> list[dict[str, float]]:
@@ -343,3 +344,34 @@ def test_facts_that_failed_when_the_run_finished_are_computed_again(store: Exper
     assert set(shown) == {"error"}
     with pytest.raises(Exception):  # noqa: B017 - whatever the builder raises
         run_facts(store.get_run(broken.id), store)
+
+
+def test_a_tuning_is_compared_by_its_retrained_best_configuration(store: ExperimentStore) -> None:
+    """'compare runs 1 and 2' after a training and a tuning failed: "run 2 has no test
+    results (succeeded)", though the tuning had retrained its best configuration on 2 seeds."""
+    from agent.executor import Executor, ToolCall
+
+    first = train_result("gcn", [0.79, 0.751])
+    first["config"] = {**first["config"], "hidden_channels": 16, "lr": 0.01}
+    plain = stored(store, "train", first["config"], first)
+    best = train_result("gcn", [0.811, 0.809])
+    best["config"] = {**best["config"], "hidden_channels": 75, "lr": 0.005301769574950583}
+    tuned = stored(store, "tune", {"dataset": "Cora", "model": "gcn", "n_trials": 6},
+                   {"best_model": "gcn", "retrained": best, "test_mean": 0.81})  # fmt: skip
+    untuned = stored(store, "tune", {"dataset": "Cora", "model": "gcn"}, {"best_model": "gcn"})
+
+    executor = Executor(store)
+    call = ToolCall(tool="compare", kind="compare", refs=[plain.id, tuned.id])
+    args, _ = executor._prepare_compare(call, 0, [plain, tuned])
+    assert [e["label"] for e in args["entries"]] == [
+        f"gcn (hidden_channels=16, lr=0.01, run {plain.id})",
+        f"gcn tuned (hidden_channels=75, lr=0.005302, run {tuned.id})",  # not 0.005301769574950583
+    ]
+    assert args["entries"][1]["values"] == [0.811, 0.809]
+    with pytest.raises(UserInputError, match="not retrained"):
+        executor._prepare_compare(call, 0, [plain, untuned])
+
+    compare = stored(store, "compare", {"run_ids": [plain.id, tuned.id]}, args)
+    facts = compare_facts(compare, store)
+    assert {"hidden_channels", "lr"} <= set(facts.factor)  # what the compared runs differ in
+    assert facts.entries[1].values == [0.811, 0.809] and facts.entries[1].model == "gcn"

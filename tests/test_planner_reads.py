@@ -451,6 +451,27 @@ def test_a_described_run_narrows_the_runs_offered(text, offered):
     assert [v for v in compare["properties"]["run_ids"]["enum"] if v] == offered
 
 
+def test_a_model_no_stored_run_trained_makes_a_compare_of_new_runs():
+    """'compare the tuned GCN with GAT' after a GCN training and a GCN tuning compared the two
+    stored GCN runs, and after a re-ask asked the user: GAT is in neither."""
+    from agent.plan import verify
+
+    gcn = {"dataset": "cora", "models": ["gcn"], "epochs": 50}
+    context = {**CHAT, "runs": [1, 2], "run_kinds": {1: "train", 2: "tune"},
+               "run_settings": {1: gcn, 2: gcn}}  # fmt: skip
+    text = "compare the tuned GCN with GAT on cora, same epochs and seeds"
+    found = read(text, context)
+    options = request_schema(found, found.text)["properties"]["actions"]["items"]["anyOf"]
+    compare = next(o for o in options if "compare" in o["properties"]["action"]["enum"])
+    assert "run_ids" not in compare["properties"] and "models" in compare["properties"]
+    verdict = verify.check([{"action": "compare", "run_ids": [1, 2]}], found, text)
+    assert "none of runs 1, 2 trained" in verdict.feedback
+    found = read("compare the two GCN runs", context)
+    options = request_schema(found, found.text)["properties"]["actions"]["items"]["anyOf"]
+    compare = next(o for o in options if "compare" in o["properties"]["action"]["enum"])
+    assert [v for v in compare["properties"]["run_ids"]["enum"] if v] == [[1, 2]]
+
+
 def test_a_named_model_replaces_the_sessions_or_the_plan_is_re_asked():
     """'same but with GAT' planned the session's gcn: the verifier sends it back."""
     from agent.plan import verify

@@ -123,6 +123,11 @@ def test_tune_compare_and_interrupted_reports(tmp_path: Path) -> None:
     files = write_report(store, cmp_id, language="zh")
     assert [p.name for p in files.images] == ["comparison.png"]
     assert "Welch" in files.markdown.read_text() and "差异显著" in files.markdown.read_text()
+    stored_runs = store.start_run("compare", {})  # "compare runs 1 and 2": no config of its own
+    store.finish_run(stored_runs, "succeeded", result={"entries": entries})
+    text = write_report(store, stored_runs).markdown.read_text()
+    assert f"| compared runs | {a}, {b} |" in text
+    assert "| seeds per entry | gcn: 3; mlp: 3 |" in text  # not "seeds 0": it ran none itself
 
     killed = store.start_run("train", {"dataset": "cora", "model": "gat"})
     for epoch in range(1, 6):

@@ -140,6 +140,17 @@ def test_report_is_routed_to_the_report_tool(ctx):
     assert answer.tool is None and "answered in the conversation" in reasons(answer)
 
 
+def test_a_compare_of_stored_runs_says_which_planned_settings_it_does_not_use(ctx):
+    """'compare runs 1 and 2' was planned with the chat's models, epochs and seeds too; the
+    report showed that plan and only "routed to tool 'compare'"."""
+    plan = {"action": "compare", "run_ids": [1, 2], "models": ["gcn", "gat"], "epochs": 50}
+    routed = check(plan, ctx)
+    assert routed.tool == "compare"
+    assert ("models=gcn,gat, epochs=50 not used: a comparison of the stored runs 1, 2 takes "
+            "each run's own settings") in reasons(routed)  # fmt: skip
+    assert "not used" not in reasons(check({"action": "compare", "run_ids": [1, 2]}, ctx))
+
+
 def test_estimate_grows_with_the_work():
     small = estimate({"dataset": "cora", "epochs": 10}, "train")
     big = estimate({"dataset": "cora", "epochs": 100, "seeds": 3}, "train")

@@ -144,6 +144,10 @@ def _fmt(value: Any) -> str:
 
 def _config_section(run: RunData) -> Section:
     rows = [[k, _fmt(v)] for k, v in sorted(run.config.items())]
+    entries = (run.facts or {}).get("entries") or [] if run.kind == "compare" else []
+    if not rows and entries:  # a comparison of stored runs: theirs are the configs
+        runs = ", ".join(str(e.get("run_id")) for e in entries)
+        rows = [["compared runs", runs]]
     return Section("Configuration", headers=["field", "value"], rows=rows)
 
 
@@ -156,7 +160,7 @@ def _provenance_section(run: RunData) -> Section:
         ["run", str(run.id)],
         ["kind", run.kind],
         ["status", run.status],
-        ["seeds", ", ".join(map(str, run.seeds))],
+        _seeds_row(run),
         ["dataset fingerprint", run.dataset_fingerprint or fingerprint or "n/a"],
         ["parent run", str(run.parent_id) if run.parent_id else "-"],
         ["session", run.session_id or "-"],
@@ -166,6 +170,13 @@ def _provenance_section(run: RunData) -> Section:
         [f"{name} version", version or "not installed"] for name, version in run.versions.items()
     ]
     return Section("Provenance", headers=["field", "value"], rows=rows)
+
+
+def _seeds_row(run: RunData) -> list[str]:
+    entries = (run.facts or {}).get("entries") or [] if run.kind == "compare" else []
+    if entries:  # a comparison ran no seeds of its own: its entries did
+        return ["seeds per entry", "; ".join(f"{e.get('label')}: {e.get('n')}" for e in entries)]
+    return ["seeds", ", ".join(map(str, run.seeds))]
 
 
 def cost_rows(steps: list[_Step], detail: bool = True) -> list[list[str]]:

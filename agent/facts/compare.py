@@ -68,9 +68,10 @@ def _member(store: ExperimentStore | None, run_id: int | None) -> RunRecord | No
     if store is None or run_id is None:
         return None
     try:
-        return store.get_run(run_id)
+        record = store.get_run(run_id)
     except Exception:  # noqa: BLE001 - a deleted member: its numbers are still in the entry
         return None
+    return record.as_training() or record  # a tuning: its retrained best configuration
 
 
 def _entry(raw: dict[str, Any], member: RunRecord | None) -> EntryFacts:

@@ -109,6 +109,8 @@ def _item(action: str, c: Candidates, options: dict[str, list[Any]], text: str) 
             named_runs = c.mentions.run_ids if c.mentions else []
             if not named_runs:
                 values = described_runs(c, values)
+                if action == "compare" and not runs_hold_named_models(c, values):
+                    continue  # "compare the tuned GCN with GAT" after two GCN runs: new runs
             if c.pointing and not named_runs and len(values) >= c.pointing >= 2:
                 values = values[-c.pointing :]  # "compare the two", "both": the latest two
                 pointed = True
@@ -184,6 +186,20 @@ def described_runs(c: Candidates, runs: list[int]) -> list[int]:
         return runs
     latest = runs[-1] if runs and _LATEST.search(c.text) else None
     return [r for r in runs if r in fitting or r == latest]
+
+
+def runs_hold_named_models(c: Candidates, runs: list[int]) -> bool:
+    """Whether the stored runs trained every model the text names (True when some run's
+    settings are unknown: nothing to check against)."""
+    settings = (c.context or {}).get("run_settings") or {}
+    trained: set[str] = set()
+    for run in runs:
+        said = settings.get(run, settings.get(str(run)))
+        if said is None:
+            return True
+        trained |= set(said.get("models") or [])
+    named = {n.name for n in c.names if n.kind == "model" and n.how == "named" and not n.negated}
+    return named <= trained
 
 
 def allowed_actions(c: Candidates) -> list[str]:

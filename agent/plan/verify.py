@@ -19,7 +19,7 @@ from typing import Any
 
 from agent.actions import MAX_TEXT, action_fields
 from agent.plan.candidates import NUMERIC_FIELDS, Candidates
-from agent.plan.schema import UNCLEAR
+from agent.plan.schema import UNCLEAR, runs_hold_named_models
 
 RUNS = ("train", "tune", "compare")
 NEEDS_DATASET = ("train", "tune", "compare", "inspect")
@@ -189,6 +189,8 @@ def check(plan: list[dict[str, Any]], c: Candidates, text: str) -> Verdict:
             problems.append("a compare needs two models or earlier runs")
         if action["action"] in c.negated_cues:
             problems.append(f"the text says not to {action['action']}")
+        if action["action"] == "compare" and action.get("run_ids"):
+            problems.extend(_models_not_in_runs(action["run_ids"], c))
     used = _used_values(plan)
     for n in c.numbers:
         if (
@@ -255,6 +257,14 @@ def check(plan: list[dict[str, Any]], c: Candidates, text: str) -> Verdict:
     if problems:
         return Verdict(plan, feedback="; ".join(dict.fromkeys(problems)))
     return Verdict(plan)
+
+
+def _models_not_in_runs(run_ids: list[int], c: Candidates) -> list[str]:
+    """A model the text names that none of the compared stored runs trained: "compare the
+    tuned GCN with GAT" is no comparison of two stored GCN runs."""
+    if runs_hold_named_models(c, run_ids):
+        return []
+    return [f"the text names a model that none of runs {', '.join(map(str, run_ids))} trained"]
 
 
 def give_up(c: Candidates, feedback: str) -> dict[str, Any]:
