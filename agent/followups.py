@@ -239,9 +239,8 @@ class FollowUps:
             if not fields.get("run_ids") and len(fields.get("models") or []) < 2:
                 if len(earlier) >= 2:
                     fields["run_ids"] = earlier[-2:]
-            if fields.get("run_ids"):
-                # Comparing stored runs trains nothing: only the ids matter.
-                fields = {"action": "compare", "run_ids": fields["run_ids"]}
+            # (comparing stored runs trains nothing: the router keeps only their ids and
+            # says which planned settings it does not use)
         return fields  # explain, answer and report resolve when they run (see target)
 
     def target(self, item: RoutedAction) -> int | None:

@@ -247,6 +247,26 @@ def rule_paths_inside(c: _Check) -> None:
     c.decide("safety.paths", "safety", f"dataset path {name!r} is {resolved}, an allowed place")
 
 
+def rule_stored_compare(c: _Check) -> None:
+    """routing: a comparison of stored runs trains nothing, so it takes only their ids; the
+    settings planned with it are said to be unused, not dropped silently."""
+    if c.action != "compare" or not c.fields.get("run_ids"):
+        return
+    unused = {k: v for k, v in c.fields.items() if k != "run_ids"}
+    c.fields = {"run_ids": c.fields["run_ids"]}
+    if unused:
+        said = ", ".join(
+            f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in unused.items()
+        )
+        runs = ", ".join(map(str, c.fields["run_ids"]))
+        c.decide(
+            "routing.stored",
+            "routing",
+            f"{said} not used: a comparison of the stored runs {runs} takes each run's own "
+            "settings",
+        )
+
+
 def rule_inherit(c: _Check) -> None:
     """inherit: a follow-up keeps what the last run set and the user did not name."""
     prev, ctx = c.context.previous, c.context
@@ -629,21 +649,6 @@ def expand(action: str, fields: dict[str, Any]) -> list[ToolCall]:
 def rule_route(c: _Check) -> None:
     """routing: each action to its tool calls."""
     c.calls = expand(c.action, c.fields)
-    if c.action == "compare" and c.fields.get("run_ids"):
-        kept = ("action", "run_ids", "dataset", "task")
-        unused = {k: v for k, v in c.fields.items() if v is not None and k not in kept}
-        if unused:
-            said = ", ".join(
-                f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
-                for k, v in unused.items()
-            )
-            runs = ", ".join(map(str, c.fields["run_ids"]))
-            c.decide(
-                "routing",
-                "routing",
-                f"{said} not used: a comparison of the stored runs {runs} takes each run's "
-                "own settings",
-            )
     tools = [m.tool for call in c.calls for m in call.members] + [call.tool for call in c.calls]
     if not tools:
         c.decide("routing", "routing", "answered in the conversation", "tool", None)
@@ -675,6 +680,7 @@ RULES: tuple[Rule, ...] = (
     Rule("safety.fields", "safety", rule_known_fields),
     Rule("safety.no_code", "safety", rule_no_code),
     Rule("safety.paths", "safety", rule_paths_inside),
+    Rule("routing.stored", "routing", rule_stored_compare),
     Rule("inherit.previous", "inherit", rule_inherit),
     Rule("compat.dataset", "compatibility", rule_dataset_known),
     Rule("default.task", "default", rule_default_task),

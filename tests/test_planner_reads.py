@@ -472,6 +472,22 @@ def test_a_model_no_stored_run_trained_makes_a_compare_of_new_runs():
     assert [v for v in compare["properties"]["run_ids"]["enum"] if v] == [[1, 2]]
 
 
+@pytest.mark.parametrize(
+    ("text", "offered"),
+    [("write a report of that comparison", [[4]]),  # it reported all three comparisons
+     ("把那次比较写成报告", [[4]]),
+     ("make a report of the tuning", [[2]]),
+     ("report the comparisons", [[3], [4], [3, 4]])],
+)  # fmt: skip
+def test_a_report_of_that_comparison_offers_the_latest_comparison(text, offered):
+    context = {**CHAT, "runs": [1, 2, 3, 4],
+               "run_kinds": {1: "train", 2: "tune", 3: "compare", 4: "compare"}}  # fmt: skip
+    found = read(text, context)
+    options = request_schema(found, found.text)["properties"]["actions"]["items"]["anyOf"]
+    report = next(o for o in options if "report" in o["properties"]["action"]["enum"])
+    assert [v for v in report["properties"]["run_ids"]["enum"] if v] == offered
+
+
 def test_a_named_model_replaces_the_sessions_or_the_plan_is_re_asked():
     """'same but with GAT' planned the session's gcn: the verifier sends it back."""
     from agent.plan import verify

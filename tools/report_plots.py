@@ -22,6 +22,24 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+TICK_WIDTH = 24  # characters a tick label's line holds before it wraps
+
+
+TICK_LINES = 4
+
+
+def _wrapped(label: str) -> str:
+    """A long label ("gcn (hidden_channels=75, lr=0.0053, run 2)") on lines of TICK_WIDTH:
+    rotated, it collapsed the plot. Past TICK_LINES the middle is cut, never its end (the
+    run id that tells two labels apart)."""
+    import textwrap
+
+    lines = textwrap.wrap(label, TICK_WIDTH)
+    if len(lines) > TICK_LINES:
+        lines = [*lines[: TICK_LINES - 1], "… " + lines[-1]]
+    return "\n".join(lines)
+
+
 # -- plots ------------------------------------------------------------------------------
 
 
@@ -164,7 +182,7 @@ def plot_comparison(
     if references:
         ax.legend(fontsize="small", loc="lower right")
     ax.set_ylim(0.0, 1.0 if metric in ("accuracy", "roc_auc", "macro_f1") else None)
-    ax.set_xticks(list(x), [e["label"] for e in entries], rotation=15)
+    ax.set_xticks(list(x), [_wrapped(e["label"]) for e in entries])
     ax.set(
         ylabel=f"test {metric} (axis from 0)",
         title="Mean test metric (error bar: ± sample std; dots: seeds)",

@@ -103,12 +103,16 @@ def _item(action: str, c: Candidates, options: dict[str, list[Any]], text: str) 
             continue
         pointed = False
         if action in ("compare", "report") and name == "run_ids":
-            # only runs that trained can be compared or reported on together
+            # only runs that trained can be compared (a comparison has no test results of its
+            # own) or reported on together
             kinds = (c.context or {}).get("run_kinds") or {}
-            values = [v for v in values if kinds.get(v, "train") in ("train", "tune", "compare")]
+            usable = ("train", "tune") if action == "compare" else ("train", "tune", "compare")
+            values = [v for v in values if kinds.get(v, "train") in usable]
             named_runs = c.mentions.run_ids if c.mentions else []
             if not named_runs:
                 values = described_runs(c, values)
+                if action == "report":
+                    values = runs_of_named_kind(c, values)
                 if action == "compare" and not runs_hold_named_models(c, values):
                     continue  # "compare the tuned GCN with GAT" after two GCN runs: new runs
             if c.pointing and not named_runs and len(values) >= c.pointing >= 2:
@@ -186,6 +190,35 @@ def described_runs(c: Candidates, runs: list[int]) -> list[int]:
         return runs
     latest = runs[-1] if runs and _LATEST.search(c.text) else None
     return [r for r in runs if r in fitting or r == latest]
+
+
+_KIND_WORDS = {
+    "compare": re.compile(r"\bcompar(?:e|ed|ing|isons?)\b|对比|比较", re.IGNORECASE),
+    "tune": re.compile(r"\btun(?:e|ed|ing)\b|\bsearch\b|调参|调优", re.IGNORECASE),
+    "train": re.compile(r"\btrain(?:ed|ing)?\b|训练", re.IGNORECASE),
+}
+_ONE = re.compile(
+    r"\b(?:that|this|the last|the latest)\s+(?:\w+\s+)?(?:comparison|tuning|training|run|one)\b"
+    r"|那次|这次|刚才",
+    re.IGNORECASE,
+)
+_MANY = re.compile(r"\bruns\b|\bboth\b|\ball\b|\bcomparisons\b|两|所有", re.IGNORECASE)
+
+
+def runs_of_named_kind(c: Candidates, runs: list[int]) -> list[int]:
+    """A report of "that comparison": the runs of the one kind the text names (and for a
+    singular "that"/"this"/"the last", the latest of them); unchanged when the text names
+    no kind or several, or when no run is of that kind."""
+    kinds = (c.context or {}).get("run_kinds") or {}
+    named = [k for k, words in _KIND_WORDS.items() if words.search(c.text)]
+    if len(named) != 1:
+        return runs
+    of_kind = [r for r in runs if kinds.get(r, kinds.get(str(r))) == named[0]]
+    if not of_kind:
+        return runs
+    if _ONE.search(c.text) and not _MANY.search(c.text):
+        return of_kind[-1:]
+    return of_kind
 
 
 def runs_hold_named_models(c: Candidates, runs: list[int]) -> bool:
