@@ -133,6 +133,7 @@ class FollowUps:
         self.state = state
         self.turn_runs: list[int] = []  # runs the current turn produced, in order
         self.named_runs = False  # the current request names run ids itself
+        self.chosen_runs: list[int] | None = None  # runs `resolve` chose for a compare
 
     def start_turn(self, named_runs: bool = False) -> None:
         self.turn_runs, self.named_runs = [], named_runs
@@ -189,6 +190,7 @@ class FollowUps:
             previous=last.requested if last else None,
             previous_run_id=last.run_id if last else None,
             followup=bool(FOLLOWUP.search(text)) or implicit,
+            chosen_runs=self.chosen_runs,
         )
 
     def planner_context(self, feedback: str | None) -> dict[str, Any]:
@@ -234,11 +236,12 @@ class FollowUps:
 
     def resolve(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Point "that", "the previous run" and "why did it..." at this session's runs."""
+        self.chosen_runs = None
         if fields.get("action") == "compare":
             earlier = self.session_runs()
             if not fields.get("run_ids") and len(fields.get("models") or []) < 2:
                 if len(earlier) >= 2:
-                    fields["run_ids"] = earlier[-2:]
+                    fields["run_ids"] = self.chosen_runs = earlier[-2:]
             # (comparing stored runs trains nothing: the router keeps only their ids and
             # says which planned settings it does not use)
         return fields  # explain, answer and report resolve when they run (see target)

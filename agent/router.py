@@ -126,6 +126,8 @@ class RouteContext:
         previous: the fields the last run of this chat was asked with (for follow-ups).
         previous_run_id: that run's id, for the reasons.
         followup: the user's text reads as a follow-up ("same", "instead", "increase").
+        chosen_runs: the runs the chat chose for a compare that named neither runs nor two
+            models (its last two trainings), to be said as a decision.
     """
 
     workspace: Path
@@ -134,6 +136,7 @@ class RouteContext:
     previous: dict[str, Any] | None = None
     previous_run_id: int | None = None
     followup: bool = False
+    chosen_runs: list[int] | None = None
 
 
 @dataclass
@@ -254,6 +257,15 @@ def rule_stored_compare(c: _Check) -> None:
         return
     unused = {k: v for k, v in c.fields.items() if k != "run_ids"}
     c.fields = {"run_ids": c.fields["run_ids"]}
+    if c.context.chosen_runs and c.context.chosen_runs == c.fields["run_ids"]:
+        c.decide(
+            "routing.stored",
+            "default",
+            f"runs {', '.join(map(str, c.fields['run_ids']))}: this chat's last two trainings "
+            "(the request named no runs and fewer than two models)",
+            "run_ids",
+            c.fields["run_ids"],
+        )
     if unused:
         said = ", ".join(
             f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in unused.items()

@@ -149,6 +149,12 @@ def test_a_compare_of_stored_runs_says_which_planned_settings_it_does_not_use(ct
     assert ("models=gcn,gat, epochs=50 not used: a comparison of the stored runs 1, 2 takes "
             "each run's own settings") in reasons(routed)  # fmt: skip
     assert "not used" not in reasons(check({"action": "compare", "run_ids": [1, 2]}, ctx))
+    ctx.chosen_runs = [1, 2]  # the chat chose them: the request named no runs
+    chosen = check({"action": "compare", "run_ids": [1, 2]}, ctx)
+    assert "runs 1, 2: this chat's last two trainings" in reasons(chosen)
+    from agent.commands.run import format_plan
+
+    assert "not used: a comparison of the stored runs 1, 2" in format_plan([routed])
 
 
 def test_estimate_grows_with_the_work():

@@ -157,7 +157,8 @@ def format_plan(routed: list) -> str:
         lines.append(f"plan {index}{cost}: {item.action}({fields}){target}")
         grouped: dict[str, list[str]] = {}
         for decision in item.decisions:
-            if decision.kind not in ("default", "inherit", "compatibility"):
+            shown = decision.kind in ("default", "inherit", "compatibility")
+            if not shown and decision.rule != "routing.stored":  # (settings it does not use)
                 continue
             head = f"{decision.field} set to {decision.value}, "
             if decision.kind == "default" and decision.reason.startswith(head):
