@@ -339,10 +339,11 @@ class Executor:
         return args, self._context(run_id)
 
     def _prepare_compare(self, call: ToolCall, run_id: int, members: list[RunRecord]):
-        trainings = []
+        values = []
         for record in members:
             trained = record.as_training() if record.status == "succeeded" else None
-            if trained is None or not (trained.result or {}).get("runs"):
+            runs = ((trained.result or {}).get("runs") or []) if trained else []
+            if not runs:
                 what = (
                     "a tuning whose best configuration was not retrained (retrain_seeds=0)"
                     if record.kind == "tune" and record.status == "succeeded"
@@ -352,11 +353,10 @@ class Executor:
                     f"Cannot compare: run {record.id} is {what}, with no test results. "
                     "Compare trainings, or tunings that retrained their best configuration."
                 )
-            trainings.append(trained)
-        entries = []
-        for trained, label in zip(trainings, compare_labels(members), strict=True):
-            values = [r["test_metric"] for r in (trained.result or {}).get("runs", [])]
-            entries.append({"label": label, "run_id": trained.id, "values": values})
+            values.append([r["test_metric"] for r in runs])
+        entries = [{"label": label, "run_id": record.id, "values": tested}
+                   for record, label, tested in zip(members, compare_labels(members), values,
+                                                    strict=True)]  # fmt: skip
         metric = (members[0].result or {}).get("metric", "accuracy") if members else "accuracy"
         return {"entries": entries, "metric": metric}, self._context()
 

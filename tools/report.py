@@ -142,9 +142,14 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _compare_entries(run: RunData) -> list[dict[str, Any]]:
+    """A comparison's entries from its facts (label, run id, seeds); [] for other runs."""
+    return ((run.facts or {}).get("entries") or []) if run.kind == "compare" else []
+
+
 def _config_section(run: RunData) -> Section:
     rows = [[k, _fmt(v)] for k, v in sorted(run.config.items())]
-    entries = (run.facts or {}).get("entries") or [] if run.kind == "compare" else []
+    entries = _compare_entries(run)
     if not rows and entries:  # a comparison of stored runs: theirs are the configs
         runs = ", ".join(str(e.get("run_id")) for e in entries)
         rows = [["compared runs", runs]]
@@ -173,7 +178,7 @@ def _provenance_section(run: RunData) -> Section:
 
 
 def _seeds_row(run: RunData) -> list[str]:
-    entries = (run.facts or {}).get("entries") or [] if run.kind == "compare" else []
+    entries = _compare_entries(run)
     if entries:  # a comparison ran no seeds of its own: its entries did
         return ["seeds per entry", "; ".join(f"{e.get('label')}: {e.get('n')}" for e in entries)]
     return ["seeds", ", ".join(map(str, run.seeds))]

@@ -23,9 +23,7 @@ def _save(fig, path: Path) -> Path:
 
 
 TICK_WIDTH = 24  # characters a tick label's line holds before it wraps
-
-
-TICK_LINES = 4
+TICK_LINES = 4  # lines a tick label keeps; a longer one loses its middle
 
 
 def _wrapped(label: str) -> str:

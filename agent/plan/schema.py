@@ -154,6 +154,12 @@ _LATEST = re.compile(
 )
 
 
+def run_settings(c: Candidates, run: int) -> dict[str, Any] | None:
+    """A chat run's dataset, models and epochs (`FollowUps.typed_context`), None if unknown."""
+    settings = (c.context or {}).get("run_settings") or {}
+    return settings.get(run, settings.get(str(run)))
+
+
 def described_runs(c: Candidates, runs: list[int]) -> list[int]:
     """The stored runs that fit how the text describes them, and the latest for "it".
 
@@ -163,7 +169,6 @@ def described_runs(c: Candidates, runs: list[int]) -> list[int]:
     holds one of the named values; a run whose settings are not known is kept. When the
     description fits none, every run stays (the model reads the text; nothing is guessed).
     """
-    settings = (c.context or {}).get("run_settings") or {}
     own = [n for n in c.names if n.how == "named" and not n.negated]
     datasets = {n.name for n in own if n.kind == "dataset"}
     models = {n.name for n in own if n.kind == "model"}
@@ -176,7 +181,7 @@ def described_runs(c: Candidates, runs: list[int]) -> list[int]:
         return runs
 
     def fits(run: int) -> bool:
-        said = settings.get(run, settings.get(str(run)))
+        said = run_settings(c, run)
         if said is None:
             return True
         return (
@@ -224,10 +229,9 @@ def runs_of_named_kind(c: Candidates, runs: list[int]) -> list[int]:
 def runs_hold_named_models(c: Candidates, runs: list[int]) -> bool:
     """Whether the stored runs trained every model the text names (True when some run's
     settings are unknown: nothing to check against)."""
-    settings = (c.context or {}).get("run_settings") or {}
     trained: set[str] = set()
     for run in runs:
-        said = settings.get(run, settings.get(str(run)))
+        said = run_settings(c, run)
         if said is None:
             return True
         trained |= set(said.get("models") or [])
